@@ -1,5 +1,33 @@
-"""mmoe-np: multi-task learning with Multi-gate Mixture-of-Experts in pure NumPy."""
+"""mmoe-np: multi-task learning with Multi-gate Mixture-of-Experts (Ma et al., KDD 2018) in pure NumPy.
+
+Every model is composed from the functional ops in :mod:`mmoe_np.ops` (``forward -> (out, cache)``,
+``backward(dout, cache) -> grads``), with hand-written backward passes derived in ``docs/backprop.md``.
+
+>>> import numpy as np, mmoe_np as mn
+>>> model = mn.MMoE(n_features=4, tasks=("regression", "binary"), n_experts=3, expert_units=(5,), tower_units=(2,))
+>>> X = np.zeros((6, 4)); Y = np.zeros((6, 2))
+>>> loss, grads = model.loss_and_grads(X, Y)
+>>> sorted(grads) == sorted(model.params)
+True
+"""
 import importlib as _importlib
+
+from . import ops
+from .gradcheck import GradientReport, check_gradients, check_op
+from .models import MMoE, OMoE, MultiTaskModel, SharedBottom, SingleTask, stack_models, unstack_models
+from .optim import SGD, Adam, Optimizer
+from .training import EarlyStopping, History, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ops",
+    "SingleTask", "SharedBottom", "OMoE", "MMoE", "MultiTaskModel", "stack_models", "unstack_models",
+    "Adam", "SGD", "Optimizer",
+    "fit", "History", "EarlyStopping",
+    "check_gradients", "check_op", "GradientReport",
+    "data", "metrics",
+]
 
 _SUBMODULES = ("data", "metrics")
 

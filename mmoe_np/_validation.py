@@ -1,0 +1,133 @@
+"""Argument checks shared by the public API. Every failure is a ``ValueError`` that names the argument."""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+TASK_TYPES = ("regression", "binary")
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def positive_float(name: str, value: Any, allow_zero: bool = False) -> float:
+    """``value`` as a finite float > 0 (or >= 0 with ``allow_zero``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
+    return float(value)
+
+
+def units(name: str, value: Any, allow_empty: bool = False) -> tuple[int, ...]:
+    """A tuple of layer widths, each a positive int, e.g. ``(16,)`` or ``(32, 16)``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a sequence of layer widths such as ({value},); got the integer {value!r}")
+    try:
+        widths = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive layer widths; got {value!r}") from None
+    if not widths and not allow_empty:
+        raise ValueError(f"{name} must name at least one hidden layer; got an empty sequence")
+    for w in widths:
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Integral) or w < 1:
+            raise ValueError(f"{name} must contain positive integers; got {value!r}")
+    return tuple(int(w) for w in widths)
+
+
+def tasks(value: Any) -> tuple[str, ...]:
+    """A non-empty sequence of task types, each "regression" or "binary"."""
+    if isinstance(value, str):
+        raise ValueError(f"tasks must be a sequence of task types such as ({value!r},); got the string {value!r}")
+    try:
+        kinds = tuple(value)
+    except TypeError:
+        raise ValueError(f"tasks must be a sequence of task types; got {value!r}") from None
+    if not kinds:
+        raise ValueError("tasks must contain at least one task; got an empty sequence")
+    for kind in kinds:
+        if kind not in TASK_TYPES:
+            raise ValueError(f"tasks: unknown task type {kind!r}; expected one of {TASK_TYPES}")
+    return kinds
+
+
+def dtype(value: Any) -> np.dtype:
+    """float32 or float64."""
+    try:
+        dt = np.dtype(value)
+    except TypeError:
+        raise ValueError(f"dtype must be float32 or float64; got {value!r}") from None
+    if dt not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64; got {dt}")
+    return dt
+
+
+def task_weights(value: Any, n_tasks: int, dt: np.dtype) -> np.ndarray:
+    """Per-task loss weights: ``None`` means all ones; otherwise n_tasks finite numbers >= 0."""
+    if value is None:
+        return np.ones(n_tasks, dtype=dt)
+    w = np.asarray(value, dtype=np.float64)
+    if w.shape != (n_tasks,):
+        raise ValueError(f"task_weights must have one weight per task, shape ({n_tasks},); got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"task_weights must be finite and >= 0; got {value!r}")
+    return w.astype(dt)
+
+
+def array(name: str, value: Any, dt: np.dtype, shape_name: str) -> np.ndarray:
+    """``value`` as a finite, non-empty numeric array of dtype ``dt`` (converted, never truncated)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a numeric array {shape_name}; got dtype {a.dtype}")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape}); expected a non-empty array {shape_name}")
+    a = a.astype(dt, copy=False)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf; expected finite values")
+    return a
+
+
+def features(X: Any, n_features: int, dt: np.dtype, replica_shape: tuple[int, ...] = ()) -> np.ndarray:
+    """Inputs X (N, n_features), or (*replica_shape, N, n_features) for one data set per replica."""
+    expected = f"of shape (n_samples, {n_features})"
+    if replica_shape:
+        expected += f" or {(*replica_shape, 'n_samples', n_features)}".replace("'", "")
+    X = array("X", X, dt, expected)
+    if X.ndim not in (2, 2 + len(replica_shape)):
+        raise ValueError(f"X must be a 2-D array {expected}; got {X.ndim}-D shape {X.shape}")
+    if X.ndim > 2 and X.shape[:-2] != replica_shape:
+        raise ValueError(f"X must be {expected}; its leading axes {X.shape[:-2]} do not match the replicas")
+    if X.shape[-1] != n_features:
+        raise ValueError(f"X must have n_features={n_features} columns; got shape {X.shape}")
+    return X
+
+
+def targets(Y: Any, task_types: Sequence[str], X: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """Targets Y (N, n_tasks) matching X's samples (and replicas); binary columns must be exactly 0 or 1."""
+    n_tasks = len(task_types)
+    Y = array("Y", Y, dt, f"of shape (n_samples, {n_tasks})")
+    if Y.ndim == 1 and n_tasks == 1:
+        raise ValueError(f"Y must be 2-D of shape (n_samples, 1) for one task; got 1-D shape {Y.shape} "
+                         "(use Y.reshape(-1, 1))")
+    if Y.ndim not in (2, X.ndim):
+        raise ValueError(f"Y must be a 2-D array of shape (n_samples, {n_tasks}); got {Y.ndim}-D shape {Y.shape}")
+    if Y.shape[-1] != n_tasks:
+        raise ValueError(f"Y must have one column per task ({n_tasks}); got shape {Y.shape}")
+    if Y.shape[-2] != X.shape[-2]:
+        raise ValueError(f"X and Y must have the same number of samples; got X {X.shape[-2]} and Y {Y.shape[-2]}")
+    if Y.ndim > 2 and Y.shape[:-2] != X.shape[:-2]:
+        raise ValueError(f"Y's leading (replica) axes {Y.shape[:-2]} must match X's {X.shape[:-2]}")
+    binary = [k for k, t in enumerate(task_types) if t == "binary"]
+    if binary:
+        labels = Y[..., binary]
+        if not np.all((labels == 0) | (labels == 1)):
+            bad = np.unique(labels[(labels != 0) & (labels != 1)])[:5]
+            raise ValueError(f"Y: binary task columns {binary} must contain only 0 and 1; found {bad.tolist()}")
+    return Y
