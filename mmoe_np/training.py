@@ -1,0 +1,182 @@
+"""Minibatch training: :func:`fit`, its :class:`History`, and :class:`EarlyStopping`.
+
+``fit`` works for a single model and for stacked replicas alike: every loss below is then an array with one value
+per replica, and early stopping keeps each replica's own best parameters.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _validation as V
+from .optim import Adam, Optimizer
+
+__all__ = ["fit", "History", "EarlyStopping"]
+
+
+@dataclass
+class History:
+    """What :func:`fit` recorded. Per-epoch lists; each entry is a float (or an (R,) array for replicas) for a total
+    and a (K,) (or (R, K)) array for per-task losses.
+
+    ``train_loss`` is the sample-weighted mean of the minibatch losses seen during the epoch (the model changes
+    during the epoch, as in Keras); ``val_loss`` is computed on the validation set after the epoch.
+    ``step``/``step_val_loss``/``step_val_task_loss`` hold the validation loss every ``eval_every`` steps.
+    """
+
+    train_loss: list = field(default_factory=list)
+    train_task_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_task_loss: list = field(default_factory=list)
+    score: list = field(default_factory=list)
+    step: list = field(default_factory=list)
+    step_val_loss: list = field(default_factory=list)
+    step_val_task_loss: list = field(default_factory=list)
+    best_epoch: Any = None
+    seconds: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        """``history["val_loss"]`` as an array with the epochs (or evaluation points) on axis 0."""
+        return np.asarray(getattr(self, key))
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when ``score(model)`` has not improved for ``patience`` epochs; optionally restore the best parameters.
+
+    ``score`` maps the model to a float (or one value per replica); by default it is the total validation loss.
+    ``mode`` is "min" (a loss) or "max" (e.g. an AUC). A value better by more than ``min_delta`` is an improvement.
+    """
+
+    score: Callable[[Any], Any] | None = None
+    mode: str = "min"
+    patience: int = 3
+    min_delta: float = 0.0
+    restore_best: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max'; got {self.mode!r}")
+        V.positive_int("patience", self.patience)
+        V.positive_float("min_delta", self.min_delta, allow_zero=True)
+
+
+def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epochs: int = 10, batch_size: int = 32,
+        validation: tuple[Any, Any] | None = None, seed: int = 0, shuffle: bool = True,
+        early_stopping: EarlyStopping | None = None, eval_every: int | None = None,
+        verbose: bool = False) -> History:
+    """Train ``model`` on X (N, d), Y (N, K) with minibatches; returns the :class:`History`.
+
+    ``optimizer`` defaults to ``Adam(model.params, lr=1e-3)``. Each epoch visits the N samples once in an order
+    drawn from ``np.random.default_rng(seed)`` (the same order for every replica); the last batch may be smaller.
+    ``validation=(X_val, Y_val)`` adds validation losses after every epoch (and every ``eval_every`` steps).
+    """
+    X, Y = model._check_XY(X, Y)
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (X_val, Y_val)")
+        X_val, Y_val = model._check_XY(*validation)
+    epochs = V.positive_int("epochs", epochs)
+    batch_size = V.positive_int("batch_size", batch_size)
+    if eval_every is not None:
+        eval_every = V.positive_int("eval_every", eval_every)
+        if validation is None:
+            raise ValueError("eval_every needs validation=(X_val, Y_val)")
+    if early_stopping is not None and early_stopping.score is None and validation is None:
+        raise ValueError("early_stopping without a score function needs validation=(X_val, Y_val)")
+    optimizer = Adam(model.params, lr=1e-3) if optimizer is None else optimizer
+    if optimizer.params is not model.params:
+        raise ValueError("optimizer must have been built on this model's params (e.g. mn.Adam(model.params))")
+
+    def validate() -> tuple[Any, np.ndarray]:
+        total, per_task, _, _ = model._evaluate(X_val, Y_val, backward=False)
+        return total, per_task
+
+    history = History()
+    stopper = _Stopper(early_stopping, model, validate) if early_stopping is not None else None
+    rng = np.random.default_rng(seed)
+    n = X.shape[-2]
+    start_time = time.perf_counter()
+    for epoch in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        loss_sum, task_sum = 0.0, 0.0
+        for start in range(0, n, batch_size):
+            batch = order[start:start + batch_size]
+            loss, per_task, grads, _ = model._evaluate(X[..., batch, :], Y[..., batch, :])
+            optimizer.step(grads)
+            loss_sum = loss_sum + loss * len(batch)
+            task_sum = task_sum + per_task * len(batch)
+            if eval_every is not None and optimizer.t % eval_every == 0:
+                total, per_task_val = validate()
+                history.step.append(optimizer.t)
+                history.step_val_loss.append(total)
+                history.step_val_task_loss.append(per_task_val)
+        history.train_loss.append(loss_sum / n)
+        history.train_task_loss.append(task_sum / n)
+        if validation is not None:
+            total, per_task_val = validate()
+            history.val_loss.append(total)
+            history.val_task_loss.append(per_task_val)
+        if verbose:
+            _report(epoch, epochs, history, start_time)
+        if stopper is not None and stopper.update(epoch, history):
+            break
+    if stopper is not None:
+        stopper.finish(history)
+    history.seconds = time.perf_counter() - start_time
+    return history
+
+
+class _Stopper:
+    """The bookkeeping of :class:`EarlyStopping`: best score, best epoch and best parameters per replica."""
+
+    def __init__(self, config: EarlyStopping, model: Any, validate: Callable) -> None:
+        self.config, self.model, self.validate = config, model, validate
+        shape = model.replica_shape
+        self.sign = 1.0 if config.mode == "min" else -1.0   # compare sign * score: smaller is better
+        self.best = np.full(shape, np.inf)
+        self.best_epoch = np.full(shape, -1)
+        self.best_params = {name: p.copy() for name, p in model.params.items()}
+
+    def update(self, epoch: int, history: History) -> bool:
+        """Record this epoch's score; True when every replica has waited ``patience`` epochs without improving."""
+        score = self.config.score(self.model) if self.config.score is not None else history.val_loss[-1]
+        history.score.append(score)
+        value = self.sign * np.asarray(score, dtype=np.float64)
+        if value.shape != self.best.shape:
+            raise ValueError(f"early_stopping.score must return {self.best.shape or 'a float'} per call; "
+                             f"got shape {value.shape}")
+        improved = value < self.best - self.config.min_delta
+        self.best = np.where(improved, value, self.best)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        if self.config.restore_best:
+            for name, p in self.model.params.items():
+                # copy the improved replicas' parameters (the replica axes lead every array)
+                mask = improved.reshape(improved.shape + (1,) * (p.ndim - improved.ndim))
+                np.copyto(self.best_params[name], p, where=mask)
+        return bool(np.all(epoch - self.best_epoch >= self.config.patience))
+
+    def finish(self, history: History) -> None:
+        history.best_epoch = int(self.best_epoch) if self.best_epoch.ndim == 0 else self.best_epoch
+        if self.config.restore_best:
+            for name, p in self.model.params.items():
+                p[...] = self.best_params[name]  # in place: the optimizer keeps references to these arrays
+
+
+def _report(epoch: int, epochs: int, history: History, start_time: float) -> None:
+    elapsed = time.perf_counter() - start_time
+    eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
+    line = f"epoch {epoch + 1}/{epochs}  train loss {np.mean(history.train_loss[-1]):.5f}"
+    if history.val_loss:
+        line += f"  val loss {np.mean(history.val_loss[-1]):.5f}"
+    if history.score:
+        line += f"  score {np.mean(history.score[-1]):.5f}"
+    print(f"{line}  elapsed {elapsed:.1f}s  eta {eta:.1f}s", file=sys.stderr, flush=True)
