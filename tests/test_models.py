@@ -1,0 +1,244 @@
+"""The core models: gradients (hypothesis, float64), forward values against a naive reference, and the contract of
+``loss_and_grads`` (purity, determinism, grads mirroring params), dtypes and gates."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import mmoe_np as mn
+from mmoe_np.ops import softmax
+from modelcheck import assert_gradients_match, data, hidden, jitter, seeds, task_lists, towers
+
+n_samples = st.integers(1, 6)
+n_features = st.integers(1, 5)
+
+
+# ------------------------------------------------------------------------------------------------ gradients
+@given(N=n_samples, d=n_features, tasks=task_lists, hidden_units=hidden, tower_units=towers, seed=seeds)
+def test_single_task_gradients(N, d, tasks, hidden_units, tower_units, seed):
+    model = jitter(mn.SingleTask(d, tasks, hidden_units=hidden_units, tower_units=tower_units, seed=seed), seed)
+    assert_gradients_match(model, *data(N, d, tasks, seed))
+
+
+@given(N=n_samples, d=n_features, tasks=task_lists, bottom_units=hidden, tower_units=towers, seed=seeds)
+def test_shared_bottom_gradients(N, d, tasks, bottom_units, tower_units, seed):
+    model = jitter(mn.SharedBottom(d, tasks, bottom_units=bottom_units, tower_units=tower_units, seed=seed), seed)
+    assert_gradients_match(model, *data(N, d, tasks, seed))
+
+
+@pytest.mark.parametrize("cls", [mn.OMoE, mn.MMoE])
+@given(N=n_samples, d=n_features, tasks=task_lists, n_experts=st.integers(1, 4), expert_units=hidden,
+       tower_units=towers, seed=seeds)
+def test_mixture_of_experts_gradients(cls, N, d, tasks, n_experts, expert_units, tower_units, seed):
+    model = cls(d, tasks, n_experts=n_experts, expert_units=expert_units, tower_units=tower_units, seed=seed)
+    assert_gradients_match(jitter(model, seed), *data(N, d, tasks, seed))
+
+
+@given(N=n_samples, tasks=task_lists, seed=seeds, weights=st.lists(st.floats(0, 3), min_size=3, max_size=3))
+def test_task_weights_scale_each_task_loss_and_gradient(N, tasks, seed, weights):
+    weights = weights[:len(tasks)]
+    model = jitter(mn.MMoE(3, tasks, n_experts=2, expert_units=(3,), tower_units=(2,), seed=seed,
+                           task_weights=weights), seed)
+    X, Y = data(N, 3, tasks, seed)
+    total, per_task = model.losses(X, Y)
+    np.testing.assert_allclose(total, np.dot(weights, per_task), rtol=1e-12)
+    assert_gradients_match(model, X, Y)
+
+
+SMALL = {mn.SingleTask: dict(hidden_units=(3,), tower_units=(2,)),
+         mn.SharedBottom: dict(bottom_units=(3,), tower_units=(2,)),
+         mn.OMoE: dict(n_experts=3, expert_units=(3,), tower_units=(2,)),
+         mn.MMoE: dict(n_experts=3, expert_units=(3,), tower_units=(2,))}
+
+
+@pytest.mark.parametrize("cls", list(SMALL), ids=lambda c: c.__name__)
+@given(N=n_samples, tasks=task_lists, n_replicas=st.integers(1, 3), seed=seeds, shared_data=st.booleans())
+def test_gradients_with_stacked_replicas(cls, N, tasks, n_replicas, seed, shared_data):
+    # The replica axis broadcasts; a shared X receives the sum of every replica's input gradient.
+    models = [jitter(cls(3, tasks, seed=seed + r, **SMALL[cls]), seed + r) for r in range(n_replicas)]
+    model = mn.stack_models(models)
+    sets = [data(N, 3, tasks, seed + r) for r in range(n_replicas)]
+    X, Y = sets[0] if shared_data else (np.stack([x for x, _ in sets]), np.stack([y for _, y in sets]))
+    assert_gradients_match(model, X, Y)
+
+
+# ------------------------------------------------------------------------------------------------ forward values
+def naive_mlp(x, Ws, bs, relu_last):
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        x = x @ W + b
+        if relu_last or i < len(Ws) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+def layers(model, prefix, index=None):
+    Ws, bs = [], []
+    while f"{prefix}.{len(Ws)}.W" in model.params:
+        W, b = model.params[f"{prefix}.{len(Ws)}.W"], model.params[f"{prefix}.{len(bs)}.b"]
+        Ws.append(W if index is None else W[index])
+        bs.append(b if index is None else b[index])
+    return Ws, bs
+
+
+def naive_forward(model, X):
+    """The paper's equations with explicit loops over experts and tasks: y_k = h^k(sum_e g^k(x)_e f_e(x))."""
+    K = model.n_tasks
+    if isinstance(model, mn.SingleTask):
+        reps = [naive_mlp(X, *layers(model, "hidden", k), True) for k in range(K)]
+    elif isinstance(model, mn.SharedBottom):
+        reps = [naive_mlp(X, *layers(model, "bottom"), True)] * K
+    else:
+        experts = [naive_mlp(X, *layers(model, "experts", e), True) for e in range(model.n_experts)]
+        reps = []
+        for k in range(K):
+            g = 0 if isinstance(model, mn.OMoE) else k
+            gate = softmax(X @ model.params["gates.W"][g] + model.params["gates.b"][g])  # (N, E)
+            reps.append(sum(gate[:, e:e + 1] * experts[e] for e in range(model.n_experts)))
+    return np.column_stack([naive_mlp(reps[k], *layers(model, "towers", k), False)[:, 0] for k in range(K)])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: mn.SingleTask(4, ("regression", "binary", "regression"), hidden_units=(5, 3), tower_units=(2,), seed=1),
+    lambda: mn.SharedBottom(4, ("regression", "binary"), bottom_units=(6, 3), tower_units=(), seed=2),
+    lambda: mn.OMoE(4, ("binary", "regression"), n_experts=3, expert_units=(5, 2), tower_units=(3,), seed=3),
+    lambda: mn.MMoE(4, ("binary", "regression", "binary"), n_experts=4, expert_units=(3,), tower_units=(2, 2), seed=4),
+], ids=["SingleTask", "SharedBottom", "OMoE", "MMoE"])
+def test_forward_matches_naive_loops(make):
+    model = jitter(make(), 0)
+    X, _ = data(7, 4, model.tasks, 1)
+    np.testing.assert_allclose(model.forward(X), naive_forward(model, X), rtol=1e-12, atol=1e-12)
+
+
+def test_mmoe_with_one_expert_is_a_shared_bottom():
+    # One expert: every gate weight is 1, so MMoE computes exactly Shared-Bottom with the expert as the bottom.
+    tasks = ("regression", "binary")
+    mmoe = jitter(mn.MMoE(5, tasks, n_experts=1, expert_units=(4,), tower_units=(3,), seed=0), 0)
+    sb = mn.SharedBottom(5, tasks, bottom_units=(4,), tower_units=(3,))
+    for name in sb.params:
+        sb.params[name][...] = mmoe.params[name.replace("bottom.0", "experts.0")].reshape(sb.params[name].shape)
+    X, _ = data(8, 5, tasks, 3)
+    np.testing.assert_allclose(mmoe.forward(X), sb.forward(X), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ the contract
+ALL_MODELS = [
+    lambda **kw: mn.SingleTask(6, ("regression", "binary"), hidden_units=(8,), tower_units=(4,), **kw),
+    lambda **kw: mn.SharedBottom(6, ("regression", "binary"), bottom_units=(8,), tower_units=(4,), **kw),
+    lambda **kw: mn.OMoE(6, ("regression", "binary"), n_experts=3, expert_units=(4,), tower_units=(4,), **kw),
+    lambda **kw: mn.MMoE(6, ("regression", "binary"), n_experts=3, expert_units=(4,), tower_units=(4,), **kw),
+]
+MODEL_IDS = ["SingleTask", "SharedBottom", "OMoE", "MMoE"]
+
+
+@pytest.mark.parametrize("make", ALL_MODELS, ids=MODEL_IDS)
+def test_loss_and_grads_is_pure_and_deterministic(make):
+    model = make(seed=0)
+    X, Y = data(10, 6, model.tasks, 0)
+    params_before = {k: v.copy() for k, v in model.params.items()}
+    X_before, Y_before = X.copy(), Y.copy()
+    loss1, grads1 = model.loss_and_grads(X, Y)
+    loss2, grads2 = model.loss_and_grads(X, Y)
+    assert loss1 == loss2
+    for name in model.params:
+        np.testing.assert_array_equal(model.params[name], params_before[name])
+        np.testing.assert_array_equal(grads1[name], grads2[name])
+        assert grads1[name] is not model.params[name]
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(Y, Y_before)
+
+
+@pytest.mark.parametrize("make", ALL_MODELS, ids=MODEL_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grads_mirror_params_in_both_dtypes(make, dtype):
+    model = make(seed=1, dtype=dtype)
+    X, Y = data(9, 6, model.tasks, 1)
+    loss, grads = model.loss_and_grads(X, Y)
+    assert isinstance(loss, float) and np.isfinite(loss)
+    assert list(grads) == list(model.params)
+    for name, p in model.params.items():
+        assert p.dtype == dtype and grads[name].dtype == dtype, name
+        assert grads[name].shape == p.shape, name
+        assert np.all(np.isfinite(grads[name])), name
+    out = model.forward(X)
+    assert out.shape == (9, 2) and out.dtype == dtype
+
+
+@pytest.mark.parametrize("make", ALL_MODELS, ids=MODEL_IDS)
+def test_float32_and_float64_agree(make):
+    m64, m32 = make(seed=2, dtype=np.float64), make(seed=2, dtype=np.float32)
+    X, Y = data(9, 6, m64.tasks, 2)
+    np.testing.assert_allclose(m32.forward(X), m64.forward(X), rtol=1e-4, atol=1e-5)
+    _, g32 = m32.loss_and_grads(X, Y)
+    _, g64 = m64.loss_and_grads(X, Y)
+    for name in g64:
+        np.testing.assert_allclose(g32[name], g64[name], rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [mn.OMoE, mn.MMoE])
+def test_experts_receive_different_gradients_at_initialisation(cls):
+    model = cls(10, ("regression", "regression"), n_experts=4, expert_units=(8,), seed=0)
+    X, Y = data(32, 10, model.tasks, 0)
+    _, grads = model.loss_and_grads(X, Y)
+    dW = grads["experts.0.W"]  # (E, d, h)
+    for i in range(4):
+        assert np.abs(dW[i]).sum() > 0
+        for j in range(i):
+            assert not np.allclose(dW[i], dW[j]), (i, j)
+    assert not np.allclose(model.params["experts.0.W"][0], model.params["experts.0.W"][1])
+
+
+def test_gate_weights_shape_and_softmax_rows():
+    X, _ = data(11, 6, ("regression",) * 3, 0)
+    mmoe = mn.MMoE(6, ("regression",) * 3, n_experts=5, seed=0)
+    g = mmoe.gate_weights(X)
+    assert g.shape == (11, 3, 5)
+    np.testing.assert_allclose(g.sum(axis=-1), 1.0, rtol=1e-12)
+    assert np.all(g > 0)
+    assert not np.allclose(g[:, 0], g[:, 1])  # independent gates differ
+    omoe = mn.OMoE(6, ("regression",) * 3, n_experts=5, seed=0)
+    g1 = omoe.gate_weights(X)
+    assert g1.shape == (11, 3, 5) and omoe.params["gates.W"].shape == (1, 6, 5)
+    np.testing.assert_array_equal(g1[:, 0], g1[:, 2])  # one gate for every task
+
+
+def test_gates_stay_finite_for_huge_logits():
+    model = mn.MMoE(3, ("regression", "binary"), n_experts=4, seed=0)
+    model.params["gates.W"][...] = 0
+    model.params["gates.b"][...] = np.array([[1e4, -1e4, 0, 0], [-1e4, -1e4, -1e4, 1e4]])
+    X, Y = data(4, 3, model.tasks, 0)
+    g = model.gate_weights(X)
+    np.testing.assert_allclose(g[:, 0], np.tile([1, 0, 0, 0], (4, 1)), atol=1e-12)
+    np.testing.assert_allclose(g[:, 1], np.tile([0, 0, 0, 1], (4, 1)), atol=1e-12)
+    loss, grads = model.loss_and_grads(X, Y)
+    assert np.isfinite(loss) and all(np.all(np.isfinite(v)) for v in grads.values())
+
+
+def test_parameter_shapes_are_documented_ones():
+    m = mn.MMoE(100, ("regression", "regression"), n_experts=8, expert_units=(16,), tower_units=(8,))
+    shapes = {k: v.shape for k, v in m.params.items()}
+    assert shapes == {"experts.0.W": (8, 100, 16), "experts.0.b": (8, 16), "gates.W": (2, 100, 8),
+                      "gates.b": (2, 8), "towers.0.W": (2, 16, 8), "towers.0.b": (2, 8),
+                      "towers.1.W": (2, 8, 1), "towers.1.b": (2, 1)}
+    sb = mn.SharedBottom(100, ("regression", "binary"), bottom_units=(32, 16), tower_units=())
+    assert {k: v.shape for k, v in sb.params.items()} == {
+        "bottom.0.W": (100, 32), "bottom.0.b": (32,), "bottom.1.W": (32, 16), "bottom.1.b": (16,),
+        "towers.0.W": (2, 16, 1), "towers.0.b": (2, 1)}
+
+
+def test_seed_determines_initialisation():
+    a, b, c = (mn.MMoE(5, ("regression",), seed=s) for s in (7, 7, 8))
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    assert not np.array_equal(a.params["experts.0.W"], c.params["experts.0.W"])
+    # Glorot-uniform bounds, zero biases
+    limit = np.sqrt(6 / (5 + 16))
+    assert np.abs(a.params["experts.0.W"]).max() <= limit and np.abs(a.params["experts.0.W"]).max() > 0.8 * limit
+    assert not np.any(a.params["experts.0.b"])
+
+
+def test_copy_is_deep_and_casts():
+    m = mn.MMoE(4, ("regression",), seed=0)
+    c = m.copy(np.float32)
+    assert c.dtype == np.float32 and all(p.dtype == np.float32 for p in c.params.values())
+    c.params["gates.W"] += 1
+    assert not np.allclose(c.params["gates.W"], m.params["gates.W"])

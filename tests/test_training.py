@@ -1,0 +1,195 @@
+"""Optimizers, fit, early stopping, replicas trained in lock-step, and a convergence test."""
+import numpy as np
+import pytest
+
+import mmoe_np as mn
+from modelcheck import data
+
+TASKS = ("regression", "binary")
+
+
+def small_mmoe(seed=0, dtype=np.float64, d=5):
+    return mn.MMoE(d, TASKS, n_experts=3, expert_units=(6,), tower_units=(4,), seed=seed, dtype=dtype)
+
+
+# ------------------------------------------------------------------------------------------------ optimizers
+def test_adam_matches_the_textbook_update():
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal((3, 2))
+    params = {"w": p0.copy()}
+    opt = mn.Adam(params, lr=0.01, beta1=0.8, beta2=0.9, eps=1e-7)
+    m = v = np.zeros_like(p0)
+    p = p0.copy()
+    for t in range(1, 6):
+        g = rng.standard_normal((3, 2))
+        opt.step({"w": g})
+        m = 0.8 * m + 0.2 * g
+        v = 0.9 * v + 0.1 * g ** 2
+        p = p - 0.01 * (m / (1 - 0.8 ** t)) / (np.sqrt(v / (1 - 0.9 ** t)) + 1e-7)
+        np.testing.assert_allclose(params["w"], p, rtol=1e-12)
+    assert opt.t == 5
+
+
+def test_sgd_with_and_without_momentum():
+    g1, g2 = np.array([1.0, -2.0]), np.array([0.5, 0.5])
+    plain = {"w": np.zeros(2)}
+    opt = mn.SGD(plain, lr=0.1)
+    opt.step({"w": g1})
+    opt.step({"w": g2})
+    np.testing.assert_allclose(plain["w"], -0.1 * (g1 + g2))
+    heavy = {"w": np.zeros(2)}
+    opt = mn.SGD(heavy, lr=0.1, momentum=0.9)
+    opt.step({"w": g1})
+    opt.step({"w": g2})
+    np.testing.assert_allclose(heavy["w"], -0.1 * g1 - 0.1 * (0.9 * g1 + g2))
+
+
+def test_optimizer_updates_model_params_in_place_and_keeps_dtype():
+    model = small_mmoe(dtype=np.float32)
+    arrays = {k: id(v) for k, v in model.params.items()}
+    X, Y = data(8, 5, TASKS, 0)
+    opt = mn.Adam(model.params, lr=1e-2)
+    before = {k: v.copy() for k, v in model.params.items()}
+    opt.step(model.loss_and_grads(X, Y)[1])
+    assert {k: id(v) for k, v in model.params.items()} == arrays
+    assert all(v.dtype == np.float32 for v in model.params.values())
+    assert all(not np.array_equal(before[k], model.params[k]) for k in ("experts.0.W", "gates.W", "towers.1.b"))
+
+
+# ------------------------------------------------------------------------------------------------ fit
+def test_fit_one_full_batch_epoch_is_one_gradient_step():
+    model = small_mmoe()
+    X, Y = data(16, 5, TASKS, 1)
+    _, grads = model.loss_and_grads(X, Y)
+    expected = {k: v - 0.05 * grads[k] for k, v in model.params.items()}
+    mn.fit(model, X, Y, optimizer=mn.SGD(model.params, lr=0.05), epochs=1, batch_size=16)
+    for k in expected:
+        np.testing.assert_allclose(model.params[k], expected[k], rtol=1e-12)
+
+
+def test_fit_history_structure():
+    model = small_mmoe()
+    X, Y = data(50, 5, TASKS, 2)
+    Xv, Yv = data(20, 5, TASKS, 3)
+    h = mn.fit(model, X, Y, epochs=4, batch_size=16, validation=(Xv, Yv), eval_every=3, seed=1)
+    assert h.epochs == 4
+    assert h["train_loss"].shape == (4,) and h["train_task_loss"].shape == (4, 2)
+    assert h["val_loss"].shape == (4,) and h["val_task_loss"].shape == (4, 2)
+    assert h.step == [3, 6, 9, 12, 15] and h["step_val_task_loss"].shape == (5, 2)  # 4 batches x 4 epochs
+    np.testing.assert_allclose(h["val_loss"][-1], model.losses(Xv, Yv)[0])
+    np.testing.assert_allclose(h["val_task_loss"][-1], model.losses(Xv, Yv)[1])
+    np.testing.assert_allclose(h["train_loss"], h["train_task_loss"].sum(axis=1), rtol=1e-12)
+    assert h.seconds > 0
+
+
+def test_fit_is_reproducible_and_the_seed_changes_the_order():
+    X, Y = data(40, 5, TASKS, 4)
+    runs = []
+    for seed in (0, 0, 1):
+        model = small_mmoe()
+        mn.fit(model, X, Y, epochs=2, batch_size=8, seed=seed)
+        runs.append(model.params["gates.W"])
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.allclose(runs[0], runs[2])
+
+
+def test_early_stopping_restores_the_best_parameters():
+    model = small_mmoe()
+    X, Y = data(32, 5, TASKS, 5)
+    scores = iter([5.0, 3.0, 4.0, 3.5, 3.2, 1.0])
+    snapshots = []
+
+    def score(m):  # a scripted score; remember the parameters it was given
+        snapshots.append({k: v.copy() for k, v in m.params.items()})
+        return next(scores)
+
+    h = mn.fit(model, X, Y, epochs=6, batch_size=8,
+               early_stopping=mn.EarlyStopping(score=score, mode="min", patience=3))
+    assert h.epochs == 5 and h.best_epoch == 1  # 3 epochs without improving after epoch 1
+    assert h.score == [5.0, 3.0, 4.0, 3.5, 3.2]
+    for k in model.params:
+        np.testing.assert_array_equal(model.params[k], snapshots[1][k])
+
+
+def test_early_stopping_on_a_maximised_score_and_per_replica():
+    X, Y = data(32, 5, TASKS, 6)
+    model = mn.stack_models([small_mmoe(seed=s) for s in range(2)])
+    scores = iter([[0.5, 0.5], [0.6, 0.4], [0.55, 0.45], [0.58, 0.7], [0.5, 0.6], [0.5, 0.6]])
+    snapshots = []
+
+    def score(m):
+        snapshots.append({k: v.copy() for k, v in m.params.items()})
+        return np.array(next(scores))
+
+    h = mn.fit(model, X, Y, epochs=6, batch_size=8,
+               early_stopping=mn.EarlyStopping(score=score, mode="max", patience=2))
+    np.testing.assert_array_equal(h.best_epoch, [1, 3])
+    assert h.epochs == 6  # replica 1 improved at epoch 3, so training ran to the end
+    for k in model.params:
+        np.testing.assert_array_equal(model.params[k][0], snapshots[1][k][0])
+        np.testing.assert_array_equal(model.params[k][1], snapshots[3][k][1])
+
+
+def test_early_stopping_defaults_to_validation_loss():
+    model = small_mmoe()
+    X, Y = data(64, 5, TASKS, 7)
+    Xv, Yv = data(32, 5, TASKS, 8)
+    h = mn.fit(model, X, Y, epochs=5, batch_size=16, validation=(Xv, Yv), early_stopping=mn.EarlyStopping())
+    assert h.score == h.val_loss
+    np.testing.assert_allclose(model.losses(Xv, Yv)[0], min(h.val_loss))
+
+
+# ------------------------------------------------------------------------------------------------ replicas
+@pytest.mark.parametrize("cls", [mn.SingleTask, mn.SharedBottom, mn.OMoE, mn.MMoE])
+@pytest.mark.parametrize("shared_data", [True, False])
+def test_replicas_train_exactly_like_separate_runs(cls, shared_data):
+    R, tasks = 3, ("regression", "regression")
+    sets = [data(40, 6, tasks, 10 + r) for r in range(R)]
+    singles = [cls(6, tasks, seed=r) for r in range(R)]
+    stacked = mn.stack_models(singles)
+    if shared_data:
+        X, Y = sets[0]
+        sets = [sets[0]] * R
+    else:
+        X, Y = np.stack([s[0] for s in sets]), np.stack([s[1] for s in sets])
+    h = mn.fit(stacked, X, Y, optimizer=mn.Adam(stacked.params, lr=1e-2), epochs=3, batch_size=8, seed=3)
+    assert h["train_loss"].shape == (3, R)
+    for r, (single, (Xr, Yr)) in enumerate(zip(singles, sets)):
+        hr = mn.fit(single, Xr, Yr, optimizer=mn.Adam(single.params, lr=1e-2), epochs=3, batch_size=8, seed=3)
+        np.testing.assert_allclose(h["train_loss"][:, r], hr["train_loss"], rtol=1e-10, atol=1e-12)
+        for k in single.params:
+            np.testing.assert_allclose(stacked.params[k][r], single.params[k], rtol=1e-10, atol=1e-12)
+
+
+def test_unstack_inverts_stack():
+    singles = [small_mmoe(seed=s) for s in (4, 9)]
+    stacked = mn.stack_models(singles)
+    assert stacked.replica_shape == (2,) and stacked.seed == (4, 9)
+    back = mn.unstack_models(stacked)
+    X, _ = data(5, 5, TASKS, 0)
+    for a, b in zip(singles, back):
+        assert b.seed == a.seed and b.replica_shape == ()
+        np.testing.assert_array_equal(a.forward(X), b.forward(X))
+    np.testing.assert_array_equal(stacked.forward(X)[1], singles[1].forward(X))
+    np.testing.assert_array_equal(stacked.gate_weights(X)[0], singles[0].gate_weights(X))
+
+
+# ------------------------------------------------------------------------------------------------ convergence
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mmoe_learns_two_related_tasks(dtype):
+    # Task 1: a smooth regression; task 2: a binary label from a different direction. Both learnable by an MLP.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 8))
+    w1, w2 = rng.standard_normal(8), rng.standard_normal(8)
+    Y = np.column_stack([np.sin(X @ w1) + 0.5 * (X @ w1), (X @ w2 > 0)]).astype(float)
+    train, test = slice(0, 3000), slice(3000, None)
+    model = mn.MMoE(8, TASKS, n_experts=4, expert_units=(16,), tower_units=(8,), seed=0, dtype=dtype)
+    initial, initial_tasks = model.losses(X[test], Y[test])
+    h = mn.fit(model, X[train], Y[train], optimizer=mn.Adam(model.params, lr=5e-3), epochs=15, batch_size=32,
+               validation=(X[test], Y[test]))
+    final, final_tasks = model.losses(X[test], Y[test])
+    assert final < 0.1 * initial, (initial, final)
+    assert np.all(final_tasks < 0.15 * initial_tasks), (initial_tasks, final_tasks)
+    assert h.val_loss[-1] < h.val_loss[0]
+    accuracy = np.mean((model.forward(X[test])[:, 1] > 0) == Y[test, 1])
+    assert accuracy > 0.95

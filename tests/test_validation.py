@@ -1,0 +1,192 @@
+"""Bad input gets a ValueError that names the argument; nothing is silently broadcast or truncated."""
+import numpy as np
+import pytest
+
+import mmoe_np as mn
+
+TASKS = ("regression", "binary")
+CLASSES = [mn.SingleTask, mn.SharedBottom, mn.OMoE, mn.MMoE]
+
+
+@pytest.fixture
+def model():
+    return mn.MMoE(4, TASKS, n_experts=2, expert_units=(3,), tower_units=(2,))
+
+
+@pytest.fixture
+def XY():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((5, 4)), np.column_stack([rng.standard_normal(5), rng.integers(0, 2, 5)]).astype(float)
+
+
+def with_nan(a):
+    a = a.copy()
+    a[1, 0] = np.nan
+    return a
+
+
+def with_inf(a):
+    a = a.copy()
+    a[0, -1] = -np.inf
+    return a
+
+
+BAD_X = {
+    "1-D": (lambda X: X[0], r"X must be a 2-D array"),
+    "3-D": (lambda X: X[None], r"X must be a 2-D array"),
+    "wrong width": (lambda X: X[:, :3], r"X must have n_features=4 columns"),
+    "NaN": (with_nan, r"X contains NaN or inf"),
+    "inf": (with_inf, r"X contains NaN or inf"),
+    "empty": (lambda X: X[:0], r"X is empty"),
+    "strings": (lambda X: X.astype(str), r"X must be a numeric array"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_X))
+def test_bad_X(model, XY, case):
+    make, match = BAD_X[case]
+    X, Y = XY
+    with pytest.raises(ValueError, match=match):
+        model.forward(make(X))
+    if case != "empty":  # with an empty X the sample count no longer matches Y
+        with pytest.raises(ValueError, match=match):
+            model.loss_and_grads(make(X), Y)
+
+
+BAD_Y = {
+    "1-D": (lambda Y: Y[:, 0], r"Y must be a 2-D array"),
+    "3-D": (lambda Y: Y[None], r"Y must be a 2-D array"),
+    "one column too few": (lambda Y: Y[:, :1], r"Y must have one column per task \(2\)"),
+    "N mismatch": (lambda Y: Y[:4], r"X and Y must have the same number of samples; got X 5 and Y 4"),
+    "NaN": (with_nan, r"Y contains NaN or inf"),
+    "inf": (with_inf, r"Y contains NaN or inf"),
+    "empty": (lambda Y: Y[:0], r"Y is empty"),
+    "binary label 2": (lambda Y: np.where(np.arange(5)[:, None] == 2, 2.0, Y), r"Y: binary task columns \[1\]"),
+    "binary label 0.5": (lambda Y: np.column_stack([Y[:, 0], np.full(5, 0.5)]), r"only 0 and 1; found \[0.5\]"),
+    "binary label -1": (lambda Y: np.column_stack([Y[:, 0], -np.ones(5)]), r"only 0 and 1"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_Y))
+def test_bad_Y(model, XY, case):
+    make, match = BAD_Y[case]
+    X, Y = XY
+    with pytest.raises(ValueError, match=match):
+        model.loss_and_grads(X, make(Y))
+    with pytest.raises(ValueError, match=match):
+        model.losses(X, make(Y))
+    with pytest.raises(ValueError, match=match):
+        mn.fit(model, X, make(Y), epochs=1)
+
+
+def test_single_task_Y_must_be_2d():
+    model = mn.SharedBottom(3, ("regression",))
+    with pytest.raises(ValueError, match=r"Y must be 2-D of shape \(n_samples, 1\)"):
+        model.loss_and_grads(np.zeros((4, 3)), np.zeros(4))
+
+
+def test_regression_labels_may_be_any_real(model, XY):
+    X, Y = XY
+    Y = Y.copy()
+    Y[:, 0] = [-7.5, 1e3, 0.25, 3, -1]
+    assert np.isfinite(model.loss_and_grads(X, Y)[0])
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_features=0), "n_features must be a positive integer"),
+    (dict(n_features=-3), "n_features must be a positive integer"),
+    (dict(n_features=2.5), "n_features must be a positive integer"),
+    (dict(tasks=()), "tasks must contain at least one task"),
+    (dict(tasks=("regression", "ranking")), r"tasks: unknown task type 'ranking'"),
+    (dict(tasks="regression"), "tasks must be a sequence of task types"),
+    (dict(dtype=np.int32), "dtype must be float32 or float64"),
+    (dict(dtype=np.float16), "dtype must be float32 or float64"),
+    (dict(seed=-1), "seed must be a non-negative integer"),
+    (dict(seed=1.5), "seed must be a non-negative integer"),
+    (dict(task_weights=(1.0,)), r"task_weights must have one weight per task, shape \(2,\)"),
+    (dict(task_weights=(1.0, -1.0)), "task_weights must be finite and >= 0"),
+    (dict(task_weights=(1.0, np.nan)), "task_weights must be finite and >= 0"),
+])
+def test_bad_common_constructor_arguments(cls, kwargs, match):
+    args = dict(n_features=4, tasks=TASKS)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        cls(**args)
+
+
+@pytest.mark.parametrize("cls, kwargs, match", [
+    (mn.MMoE, dict(n_experts=0), "n_experts must be a positive integer"),
+    (mn.OMoE, dict(n_experts=-1), "n_experts must be a positive integer"),
+    (mn.MMoE, dict(expert_units=()), "expert_units must name at least one hidden layer"),
+    (mn.MMoE, dict(expert_units=(16, 0)), "expert_units must contain positive integers"),
+    (mn.MMoE, dict(expert_units=16), r"expert_units must be a sequence of layer widths such as \(16,\)"),
+    (mn.MMoE, dict(tower_units=(-8,)), "tower_units must contain positive integers"),
+    (mn.SharedBottom, dict(bottom_units=()), "bottom_units must name at least one hidden layer"),
+    (mn.SharedBottom, dict(bottom_units=(0,)), "bottom_units must contain positive integers"),
+    (mn.SingleTask, dict(hidden_units=(3.5,)), "hidden_units must contain positive integers"),
+    (mn.SingleTask, dict(hidden_units=None), "hidden_units must be a sequence"),
+])
+def test_bad_sizes(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(4, TASKS, **kwargs)
+
+
+def test_unknown_options_are_rejected():
+    with pytest.raises(TypeError, match="n_expert"):
+        mn.MMoE(4, TASKS, n_expert=3)
+
+
+def test_tower_units_may_be_empty():
+    model = mn.MMoE(4, TASKS, tower_units=())
+    assert model.params["towers.0.W"].shape == (2, 16, 1)
+
+
+def test_optimizer_arguments():
+    model = mn.MMoE(4, TASKS)
+    for kwargs, match in [(dict(lr=0), "lr must be a finite number > 0"), (dict(lr=-1e-3), "lr"),
+                          (dict(lr=float("nan")), "lr"), (dict(beta1=1.0), "beta1 must be in"),
+                          (dict(beta2=-0.1), "beta2"), (dict(eps=0), "eps")]:
+        with pytest.raises(ValueError, match=match):
+            mn.Adam(model.params, **kwargs)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        mn.SGD(model.params, lr=0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="params must be a non-empty dict"):
+        mn.Adam({})
+    opt = mn.Adam(model.params)
+    grads = {k: np.zeros_like(v) for k, v in model.params.items()}
+    with pytest.raises(ValueError, match=r"grads must have the keys of params; missing \['gates.b'\]"):
+        opt.step({k: v for k, v in grads.items() if k != "gates.b"})
+    with pytest.raises(ValueError, match=r"grads\['gates.W'\] has shape \(4, 8\)"):
+        opt.step({**grads, "gates.W": np.zeros((4, 8))})
+
+
+def test_fit_arguments(model, XY):
+    X, Y = XY
+    for kwargs, match in [(dict(epochs=0), "epochs must be a positive integer"),
+                          (dict(batch_size=0), "batch_size must be a positive integer"),
+                          (dict(validation=(X,)), r"validation must be a pair \(X_val, Y_val\)"),
+                          (dict(validation=(X[:, :2], Y)), "X must have n_features=4"),
+                          (dict(eval_every=5), "eval_every needs validation"),
+                          (dict(early_stopping=mn.EarlyStopping()), "early_stopping without a score function"),
+                          (dict(optimizer=mn.Adam(mn.MMoE(4, TASKS).params)), "optimizer must have been built")]:
+        with pytest.raises(ValueError, match=match):
+            mn.fit(model, X, Y, **kwargs)
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
+        mn.EarlyStopping(mode="best")
+    with pytest.raises(ValueError, match="patience must be a positive integer"):
+        mn.EarlyStopping(patience=0)
+
+
+def test_stack_models_arguments():
+    with pytest.raises(ValueError, match="models must contain at least one model"):
+        mn.stack_models([])
+    with pytest.raises(ValueError, match=r"models\[1\] must have the class, configuration and dtype"):
+        mn.stack_models([mn.MMoE(4, TASKS), mn.MMoE(4, TASKS, n_experts=3)])
+    with pytest.raises(ValueError, match=r"models\[1\] must have the class"):
+        mn.stack_models([mn.MMoE(4, TASKS), mn.OMoE(4, TASKS)])
+    stacked = mn.stack_models([mn.MMoE(4, TASKS, seed=s) for s in range(2)])
+    with pytest.raises(ValueError, match="already stacked"):
+        mn.stack_models([stacked, stacked])
+    with pytest.raises(ValueError, match=r"leading axes \(3,\) do not match the replicas"):
+        stacked.forward(np.zeros((3, 5, 4)))
