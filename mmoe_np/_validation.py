@@ -58,6 +58,14 @@ def tasks(value: Any) -> tuple[str, ...]:
     return kinds
 
 
+def rng(seed: Any) -> np.random.Generator:
+    """``np.random.default_rng(seed)``; a Generator passes through unchanged, so callers can share one stream."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"seed must be None, a non-negative int, a SeedSequence or a Generator; got {seed!r}") from err
+
+
 def dtype(value: Any) -> np.dtype:
     """float32 or float64."""
     try:

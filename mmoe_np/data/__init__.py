@@ -1,16 +1,9 @@
-"""Data sets: the synthetic task-relatedness generator and the UCI Census-income loader."""
-import importlib as _importlib
+"""Data sets: the synthetic task pairs with controlled correlation, and the UCI Census-income benchmark."""
+from .census import (CENSUS_BASE_URL, CENSUS_COLUMNS, CensusIncome, census_label_correlations, download_census_income,
+                     load_census_income)
+from .synthetic import (SyntheticData, SyntheticSpec, SyntheticTasks, make_synthetic, sine_labels,
+                        weight_coordinates)
 
-_MODULES = ("synthetic", "census")
-
-
-def __getattr__(name):
-    # Public names are whatever each data module lists in its __all__.
-    for module_name in _MODULES:
-        try:
-            module = _importlib.import_module(f".{module_name}", __name__)
-        except ModuleNotFoundError:
-            continue
-        if name in getattr(module, "__all__", ()):
-            return getattr(module, name)
-    raise AttributeError(f"module 'mmoe_np.data' has no attribute {name!r}")
+__all__ = ["make_synthetic", "SyntheticSpec", "SyntheticTasks", "SyntheticData", "sine_labels", "weight_coordinates",
+           "load_census_income", "CensusIncome", "census_label_correlations", "download_census_income",
+           "CENSUS_COLUMNS", "CENSUS_BASE_URL"]

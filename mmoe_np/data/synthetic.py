@@ -49,14 +49,6 @@ def _correlation(value: Any) -> float:
     return float(value)
 
 
-def _rng(seed: SeedLike) -> np.random.Generator:
-    """``np.random.default_rng(seed)``; a Generator passes through unchanged, so callers can share one stream."""
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"seed must be None, a non-negative int, a SeedSequence or a Generator; got {seed!r}") from err
-
-
 def _frozen(a: np.ndarray) -> np.ndarray:
     """A read-only float64 copy: the generating quantities are shared by every sample drawn from a task pair."""
     a = np.array(a, dtype=np.float64)
@@ -130,7 +122,7 @@ class SyntheticTasks:
         Computed in float64 and then cast, so float32 data are the float64 data rounded. ``n = 0`` gives empty
         arrays. Pass a Generator to continue a stream (as :func:`make_synthetic` does for its test set).
         """
-        n, dt, rng = _int_at_least("n", n, 0), V.dtype(dtype), _rng(rng)
+        n, dt, rng = _int_at_least("n", n, 0), V.dtype(dtype), V.rng(rng)
         X = rng.standard_normal((n, self.n_features))
         Y = self.mean(X) + self.noise_std * rng.standard_normal((n, 2))
         return X.astype(dt), Y.astype(dt)
@@ -161,7 +153,7 @@ class SyntheticSpec:
 
     def draw(self, n_features: int, correlation: float, rng: SeedLike = None) -> SyntheticTasks:
         """Draw one task pair: ``u`` = the Q factor of a (d, 2) Gaussian matrix (Haar-random orthonormal pair)."""
-        d, rng = _int_at_least("n_features", n_features, 2), _rng(rng)
+        d, rng = _int_at_least("n_features", n_features, 2), V.rng(rng)
         q, r = np.linalg.qr(rng.standard_normal((d, 2)))
         u = (q * np.sign(np.diag(r))).T  # sign fix: makes the pair uniformly distributed, not just orthonormal
         alpha, beta = self.draw_sines(rng)
@@ -210,7 +202,7 @@ def make_synthetic(n_samples: int, n_features: int = 100, *, correlation: float,
     """
     n_samples, n_test = _int_at_least("n_samples", n_samples, 1), _int_at_least("n_test", n_test, 0)
     spec = SyntheticSpec(scale=scale, n_sines=n_sines, alpha_std=alpha_std, beta_std=beta_std, noise_std=noise_std)
-    dt, rng = V.dtype(dtype), _rng(seed)
+    dt, rng = V.dtype(dtype), V.rng(seed)
     tasks = spec.draw(n_features, _correlation(correlation), rng)
     X, Y = tasks.sample(n_samples, rng, dt)
     X_test, Y_test = tasks.sample(n_test, rng, dt)
