@@ -30,10 +30,14 @@ __all__ = [
 ]
 
 _SUBMODULES = ("data", "metrics")
+_LAZY = {"L2Constrained": "baselines", "CrossStitch": "baselines", "TensorFactorization": "baselines",
+         "count_params": "sizing"}
 
 
 def __getattr__(name):
-    # `mn.data` and `mn.metrics` are loaded on first use (PEP 562).
+    # `mn.data` and `mn.metrics` are loaded on first use (PEP 562), and so are the names in _LAZY.
     if name in _SUBMODULES:
         return _importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        return getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'mmoe_np' has no attribute {name!r}")
