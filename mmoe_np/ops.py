@@ -65,13 +65,16 @@ def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarr
     return y, (x, W, b.shape)
 
 
-def dense_backward(dy: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dense_backward(dy: np.ndarray, cache: tuple,
+                   need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of ``y = x @ W + b``: ``dx = dy W^T``, ``dW = x^T dy``, ``db = sum_batch dy``.
 
-    Each is summed back to the shape of its input (see :func:`sum_to_shape`).
+    Each is summed back to the shape of its input (see :func:`sum_to_shape`). ``need_dx=False`` skips ``dx``
+    (returned as None): training does not need the gradient of the data, and for stacked experts it is the most
+    expensive of the three (one ``dy_e W_e^T`` per expert, then their sum).
     """
     x, W, b_shape = cache
-    dx = sum_to_shape(dy @ _t(W), x.shape)
+    dx = sum_to_shape(dy @ _t(W), x.shape) if need_dx else None
     dW = sum_to_shape(_t(x) @ dy, W.shape)
     db = sum_to_shape(dy.sum(axis=-2), b_shape)
     return dx, dW, db
@@ -116,13 +119,18 @@ def mlp_forward(x: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]],
     return x, caches
 
 
-def mlp_backward(dy: np.ndarray, caches: list) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    """Backpropagate through :func:`mlp_forward`, last layer first. Returns ``dx`` and ``[(dW_0, db_0), ...]``."""
+def mlp_backward(dy: np.ndarray, caches: list,
+                 need_dx: bool = True) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
+    """Backpropagate through :func:`mlp_forward`, last layer first. Returns ``dx`` and ``[(dW_0, db_0), ...]``.
+
+    With ``need_dx=False`` the first layer skips the gradient of its input and ``dx`` is None.
+    """
     grads = []
-    for dense_cache, relu_cache in reversed(caches):
+    for i in reversed(range(len(caches))):
+        dense_cache, relu_cache = caches[i]
         if relu_cache is not None:
             dy = relu_backward(dy, relu_cache)
-        dy, dW, db = dense_backward(dy, dense_cache)
+        dy, dW, db = dense_backward(dy, dense_cache, need_dx=need_dx or i > 0)
         grads.append((dW, db))
     return dy, grads[::-1]
 
@@ -159,11 +167,12 @@ def gate_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarra
     return g, (dense_cache, softmax_cache)
 
 
-def gate_backward(dg: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gradients of the gate: softmax JVP, then the dense layer. Returns ``(dx, dW, db)``."""
+def gate_backward(dg: np.ndarray, cache: tuple,
+                  need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of the gate: softmax JVP, then the dense layer. Returns ``(dx, dW, db)`` (dx None without need_dx)."""
     dense_cache, softmax_cache = cache
     dz = softmax_backward(dg, softmax_cache)
-    return dense_backward(dz, dense_cache)
+    return dense_backward(dz, dense_cache, need_dx)
 
 
 # ----------------------------------------------------------------------------------------------------------------

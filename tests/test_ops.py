@@ -180,3 +180,21 @@ def test_sum_to_shape_undoes_broadcasting():
     np.testing.assert_array_equal(ops.sum_to_shape(g, (1, 5)), np.full((1, 5), 12.0))
     np.testing.assert_array_equal(ops.sum_to_shape(g, (4, 1)), np.full((4, 1), 15.0))
     assert ops.sum_to_shape(g, (3, 4, 5)) is g
+
+
+def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients():
+    rng = np.random.default_rng(0)
+    layers = [(rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 5))),
+              (rng.standard_normal((3, 5, 2)), rng.standard_normal((3, 2)))]
+    y, cache = ops.mlp_forward(rng.standard_normal((1, 6, 4)), layers, relu_last=True)
+    dy = rng.standard_normal(y.shape)
+    dx, grads = ops.mlp_backward(dy, cache)
+    none, grads_only = ops.mlp_backward(dy, cache, need_dx=False)
+    assert dx.shape == (1, 6, 4) and none is None
+    for (dW, db), (dW2, db2) in zip(grads, grads_only):
+        np.testing.assert_array_equal(dW, dW2)
+        np.testing.assert_array_equal(db, db2)
+    g, gate_cache = ops.gate_forward(rng.standard_normal((1, 6, 4)), rng.standard_normal((2, 4, 3)),
+                                     rng.standard_normal((2, 3)))
+    dx, dW, db = ops.gate_backward(np.ones_like(g), gate_cache, need_dx=False)
+    assert dx is None and dW.shape == (2, 4, 3) and db.shape == (2, 3)
