@@ -61,10 +61,14 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with bias correction, as in TensorFlow:
+    """Adam (Kingma & Ba, 2015) with bias correction:
 
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
     ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+
+    Computed in the equivalent form of the paper's Sec. 2 (as TensorFlow does), which folds both corrections into
+    two scalars and saves two passes over every array:
+    ``p <- p - lr_t * m / (sqrt(v) + eps_t)``, ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``, ``eps_t = eps sqrt(1 - b2^t)``.
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, beta1: float = 0.9,
@@ -84,6 +88,10 @@ class Adam(Optimizer):
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * (g * g)
-        m_hat = m / (1 - self.beta1 ** self.t)
-        v_hat = v / (1 - self.beta2 ** self.t)
-        return self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        root = np.sqrt(1 - self.beta2 ** self.t)
+        lr_t = self.lr * root / (1 - self.beta1 ** self.t)
+        denominator = np.sqrt(v)
+        denominator += self.eps * root
+        update = np.divide(m, denominator, out=denominator)  # reuse the buffer
+        update *= lr_t
+        return update
