@@ -1,0 +1,26 @@
+"""The examples run as written (they contain their own assertions) and say what they claim to."""
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_backprop_by_hand_agrees_with_the_model(capsys):
+    runpy.run_path(str(EXAMPLES / "backprop_by_hand.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "loss, all 8 parameter gradients and dX agree" in out
+
+
+def test_quickstart_trains(capsys):
+    runpy.run_path(str(EXAMPLES / "quickstart.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    accuracy = float(out.split("binary task accuracy:")[1].split()[0])
+    assert accuracy > 0.9
+    assert "task 2 mean gate weights" in out
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
+def test_every_example_is_tested(path):
+    assert path.name in {"backprop_by_hand.py", "quickstart.py"}, f"add a test for {path.name}"
