@@ -70,9 +70,9 @@ def test_checker_catches_a_wrong_backward(bug, monkeypatch):
 def test_checker_catches_a_wrong_input_gradient(monkeypatch):
     original = mn.MMoE._backward
 
-    def forgets_the_gate_path(self, dout, cache):
+    def forgets_the_gate_path(self, dout, cache, input_grad):
         """A classic bug: X feeds the experts and the gates, but only the experts' part of dX is returned."""
-        grads, _ = original(self, dout, cache)
+        grads, _ = original(self, dout, cache, input_grad)
         expert_cache, _, mixture_cache, tower_cache = cache
         dm, _ = self._towers_backward(dout, tower_cache)
         _, df = ops.mixture_backward(dm, mixture_cache)
@@ -114,12 +114,39 @@ def test_numerical_gradient_of_a_known_function():
     np.testing.assert_array_equal(a, [[1.0, -2.0], [0.5, 3.0]])  # restored exactly
 
 
-def test_gradient_error_is_relative_and_handles_zero_gradients():
+def test_gradient_error_is_norm_wise_relative():
     err, abs_err = mn.gradcheck.gradient_error(np.array([1.0, 0.0]), np.array([1.0, 1e-3]))
     assert err == pytest.approx(1e-3) and abs_err == pytest.approx(1e-3)
-    # both gradients zero up to rounding: compared by absolute error
-    err, _ = mn.gradcheck.gradient_error(np.zeros(3), np.full(3, 1e-12))
-    assert err < 1e-11
+    assert mn.gradcheck.gradient_error(np.zeros(3), np.zeros(3)) == (0.0, 0.0)
+
+
+def test_rounding_noise_scales_with_loss_entries_and_step():
+    eps = np.finfo(float).eps
+    assert mn.gradcheck.rounding_noise(0.5, 4, 1e-5) == pytest.approx(eps * 1.0 * 2 / 1e-5)
+    assert mn.gradcheck.rounding_noise(30.0, 9, 1e-4) == pytest.approx(eps * 30 * 3 / 1e-4)
+
+
+def report_for(analytic, numeric, f_value=1.0):
+    report = mn.GradientReport()
+    report._add("w", np.asarray(analytic, float), np.asarray(numeric, float), f_value)
+    return report
+
+
+def test_a_gradient_below_the_resolution_passes_on_its_absolute_error():
+    noise = mn.gradcheck.rounding_noise(1.0, 2, 1e-5)                 # ~3e-11
+    tiny = np.array([2e-9, -1e-9])                                    # far too small to resolve 1e-6 relative
+    report = report_for(tiny, tiny + noise)                           # off by the rounding noise: 1e-2 relative
+    assert report.errors["w"] > 1e-6 and not report.resolved("w")
+    assert report.passed(1e-6)
+
+
+def test_a_resolvable_gradient_must_meet_the_relative_tolerance():
+    g = np.array([0.3, -0.2])
+    assert report_for(g, g * (1 + 1e-7)).passed(1e-6)
+    report = report_for(g, g * (1 + 1e-5))
+    assert report.resolved("w") and not report.passed(1e-6) and "FAILS" in str(report)
+    # a wrong tiny gradient is still caught when the error is far above the noise
+    assert not report_for(np.array([1e-6, 0.0]), np.array([2e-6, 0.0])).passed(1e-6)
 
 
 def test_check_op_reports_shape_mismatch():
