@@ -13,9 +13,11 @@ True
 import importlib as _importlib
 
 from . import ops
+from .baselines import CrossStitch, L2Constrained, TensorFactorization
 from .gradcheck import GradientReport, check_gradients, check_op
 from .models import MMoE, OMoE, MultiTaskModel, SharedBottom, SingleTask, stack_models, unstack_models
 from .optim import SGD, Adam, Optimizer
+from .sizing import count_params
 from .training import EarlyStopping, History, fit
 
 __version__ = "0.1.0"
@@ -23,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ops",
     "SingleTask", "SharedBottom", "OMoE", "MMoE", "MultiTaskModel", "stack_models", "unstack_models",
+    "L2Constrained", "CrossStitch", "TensorFactorization", "count_params",
     "Adam", "SGD", "Optimizer",
     "fit", "History", "EarlyStopping",
     "check_gradients", "check_op", "GradientReport",
@@ -30,14 +33,10 @@ __all__ = [
 ]
 
 _SUBMODULES = ("data", "metrics")
-_LAZY = {"L2Constrained": "baselines", "CrossStitch": "baselines", "TensorFactorization": "baselines",
-         "count_params": "sizing"}
 
 
 def __getattr__(name):
-    # `mn.data` and `mn.metrics` are loaded on first use (PEP 562), and so are the names in _LAZY.
+    # `mn.data` and `mn.metrics` are loaded on first use (PEP 562): they read files and are not always needed.
     if name in _SUBMODULES:
         return _importlib.import_module(f".{name}", __name__)
-    if name in _LAZY:
-        return getattr(_importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'mmoe_np' has no attribute {name!r}")

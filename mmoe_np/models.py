@@ -31,7 +31,9 @@ class MultiTaskModel:
 
     A subclass sets its sizes, then calls ``super().__init__``, and implements
     ``_build(rng)`` (create ``self.params``), ``_forward(X) -> (out, cache)`` and
-    ``_backward(dout, cache) -> (grads, dX)``. It may add a penalty with ``_penalty() -> (value, grads)``.
+    ``_backward(dout, cache, input_grad) -> (grads, dX)``, where ``dX`` is None unless ``input_grad`` (training never
+    needs it, and skipping it saves the most expensive product of the first layer). It may add a penalty with
+    ``_penalty() -> (value, grads)``.
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], *, seed: int = 0, dtype: Any = np.float64,
@@ -100,7 +102,7 @@ class MultiTaskModel:
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
         raise NotImplementedError
 
-    def _backward(self, dout: np.ndarray, cache: Any) -> tuple[ArrayDict, np.ndarray]:
+    def _backward(self, dout: np.ndarray, cache: Any, input_grad: bool) -> tuple[ArrayDict, np.ndarray | None]:
         raise NotImplementedError
 
     def _penalty(self) -> tuple[np.ndarray | float, ArrayDict]:
@@ -129,16 +131,16 @@ class MultiTaskModel:
         For stacked replicas the loss is one value per replica and each replica gets the gradient of its own loss.
         """
         X, Y = self._check_XY(X, Y)
-        loss, _, grads, dX = self._evaluate(X, Y)
+        loss, _, grads, dX = self._evaluate(X, Y, input_grad=input_grad)
         return (loss, grads, dX) if input_grad else (loss, grads)
 
     def _check_XY(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_X(X)
         return X, V.targets(Y, self.tasks, X, self.dtype)
 
-    def _evaluate(self, X: np.ndarray, Y: np.ndarray, backward: bool = True):
-        """``(loss, per_task, grads, dX)`` for already checked X and Y; ``grads`` and ``dX`` are None without
-        ``backward``. The loss is ``sum_k w_k L_k`` plus the model's penalty."""
+    def _evaluate(self, X: np.ndarray, Y: np.ndarray, backward: bool = True, input_grad: bool = False):
+        """``(loss, per_task, grads, dX)`` for already checked X and Y; ``grads`` is None without ``backward`` and
+        ``dX`` is None without ``input_grad``. The loss is ``sum_k w_k L_k`` plus the model's penalty."""
         out, cache = self._forward(X)
         (total, per_task), loss_cache = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
         penalty, penalty_grads = self._penalty()
@@ -146,11 +148,11 @@ class MultiTaskModel:
         if not backward:
             return loss, per_task, None, None
         dout = ops.multitask_loss_backward(np.ones_like(total), loss_cache)
-        grads, dX = self._backward(dout, cache)
+        grads, dX = self._backward(dout, cache, input_grad)
         for name, g in penalty_grads.items():
             grads[name] = grads[name] + g
         grads = {name: grads[name] for name in self.params}  # the keys, and their order, of params
-        return loss, per_task, grads, ops.sum_to_shape(dX, X.shape)
+        return loss, per_task, grads, (ops.sum_to_shape(dX, X.shape) if input_grad else None)
 
     def _scalar(self, value: np.ndarray) -> np.ndarray | float:
         return float(value) if np.ndim(value) == 0 else np.asarray(value)
@@ -223,12 +225,12 @@ class SingleTask(MultiTaskModel):
         out, tower_cache = self._towers_forward(h)
         return out, (hidden_cache, tower_cache)
 
-    def _backward(self, dout: np.ndarray, cache: Any) -> tuple[ArrayDict, np.ndarray]:
+    def _backward(self, dout: np.ndarray, cache: Any, input_grad: bool) -> tuple[ArrayDict, np.ndarray | None]:
         hidden_cache, tower_cache = cache
         dh, grads = self._towers_backward(dout, tower_cache)
-        dX, hidden_grads = ops.mlp_backward(dh, hidden_cache)  # summed over the K networks that all read X
+        dX, hidden_grads = ops.mlp_backward(dh, hidden_cache, need_dx=input_grad)  # summed over the K networks
         grads.update(self._named("hidden", hidden_grads))
-        return grads, dX[..., 0, :, :]
+        return grads, (dX[..., 0, :, :] if input_grad else None)
 
 
 class SharedBottom(MultiTaskModel):
@@ -258,10 +260,10 @@ class SharedBottom(MultiTaskModel):
         out, tower_cache = self._towers_forward(f[..., None, :, :])  # every tower reads the same f
         return out, (bottom_cache, tower_cache)
 
-    def _backward(self, dout: np.ndarray, cache: Any) -> tuple[ArrayDict, np.ndarray]:
+    def _backward(self, dout: np.ndarray, cache: Any, input_grad: bool) -> tuple[ArrayDict, np.ndarray | None]:
         bottom_cache, tower_cache = cache
         df, grads = self._towers_backward(dout, tower_cache)  # (..., 1, N, h): already summed over the towers
-        dX, bottom_grads = ops.mlp_backward(df[..., 0, :, :], bottom_cache)
+        dX, bottom_grads = ops.mlp_backward(df[..., 0, :, :], bottom_cache, need_dx=input_grad)
         grads.update(self._named("bottom", bottom_grads))
         return grads, dX
 
@@ -299,13 +301,15 @@ class _MixtureOfExperts(MultiTaskModel):
         out, tower_cache = self._towers_forward(m)                                     # (..., N, K)
         return out, (expert_cache, gate_cache, mixture_cache, tower_cache)
 
-    def _backward(self, dout: np.ndarray, cache: Any) -> tuple[ArrayDict, np.ndarray]:
+    def _backward(self, dout: np.ndarray, cache: Any, input_grad: bool) -> tuple[ArrayDict, np.ndarray | None]:
         expert_cache, gate_cache, mixture_cache, tower_cache = cache
         dm, grads = self._towers_backward(dout, tower_cache)
         dg, df = ops.mixture_backward(dm, mixture_cache)
-        dx_gates, grads["gates.W"], grads["gates.b"] = ops.gate_backward(dg, gate_cache)
-        dx_experts, expert_grads = ops.mlp_backward(df, expert_cache)
+        dx_gates, grads["gates.W"], grads["gates.b"] = ops.gate_backward(dg, gate_cache, need_dx=input_grad)
+        dx_experts, expert_grads = ops.mlp_backward(df, expert_cache, need_dx=input_grad)
         grads.update(self._named("experts", expert_grads))
+        if not input_grad:
+            return grads, None
         # x feeds every expert and every gate: its gradient is the sum over all of them
         return grads, (dx_experts + dx_gates)[..., 0, :, :]
 

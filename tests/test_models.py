@@ -148,6 +148,18 @@ def test_loss_and_grads_is_pure_and_deterministic(make):
 
 
 @pytest.mark.parametrize("make", ALL_MODELS, ids=MODEL_IDS)
+def test_skipping_the_input_gradient_leaves_the_parameter_gradients_alone(make):
+    # Training skips dX (need_dx=False in the first layers); every parameter gradient must be bit-identical.
+    model = jitter(make(seed=3), 3)
+    X, Y = data(7, 6, model.tasks, 3)
+    loss, grads = model.loss_and_grads(X, Y)
+    loss_x, grads_x, dX = model.loss_and_grads(X, Y, input_grad=True)
+    assert loss == loss_x and dX.shape == X.shape
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], grads_x[name])
+
+
+@pytest.mark.parametrize("make", ALL_MODELS, ids=MODEL_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_grads_mirror_params_in_both_dtypes(make, dtype):
     model = make(seed=1, dtype=dtype)
