@@ -1,0 +1,422 @@
+"""Many independent runs at once: R replicas of each model trained in lock-step on R independent data streams.
+
+The paper repeats every (model, task correlation) setting 200 times, each run with "independent random data generation
+and model initialization" (Ma et al., KDD 2018, Sec. 5.1). Run r here is a :class:`Run`: a task pair (a
+:class:`~mmoe_np.data.SyntheticTasks`) and one integer seed, from which three independent streams derive
+
+* the training stream: every step, replica r gets a fresh minibatch ``runs[r].tasks.sample(B, train_rng_r)``
+  (the paper's "repeat until enough data are generated": no sample is seen twice, so nothing can be memorised);
+* a fixed test set ``runs[r].tasks.sample(n_test, test_rng_r)`` on which the test MSE is measured;
+* the initialisation seed of every model of that run.
+
+All R replicas of one model are one stacked model (:func:`~mmoe_np.stack_models`, parameters (R, ...)), and one
+forward/backward on X (R, B, d), Y (R, B, 2) gives replica r exactly the gradient of its own loss on its own batch
+(nothing in the ops mixes the leading axis). Adam is elementwise. So R replicas trained together follow, step for
+step, the parameters of R separate runs of this same code (``tests/test_replicas.py`` checks it to 1e-10 in float64)
+at the cost of one vectorised step instead of R Python-level ones. When several models are given, they are trained
+on the *same* minibatches and test sets (the data are drawn once per step), so their comparison is paired.
+
+:func:`train_replicas` trains one group in this process; :func:`train_in_groups` splits many runs into groups and
+trains them here or hands them to worker processes (one BLAS thread each), printing progress (runs done, elapsed,
+ETA) to stderr.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import queue as queue_module
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence, TextIO
+
+import numpy as np
+
+from .. import _validation as V
+from ..data.synthetic import SyntheticTasks
+from ..models import MultiTaskModel, stack_models
+from ..optim import Adam
+
+__all__ = ["Run", "ModelSpec", "ReplicaHistory", "Progress", "replica_streams", "train_replicas",
+           "train_in_groups", "format_seconds"]
+
+TASKS = ("regression", "regression")  # the synthetic task pair: two regression tasks
+_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What one run is, and what one model is
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Run:
+    """One independent run: a task pair and the integer ``seed`` of its training stream, test set and init.
+
+    ``label`` is free metadata carried into the results (e.g. ``{"correlation": 0.5, "run": 7}``).
+    """
+
+    tasks: SyntheticTasks
+    seed: int
+    label: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tasks, SyntheticTasks):
+            raise ValueError(f"tasks must be a SyntheticTasks; got {type(self.tasks).__name__}")
+        if isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+
+
+def replica_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, int]:
+    """``(train_rng, test_rng, init_seed)`` of a run: three independent children of ``SeedSequence(seed)``.
+
+    Deriving them from the run's own seed (not from a position in a batch of runs) is what makes a run's numbers
+    independent of which other runs share its group or worker.
+    """
+    train, test, init = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(train), np.random.default_rng(test), int(init.generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model class and its size arguments; ``build(n_features, seed, dtype)`` makes one replica.
+
+    A spec (not a closure) so that it can be sent to worker processes.
+    """
+
+    cls: type
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self, n_features: int, seed: int, dtype: Any) -> MultiTaskModel:
+        return self.cls(n_features, TASKS, seed=seed, dtype=dtype, **dict(self.kwargs))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What training records
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class ReplicaHistory:
+    """Test (and training) MSE of every replica at the evaluation steps.
+
+    * ``steps`` (T,): evaluation points, 0 (the initial model) first and the last step last;
+    * ``test_loss[name]`` (T, R, 2): each replica's MSE per task on its own test set;
+    * ``train_loss[name]`` (T, R, 2): the mean minibatch MSE over the steps since the previous evaluation
+      (NaN at step 0). With fresh data every step it estimates the same quantity as the test loss, a bit earlier;
+    * ``models[name]``: the trained stacked model (filled by :func:`train_replicas`, empty after
+      :func:`train_in_groups`, which does not send parameters back from its workers);
+    * ``seconds``: wall time.
+    """
+
+    steps: np.ndarray
+    test_loss: dict[str, np.ndarray]
+    train_loss: dict[str, np.ndarray]
+    runs: list[Run]
+    seconds: float
+    models: dict[str, MultiTaskModel] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress on stderr
+# ---------------------------------------------------------------------------------------------------------------
+def format_seconds(seconds: float) -> str:
+    """``75.2 -> '1m15s'``, ``3725 -> '1h02m05s'``, ``4.3 -> '4.3s'``."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Progress of ``total_work`` units of work (replica-steps) making up ``total_runs`` runs, on ``stream``.
+
+    ``update(work, runs)`` adds done work and finished runs; a line ``label: runs done a/b, x% of the steps,
+    elapsed .., eta ..`` is printed at most every ``interval`` seconds (and by :meth:`close`). The ETA assumes the
+    remaining work goes at the average rate so far.
+    """
+
+    def __init__(self, total_work: int, total_runs: int, label: str = "training", stream: TextIO | None = None,
+                 interval: float = 10.0) -> None:
+        self.total_work = V.positive_int("total_work", total_work)
+        self.total_runs = V.positive_int("total_runs", total_runs)
+        self.label = label
+        self.stream = sys.stderr if stream is None else stream
+        self.interval = V.positive_float("interval", interval, allow_zero=True)
+        self.work = self.runs = 0
+        self.start = self._last = time.perf_counter()
+
+    def update(self, work: int = 0, runs: int = 0) -> None:
+        self.work += work
+        self.runs += runs
+        now = time.perf_counter()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._print(now)
+
+    def close(self) -> None:
+        self._print(time.perf_counter())
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = (time.perf_counter() if now is None else now) - self.start
+        fraction = min(self.work / self.total_work, 1.0)
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("inf")
+        return (f"{self.label}: runs done {self.runs}/{self.total_runs}, {100 * fraction:.0f}% of the steps, "
+                f"elapsed {format_seconds(elapsed)}, eta {format_seconds(eta)}")
+
+    def _print(self, now: float) -> None:
+        print(self.line(now), file=self.stream, flush=True)
+
+
+class _QueueProgress:
+    """A worker's stand-in for :class:`Progress`: sends its updates to the parent through a queue, at most every
+    ``interval`` seconds (and always when runs finish)."""
+
+    def __init__(self, sink: Any, interval: float = 1.0) -> None:
+        self.sink, self.interval = sink, interval
+        self.work = 0
+        self._last = time.perf_counter()
+
+    def update(self, work: int = 0, runs: int = 0) -> None:
+        self.work += work
+        now = time.perf_counter()
+        if runs or now - self._last >= self.interval:
+            self.sink.put((self.work, runs))
+            self.work, self._last = 0, now
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One group of replicas in lock-step
+# ---------------------------------------------------------------------------------------------------------------
+class _Streams:
+    """The R runs' data: ``batch(B)`` -> X (R, B, d), Y (R, B, 2), row r drawn from run r's own training stream."""
+
+    def __init__(self, runs: Sequence[Run], dtype: np.dtype) -> None:
+        self.tasks = [run.tasks for run in runs]
+        streams = [replica_streams(run.seed) for run in runs]
+        self.train_rngs = [s[0] for s in streams]
+        self.test_rngs = [s[1] for s in streams]
+        self.init_seeds = [s[2] for s in streams]
+        self.dtype = dtype
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._draw(n, self.train_rngs)
+
+    def test_set(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._draw(n, self.test_rngs)
+
+    def _draw(self, n: int, rngs: list[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
+        # One call per replica: each run keeps its own stream, so its data do not depend on the other replicas.
+        d = self.tasks[0].n_features
+        X = np.empty((len(rngs), n, d), dtype=self.dtype)
+        Y = np.empty((len(rngs), n, 2), dtype=self.dtype)
+        for r, (tasks, rng) in enumerate(zip(self.tasks, rngs)):
+            X[r], Y[r] = tasks.sample(n, rng, self.dtype)
+        return X, Y
+
+
+def _test_mse(model: MultiTaskModel, X: np.ndarray, Y: np.ndarray, chunk: int) -> np.ndarray:
+    """Per-replica, per-task test MSE (R, 2) over X (R, N, d), in chunks of ``chunk`` points (bounds memory:
+    an MMoE forward holds (R, E, chunk, h) expert outputs). The chunk means are averaged with weights
+    ``size / N``, which gives the mean over all N points."""
+    n = X.shape[-2]
+    total = np.zeros(model.replica_shape + (Y.shape[-1],))
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        _, per_task, _, _ = model._evaluate(X[..., start:stop, :], Y[..., start:stop, :], backward=False)
+        total += per_task * ((stop - start) / n)
+    return total
+
+
+def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, steps: int, batch_size: int = 128,
+                   lr: float | Mapping[str, float] = 1e-3, eval_every: int = 100, n_test: int = 2000,
+                   eval_chunk: int = 500, dtype: Any = np.float32, progress: Any = None,
+                   callback: Callable[[int, dict[str, MultiTaskModel]], None] | None = None) -> ReplicaHistory:
+    """Train R = len(runs) replicas of every model in ``models`` in lock-step, with Adam, on streamed data.
+
+    Every step draws one fresh minibatch per run (X (R, B, d), Y (R, B, 2)) and, for each model, takes one Adam step
+    on ``L_r = MSE_task1 + MSE_task2`` of replica r's batch. The test MSE is measured at step 0, every
+    ``eval_every`` steps and at the last step. ``lr`` is one rate or one per model name.
+
+    ``progress`` (optional) gets ``update(work=R)`` after every step and ``update(runs=R * len(models))`` at the
+    end; ``callback(step, models)`` (optional) is called after every step with the stacked models.
+    """
+    runs = _check_models_and_runs(models, runs)
+    steps, batch_size = V.positive_int("steps", steps), V.positive_int("batch_size", batch_size)
+    eval_every, n_test = V.positive_int("eval_every", eval_every), V.positive_int("n_test", n_test)
+    eval_chunk, dtype = V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype)
+    rates = _rates(lr, models)
+
+    start_time = time.perf_counter()
+    data = _Streams(runs, dtype)
+    n_features, R = runs[0].tasks.n_features, len(runs)
+    # One stacked model per name: replica r initialised from run r's seed (the same seed for every model of run r).
+    stacked = {name: stack_models([spec.build(n_features, seed, dtype) for seed in data.init_seeds])
+               for name, spec in models.items()}
+    optimizers = {name: Adam(model.params, lr=rates[name]) for name, model in stacked.items()}
+    X_test, Y_test = data.test_set(n_test)
+
+    eval_steps = sorted({0, *range(eval_every, steps, eval_every), steps})
+    test_loss = {name: np.empty((len(eval_steps), R, 2)) for name in stacked}
+    train_loss = {name: np.full((len(eval_steps), R, 2), np.nan) for name in stacked}
+    running = {name: np.zeros((R, 2)) for name in stacked}  # sum of the minibatch losses since the last evaluation
+    for name, model in stacked.items():
+        test_loss[name][0] = _test_mse(model, X_test, Y_test, eval_chunk)
+
+    row, since = 1, 0
+    for step in range(1, steps + 1):
+        X, Y = data.batch(batch_size)  # shared by every model: a paired comparison
+        for name, model in stacked.items():
+            _, per_task, grads, _ = model._evaluate(X, Y)  # per_task (R, 2): each replica's MSE on its own batch
+            optimizers[name].step(grads)
+            running[name] += per_task
+        since += 1
+        if callback is not None:
+            callback(step, stacked)
+        if step == eval_steps[row]:
+            for name, model in stacked.items():
+                test_loss[name][row] = _test_mse(model, X_test, Y_test, eval_chunk)
+                train_loss[name][row] = running[name] / since
+                running[name][:] = 0.0
+            row, since = row + 1, 0
+        if progress is not None:
+            progress.update(work=R)
+    if progress is not None:
+        progress.update(runs=R * len(stacked))
+    return ReplicaHistory(steps=np.array(eval_steps), test_loss=test_loss, train_loss=train_loss, runs=runs,
+                          seconds=time.perf_counter() - start_time, models=stacked)
+
+
+def _check_models_and_runs(models: Any, runs: Sequence[Run]) -> list[Run]:
+    """``models`` must be a non-empty {name: ModelSpec}; ``runs`` non-empty Runs of one input dimension."""
+    if not isinstance(models, Mapping) or not models:
+        raise ValueError("models must be a non-empty dict {name: ModelSpec}")
+    for name, spec in models.items():
+        if not isinstance(spec, ModelSpec):
+            raise ValueError(f"models[{name!r}] must be a ModelSpec; got {type(spec).__name__}")
+    runs = list(runs)
+    if not runs:
+        raise ValueError("runs must contain at least one Run")
+    for i, run in enumerate(runs):
+        if not isinstance(run, Run):
+            raise ValueError(f"runs[{i}] must be a Run; got {type(run).__name__}")
+        if run.tasks.n_features != runs[0].tasks.n_features:
+            raise ValueError(f"runs[{i}] has n_features={run.tasks.n_features}; runs[0] has "
+                             f"{runs[0].tasks.n_features}: one group needs one input dimension")
+    return runs
+
+
+def _rates(lr: float | Mapping[str, float], models: Mapping[str, Any]) -> dict[str, float]:
+    """One learning rate per model name, from a single rate or a dict that names every model."""
+    if isinstance(lr, Mapping):
+        missing = [name for name in models if name not in lr]
+        if missing:
+            raise ValueError(f"lr must give a rate for every model; missing {missing}")
+        return {name: V.positive_float(f"lr[{name!r}]", lr[name]) for name in models}
+    return {name: V.positive_float("lr", lr) for name in models}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Many groups, over worker processes
+# ---------------------------------------------------------------------------------------------------------------
+_worker_sink: Any = None  # the progress queue of a worker process, set by _init_worker
+
+
+def _init_worker(sink: Any) -> None:
+    global _worker_sink
+    _worker_sink = sink
+
+
+def _train_group(job: tuple[Mapping[str, ModelSpec], list[Run], dict[str, Any]]) -> ReplicaHistory:
+    """Worker entry point: train one group, report progress through the queue, send back the curves only."""
+    models, runs, kwargs = job
+    progress = _QueueProgress(_worker_sink) if _worker_sink is not None else None
+    history = train_replicas(models, runs, progress=progress, **kwargs)
+    return replace(history, models={})
+
+
+def _merge(histories: Sequence[ReplicaHistory], seconds: float) -> ReplicaHistory:
+    """Concatenate the groups' replica axes, in the order of the groups."""
+    first = histories[0]
+    return ReplicaHistory(
+        steps=first.steps,
+        test_loss={name: np.concatenate([h.test_loss[name] for h in histories], axis=1) for name in first.test_loss},
+        train_loss={name: np.concatenate([h.train_loss[name] for h in histories], axis=1)
+                    for name in first.train_loss},
+        runs=[run for h in histories for run in h.runs], seconds=seconds)
+
+
+def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, group_size: int = 200,
+                    workers: int = 0, progress: Progress | bool = False, label: str = "training",
+                    **train_kwargs: Any) -> ReplicaHistory:
+    """:func:`train_replicas` for many runs: groups of at most ``group_size`` runs in lock-step, trained in this
+    process (``workers=0``) or spread over ``workers`` spawned processes; the result lists the runs in the given
+    order.
+
+    Because every run's data and initialisation derive from its own seed, the numbers do not depend on
+    ``group_size`` or ``workers``. Each worker is a fresh ("spawn") process with one BLAS thread
+    (``OPENBLAS_NUM_THREADS=1``): the matrices of one replica are too small for BLAS threads to pay, and on a busy
+    machine threads that wait for each other can make a step many times slower. In this process (``workers=0``)
+    BLAS uses whatever threads the environment gave numpy. ``progress=True`` prints to stderr every 10 s.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("runs must contain at least one Run")
+    group_size = V.positive_int("group_size", group_size)
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise ValueError(f"workers must be an integer >= 0 (0: this process); got {workers!r}")
+    steps = V.positive_int("steps", train_kwargs.get("steps"))
+    n_groups = max(math.ceil(len(runs) / group_size), min(workers, len(runs)))  # at least one group per worker
+    bounds = np.linspace(0, len(runs), n_groups + 1).round().astype(int)
+    groups = [runs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    if progress is True:
+        progress = Progress(steps * len(runs), len(runs) * len(models), label=label)
+    elif progress is False:
+        progress = None
+
+    start = time.perf_counter()
+    if workers == 0:
+        histories = [train_replicas(models, group, progress=progress, **train_kwargs) for group in groups]
+        histories = [replace(h, models={}) for h in histories]
+    else:
+        histories = _train_in_processes(models, groups, workers, progress, train_kwargs)
+    if progress is not None:
+        progress.close()
+    return _merge(histories, time.perf_counter() - start)
+
+
+def _train_in_processes(models: Mapping[str, ModelSpec], groups: list[list[Run]], workers: int,
+                        progress: Progress | None, train_kwargs: dict[str, Any]) -> list[ReplicaHistory]:
+    """Run the groups on a pool of ``workers`` spawned processes; forward their progress messages to ``progress``."""
+    context = multiprocessing.get_context("spawn")
+    sink = context.Queue()
+    saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in _BLAS_THREAD_VARIABLES})  # read by the workers' fresh numpy
+    try:
+        with context.Pool(min(workers, len(groups)), initializer=_init_worker, initargs=(sink,)) as pool:
+            pending = pool.map_async(_train_group, [(models, group, train_kwargs) for group in groups], chunksize=1)
+            while not pending.ready():
+                _drain(sink, progress, first_wait=0.5, next_wait=0.0)
+            histories = pending.get()  # re-raises a worker's exception here
+            _drain(sink, progress, first_wait=0.2, next_wait=0.2)  # the last messages may still be in flight
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return histories
+
+
+def _drain(sink: Any, progress: Progress | None, first_wait: float, next_wait: float) -> None:
+    """Pass every queued ``(work, runs)`` message on to ``progress``: wait up to ``first_wait`` seconds for the
+    first one and ``next_wait`` for each next one, then return."""
+    wait = first_wait
+    while True:
+        try:
+            work, runs = sink.get(timeout=wait) if wait > 0 else sink.get_nowait()
+        except queue_module.Empty:
+            return
+        if progress is not None:
+            progress.update(work=work, runs=runs)
+        wait = next_wait

@@ -1,0 +1,582 @@
+"""The paper's synthetic task-relatedness study (Ma et al., KDD 2018, Secs. 3.3 and 5.1-5.2) and its subcommands.
+
+* Fig. 3 (:func:`shared_bottom_study`): Shared-Bottom (bottom 16, towers 8) at several task correlations p;
+  test loss vs training step, averaged over runs. Claim: lower correlation, worse loss.
+* Fig. 4 (:func:`model_comparison_study`): Shared-Bottom (bottom 113), OMoE and MMoE (8 experts x 16, towers 8),
+  parameter-matched as in the paper, at the same correlations.
+* Fig. 5 (:func:`trainability_study`): histograms of the final test loss over the repeated runs at p = 1.0 and 0.5.
+
+Every figure comes from one :func:`synthetic_study`: ``runs`` independent runs per correlation, each with its own task
+pair, data stream, test set and initialisation, all trained in lock-step (:mod:`mmoe_np.experiments.replicas`).
+Design (see ``docs/results-synthetic.md``):
+
+* **streamed data**: every step draws a fresh minibatch, as the paper's "repeat until enough data are generated";
+  the "loss" is the MSE of task 1 on a fixed test set of the same task pair (the tasks are symmetric, as the paper
+  says, so one task is reported; task 2 is recorded too);
+* **common random numbers**: run i has one task-pair seed and one data/init seed, shared by every correlation and
+  every model. Only p changes the weights ``w2 = c (p u1 + sqrt(1 - p^2) u2)``; ``u1, u2, alpha, beta``, the inputs x,
+  the noise and the initial parameters of run i are the same. So "model A vs model B" and "p = 1 vs p = 0.5" are
+  paired comparisons, with a paired standard error, while different runs are independent as in the paper.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import _validation as V
+from ..data.synthetic import SyntheticSpec, _correlation
+from ..models import MMoE, OMoE, SharedBottom
+from . import correlation as fig2
+from .replicas import ModelSpec, Run, format_seconds, train_in_groups
+
+__all__ = ["MODELS", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
+           "QUICK", "PAPER", "matched_bottom_width", "make_runs",
+           "SyntheticStudy", "synthetic_study", "shared_bottom_study", "model_comparison_study",
+           "trainability_study", "claims", "format_table", "plot_curves", "plot_histograms", "write_curves_csv",
+           "write_final_csv", "write_summary_json", "write_outputs", "register"]
+
+
+def matched_bottom_width(n_features: int = 100, n_experts: int = 8, expert_units: int = 16, tower_units: int = 8,
+                         n_tasks: int = 2) -> int:
+    """The paper's parameter matching (Sec. 5.1): a bottom of width h costs ``d h + K t h`` weights, the MoE models
+    ``E d e + K e t``; so ``h = round((E d e + K e t) / (d + K t))`` = 13056 / 116 ~ 113 for the paper's sizes.
+    Like the paper it counts only the expert/bottom and tower-hidden weight matrices (no biases, gates, outputs)."""
+    moe_weights = n_experts * n_features * expert_units + n_tasks * expert_units * tower_units
+    return round(moe_weights / (n_features + n_tasks * tower_units))
+
+
+_EXPERTS = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
+MODELS: dict[str, ModelSpec] = {
+    "shared-bottom-16": ModelSpec(SharedBottom, {"bottom_units": (16,), "tower_units": (8,)}),  # Fig. 3
+    "shared-bottom": ModelSpec(SharedBottom, {"bottom_units": (matched_bottom_width(),), "tower_units": (8,)}),
+    "omoe": ModelSpec(OMoE, _EXPERTS),
+    "mmoe": ModelSpec(MMoE, _EXPERTS),
+}
+MODEL_LABELS = {"shared-bottom-16": "Shared-Bottom (16)", "shared-bottom": "Shared-Bottom (113)", "omoe": "OMoE",
+                "mmoe": "MMoE"}
+COMPARISON_MODELS = ("shared-bottom", "omoe", "mmoe")
+PAPER_CORRELATIONS = (1.0, 0.9, 0.8, 0.5)
+TRAINABILITY_CORRELATIONS = (1.0, 0.5)
+
+# The two profiles of the training studies. "paper": the paper's 200 runs per setting, with the steps, batch and
+# learning rate chosen to fit 3 models x 4 correlations x 200 runs in about half an hour on 2 cores (see
+# docs/results-synthetic.md for the pilot behind them). "quick": the same setup with fewer runs and steps, about two
+# minutes on 2 cores: a preview whose numbers are noisier and less converged.
+PAPER = {"runs": 200, "steps": 1000, "batch_size": 128, "lr": 1e-2, "eval_every": 100, "n_test": 2000}
+QUICK = {"runs": 16, "steps": 800, "batch_size": 128, "lr": 1e-2, "eval_every": 50, "n_test": 1000}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The runs and the study
+# ---------------------------------------------------------------------------------------------------------------
+def make_runs(correlations: Sequence[float], runs: int, seed: int, spec: SyntheticSpec = SyntheticSpec(),
+              n_features: int = 100) -> list[Run]:
+    """``runs * len(correlations)`` runs, ordered run by run: ``[(p_0, run 0), (p_1, run 0), ..., (p_0, run 1), ...]``.
+
+    Run i draws two integers from ``SeedSequence((seed, i))``: the task-pair seed (``u, alpha, beta`` via
+    ``spec.draw``) and the run seed (data stream, test set, init). Both are shared by every p, so the task pairs of
+    run i differ only in ``w2``.
+    """
+    runs, seed = V.positive_int("runs", runs), _seed(seed)
+    ps = [_correlation(p) for p in correlations]
+    if not ps:
+        raise ValueError("correlations must contain at least one value")
+    out = []
+    for i in range(runs):
+        task_seed, run_seed = (int(s) for s in np.random.SeedSequence((seed, i)).generate_state(2))
+        for p in ps:
+            tasks = spec.draw(n_features, p, task_seed)  # same u, alpha, beta for every p: only w2 moves
+            out.append(Run(tasks, run_seed, {"correlation": p, "run": i, "task_seed": task_seed}))
+    return out
+
+
+def _seed(seed: Any) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
+@dataclass(eq=False)
+class SyntheticStudy:
+    """The results of :func:`synthetic_study`, P = len(correlations), N = runs, T = evaluation points.
+
+    ``test_loss[model]`` (P, N, T, 2) and ``train_loss[model]`` (P, N, T, 2): MSE of each task (see
+    :class:`~mmoe_np.experiments.replicas.ReplicaHistory`); ``steps`` (T,); ``seeds`` (N, 2): each run's task-pair
+    and run seed; ``config``: every setting; ``seconds``: wall time; ``load``: the 1-minute load average at the
+    start and the end (how busy the machine was).
+    """
+
+    config: dict[str, Any]
+    steps: np.ndarray
+    test_loss: dict[str, np.ndarray]
+    train_loss: dict[str, np.ndarray]
+    seeds: np.ndarray
+    seconds: float
+    load: tuple[float, float] = (float("nan"), float("nan"))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return tuple(self.test_loss)
+
+    @property
+    def correlations(self) -> tuple[float, ...]:
+        return tuple(self.config["correlations"])
+
+    @property
+    def runs(self) -> int:
+        return self.seeds.shape[0]
+
+    def final(self, model: str, task: int = 0) -> np.ndarray:
+        """Final test MSE of ``task`` (0 = task 1, the reported one): (P, N)."""
+        return self.test_loss[model][:, :, -1, task]
+
+    def curve(self, model: str, task: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over runs of the test MSE of ``task`` and its standard error: two (P, T) arrays."""
+        loss = self.test_loss[model][..., task]
+        return loss.mean(axis=1), _sem(loss, axis=1)
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Per model and correlation, statistics of the final task-1 test MSE over the runs."""
+        out = {}
+        for model in self.models:
+            out[model] = {}
+            for j, p in enumerate(self.correlations):
+                x = self.final(model)[j]
+                q10, q25, q50, q75, q90 = np.quantile(x, [0.1, 0.25, 0.5, 0.75, 0.9])
+                out[model][f"{p:g}"] = {"mean": float(x.mean()), "std": _std(x), "sem": float(_sem(x)),
+                                        "min": float(x.min()), "q10": float(q10), "q25": float(q25),
+                                        "median": float(q50), "q75": float(q75), "q90": float(q90),
+                                        "max": float(x.max()), "nonfinite": int(np.sum(~np.isfinite(x)))}
+        return out
+
+
+def _std(x: np.ndarray, axis: int | None = None) -> Any:
+    """Standard deviation over runs, ddof = 1 (0 for a single run)."""
+    n = x.shape[axis] if axis is not None else x.size
+    return x.std(axis=axis, ddof=1) if n > 1 else np.zeros_like(x.mean(axis=axis))
+
+
+def _sem(x: np.ndarray, axis: int | None = None) -> Any:
+    """Standard error of the mean over runs: std / sqrt(n)."""
+    n = x.shape[axis] if axis is not None else x.size
+    return _std(x, axis) / np.sqrt(n)
+
+
+def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Sequence[float] = PAPER_CORRELATIONS,
+                    *, runs: int = QUICK["runs"], steps: int = QUICK["steps"], batch_size: int = QUICK["batch_size"],
+                    lr: float | dict[str, float] = QUICK["lr"], eval_every: int = QUICK["eval_every"],
+                    n_test: int = QUICK["n_test"], seed: int = 0, dtype: Any = np.float32, workers: int = 0,
+                    group_size: int = 200, spec: SyntheticSpec = SyntheticSpec(), n_features: int = 100,
+                    progress: bool = False, label: str = "synthetic") -> SyntheticStudy:
+    """Train ``runs`` independent runs of every model at every correlation; record the test MSE every ``eval_every``
+    steps. Adam with ``lr`` (one rate, or one per model), minibatches of ``batch_size`` fresh samples.
+
+    ``workers=0`` trains in this process, ``workers=N`` in N spawned processes with one BLAS thread each (faster;
+    see :func:`~mmoe_np.experiments.replicas.train_in_groups`). The numbers depend on ``seed`` and the settings, not
+    on ``workers`` or ``group_size`` (each run derives everything from its own seeds). ``progress=True`` prints
+    runs done, elapsed and ETA to stderr.
+    """
+    models = tuple(models)
+    if not models:
+        raise ValueError("models must name at least one model")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"models: unknown {unknown}; expected names from {sorted(MODELS)}")
+    if len(set(models)) != len(models):
+        raise ValueError(f"models must not repeat a name; got {list(models)}")
+    all_runs = make_runs(correlations, runs, seed, spec, n_features)
+    ps = tuple(float(p) for p in dict.fromkeys(run.label["correlation"] for run in all_runs))
+    if len(ps) != len(tuple(correlations)):
+        raise ValueError(f"correlations must not repeat a value; got {list(correlations)}")
+    dtype = V.dtype(dtype)
+    load_start = _load()
+    history = train_in_groups({m: MODELS[m] for m in models}, all_runs, group_size=group_size, workers=workers,
+                              progress=progress, label=label, steps=steps, batch_size=batch_size, lr=lr,
+                              eval_every=eval_every, n_test=n_test, dtype=dtype)
+    P, N = len(ps), runs
+
+    def by_setting(loss: np.ndarray) -> np.ndarray:  # (T, N * P, 2), run-major -> (P, N, T, 2)
+        return loss.reshape(loss.shape[0], N, P, 2).transpose(2, 1, 0, 3)
+
+    config = {"models": list(models), "correlations": list(ps), "runs": N, "steps": steps, "batch_size": batch_size,
+              "lr": lr if isinstance(lr, dict) else float(lr), "eval_every": eval_every, "n_test": n_test,
+              "seed": seed, "dtype": str(dtype), "workers": workers, "group_size": group_size,
+              "n_features": n_features, "generator": asdict(spec),
+              "optimizer": "Adam(beta1=0.9, beta2=0.999, eps=1e-8)",
+              "architectures": {m: {"class": MODELS[m].cls.__name__, **MODELS[m].kwargs} for m in models},
+              "data": "fresh minibatches every step; test set of n_test points per run",
+              "reported_loss": "test MSE of task 1"}
+    seeds = np.array([[all_runs[i * P].label["task_seed"], all_runs[i * P].seed] for i in range(N)], dtype=np.int64)
+    return SyntheticStudy(config=config, steps=history.steps,
+                          test_loss={m: by_setting(history.test_loss[m]) for m in models},
+                          train_loss={m: by_setting(history.train_loss[m]) for m in models},
+                          seeds=seeds, seconds=history.seconds, load=(load_start, _load()))
+
+
+def _load() -> float:
+    """The 1-minute load average (NaN where the OS has none)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return float("nan")
+
+
+def shared_bottom_study(correlations: Sequence[float] = PAPER_CORRELATIONS, **kwargs: Any) -> SyntheticStudy:
+    """Fig. 3: Shared-Bottom with bottom 16 and towers 8 (the paper's Sec. 3.3 sizes) at each correlation."""
+    return synthetic_study(("shared-bottom-16",), correlations, label="shared-bottom", **kwargs)
+
+
+def model_comparison_study(correlations: Sequence[float] = PAPER_CORRELATIONS, **kwargs: Any) -> SyntheticStudy:
+    """Fig. 4: Shared-Bottom (113), OMoE and MMoE (8 experts x 16, towers 8) on the same runs."""
+    return synthetic_study(COMPARISON_MODELS, correlations, **kwargs)
+
+
+def trainability_study(correlations: Sequence[float] = TRAINABILITY_CORRELATIONS, **kwargs: Any) -> SyntheticStudy:
+    """Fig. 5: the Fig. 4 models at p = 1.0 and 0.5 (by default); plot with :func:`plot_histograms`."""
+    return synthetic_study(COMPARISON_MODELS, correlations, label="trainability", **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The paper's claims, checked on a study
+# ---------------------------------------------------------------------------------------------------------------
+def claims(study: SyntheticStudy) -> dict[str, Any]:
+    """The paper's four claims, each with the numbers behind it and ``holds`` (None where the study lacks the
+    models or correlations the claim needs). Losses are the final task-1 test MSE; "paired" differences are taken
+    run by run (same task pair, data and init), with their standard error over runs.
+
+    (a) every model does worse at lower correlation: the mean rises at every step down the sorted correlations;
+    (b) MMoE degrades less from p = 1 to p = 0.5 than OMoE and Shared-Bottom (mean of L(0.5) - L(1.0));
+    (c) the MoE models beat Shared-Bottom on average (lower mean at every correlation, and over all of them);
+    (d) Shared-Bottom's final losses spread wider than MMoE's (std and interquartile range, at every correlation).
+    """
+    ps = np.array(study.correlations)
+    order = np.argsort(-ps)  # highest correlation first
+    out: dict[str, Any] = {}
+
+    a = {}
+    for m in study.models:
+        means = study.final(m).mean(axis=1)[order]
+        a[m] = {"correlations": ps[order].tolist(), "means": means.tolist(),
+                "holds": bool(len(means) > 1 and np.all(np.diff(means) > 0)),
+                "worst_minus_best_p": float(means[-1] - means[0])}
+    out["a"] = {"claim": "every model does worse at lower correlation", "models": a,
+                "holds": all(v["holds"] for v in a.values()) if len(ps) > 1 else None}
+
+    hi, lo = np.flatnonzero(ps == 1.0), np.flatnonzero(ps == 0.5)
+    if hi.size and lo.size:
+        b = {}
+        for m in study.models:
+            diff = study.final(m)[lo[0]] - study.final(m)[hi[0]]  # (N,) paired by run
+            base = study.final(m)[hi[0]].mean()
+            b[m] = {"degradation": float(diff.mean()), "sem": float(_sem(diff)),
+                    "relative": float(diff.mean() / base)}
+        others = [m for m in ("omoe", "shared-bottom") if m in b]
+        holds = (all(b["mmoe"]["degradation"] < b[m]["degradation"] for m in others)
+                 if "mmoe" in b and others else None)
+        out["b"] = {"claim": "MMoE degrades less from p=1.0 to p=0.5 than OMoE and Shared-Bottom", "models": b,
+                    "holds": holds}
+    else:
+        out["b"] = {"claim": "MMoE degrades less from p=1.0 to p=0.5", "holds": None,
+                    "why": "needs correlations 1.0 and 0.5"}
+
+    if "shared-bottom" in study.models and any(m in study.models for m in ("omoe", "mmoe")):
+        sb = study.final("shared-bottom")
+        c = {}
+        for m in (m for m in ("omoe", "mmoe") if m in study.models):
+            diff = sb - study.final(m)  # (P, N): > 0 where the MoE model wins
+            c[m] = {"advantage_by_correlation": diff.mean(axis=1).tolist(),
+                    "sem_by_correlation": _sem(diff, axis=1).tolist(),
+                    "advantage_overall": float(diff.mean()), "sem_overall": float(_sem(diff.mean(axis=0))),
+                    "wins_by_correlation": (diff.mean(axis=1) > 0).tolist(),
+                    "runs_won_fraction": float(np.mean(diff > 0))}
+        out["c"] = {"claim": "the MoE models beat Shared-Bottom on average", "correlations": ps.tolist(),
+                    "models": c, "holds": all(all(v["wins_by_correlation"]) for v in c.values())}
+        if "mmoe" in study.models:
+            mm = study.final("mmoe")
+            iqr = lambda x: np.subtract(*np.quantile(x, [0.75, 0.25], axis=1))  # noqa: E731
+            d = {"correlations": ps.tolist(), "std_shared_bottom": _std(sb, axis=1).tolist(),
+                 "std_mmoe": _std(mm, axis=1).tolist(), "iqr_shared_bottom": iqr(sb).tolist(),
+                 "iqr_mmoe": iqr(mm).tolist()}
+            d["holds"] = bool(np.all(_std(sb, axis=1) > _std(mm, axis=1)))
+            d["holds_iqr"] = bool(np.all(iqr(sb) > iqr(mm)))
+            out["d"] = {"claim": "Shared-Bottom's final losses spread wider than MMoE's", **d}
+    for key in "cd":
+        out.setdefault(key, {"holds": None, "why": "needs shared-bottom and the MoE models"})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Table, CSV, JSON, figures
+# ---------------------------------------------------------------------------------------------------------------
+def format_table(study: SyntheticStudy, digits: int = 4) -> str:
+    """Final task-1 test MSE, mean +- std over the runs, one row per model and one column per correlation."""
+    head = [f"p = {p:g}" for p in study.correlations]
+    rows = []
+    for m in study.models:
+        x = study.final(m)
+        rows.append([MODEL_LABELS[m]] + [f"{mu:.{digits}f} +- {sd:.{digits}f}"
+                                         for mu, sd in zip(x.mean(axis=1), _std(x, axis=1))])
+    width0 = max(len("model"), *(len(r[0]) for r in rows))
+    widths = [max(len(h), *(len(r[k + 1]) for r in rows)) for k, h in enumerate(head)]
+    lines = [f"final test MSE of task 1 after {study.config['steps']} steps "
+             f"(mean +- std over {study.runs} runs; noise floor {study.config['generator']['noise_std'] ** 2:g})",
+             "  ".join(["model".ljust(width0)] + [h.rjust(w) for h, w in zip(head, widths)])]
+    lines += ["  ".join([r[0].ljust(width0)] + [c.rjust(w) for c, w in zip(r[1:], widths)]) for r in rows]
+    return "\n".join(lines)
+
+
+def write_curves_csv(study: SyntheticStudy, path: str | Path) -> Path:
+    """One row per (model, correlation, step): mean, std and standard error over runs of the task-1 test MSE,
+    the task-2 mean, and the mean training (minibatch) MSE of task 1."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["model", "correlation", "step", "mean_test_mse", "std_test_mse", "sem_test_mse",
+                      "mean_test_mse_task2", "mean_train_mse", "runs"])
+        for m in study.models:
+            test, train = study.test_loss[m], study.train_loss[m]
+            for j, p in enumerate(study.correlations):
+                for t, step in enumerate(study.steps):
+                    x = test[j, :, t, 0]
+                    out.writerow([m, f"{p:g}", int(step), f"{x.mean():.6g}", f"{_std(x):.6g}", f"{_sem(x):.6g}",
+                                  f"{test[j, :, t, 1].mean():.6g}", f"{np.mean(train[j, :, t, 0]):.6g}", study.runs])
+    return path
+
+
+def write_final_csv(study: SyntheticStudy, path: str | Path) -> Path:
+    """One row per (model, correlation, run): the run's seeds and its final test MSE of both tasks (Fig. 5's data)."""
+    path = Path(path)
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["model", "correlation", "run", "task_seed", "run_seed", "final_test_mse", "final_test_mse_task2"])
+        for m in study.models:
+            for j, p in enumerate(study.correlations):
+                for i in range(study.runs):
+                    out.writerow([m, f"{p:g}", i, int(study.seeds[i, 0]), int(study.seeds[i, 1]),
+                                  f"{study.test_loss[m][j, i, -1, 0]:.6g}", f"{study.test_loss[m][j, i, -1, 1]:.6g}"])
+    return path
+
+
+def write_summary_json(study: SyntheticStudy, path: str | Path) -> Path:
+    """Settings, wall time, machine load, the statistics of the final losses and the claims (a)-(d)."""
+    path = Path(path)
+    doc = {"config": study.config, "seconds": study.seconds, "load_average_1min": {"start": study.load[0],
+                                                                                   "end": study.load[1]},
+           "cpu_count": os.cpu_count(), "summary": study.summary(), "claims": claims(study), **study.extra}
+    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+_COLOURS = {"shared-bottom-16": "tab:blue", "shared-bottom": "tab:blue", "omoe": "tab:orange", "mmoe": "tab:green"}
+
+
+def plot_curves(study: SyntheticStudy, path: str | Path) -> Path:
+    """Figs. 3/4: mean task-1 test MSE over the runs vs training step, with a band of +-2 standard errors.
+
+    One model (Fig. 3): one panel, one line per correlation. Several models (Fig. 4): one panel per correlation,
+    one line per model. Log y axis: the losses fall from ~1 to a few hundredths.
+    """
+    from matplotlib.figure import Figure  # lazy: plotting is optional; Figure needs no pyplot or backend state
+
+    single = len(study.models) == 1
+    panels = 1 if single else len(study.correlations)
+    fig = Figure(figsize=(5.2 if single else 3.6 * panels, 4.0), dpi=120)
+    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    for m in study.models:
+        mean, sem = study.curve(m)
+        for j, p in enumerate(study.correlations):
+            ax = axes[0 if single else j]
+            if single:
+                colour, name = cmap(j / max(len(study.correlations) - 1, 1)), f"p = {p:g}"
+            else:
+                colour, name = _COLOURS[m], MODEL_LABELS[m]
+            ax.plot(study.steps, mean[j], color=colour, lw=1.5, label=name)
+            ax.fill_between(study.steps, mean[j] - 2 * sem[j], mean[j] + 2 * sem[j], color=colour, alpha=0.2, lw=0)
+    for j, ax in enumerate(axes):
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3, which="both")
+        ax.set_title(MODEL_LABELS[study.models[0]] if single else f"correlation p = {study.correlations[j]:g}",
+                     fontsize=10)
+    axes[0].set_ylabel(f"test MSE of task 1 (mean of {study.runs} runs)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"batch {study.config['batch_size']}, Adam lr {study.config['lr']}, band: mean $\\pm$ 2 s.e.",
+                 fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_histograms(study: SyntheticStudy, path: str | Path) -> Path:
+    """Fig. 5: histograms of the final task-1 test MSE over the runs; one row per correlation, one column per model,
+    the same log-spaced bins everywhere so that the panels compare."""
+    from matplotlib.figure import Figure  # lazy, as above
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    finals = np.concatenate([study.final(m).ravel() for m in study.models])
+    finals = finals[np.isfinite(finals) & (finals > 0)]
+    bins = np.geomspace(finals.min(), finals.max(), 31) if finals.size and finals.min() < finals.max() else 30
+    rows, cols = len(study.correlations), len(study.models)
+    fig = Figure(figsize=(3.3 * cols, 2.4 * rows + 0.4), dpi=120)
+    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
+    for j, p in enumerate(study.correlations):
+        for k, m in enumerate(study.models):
+            ax, x = axes[j, k], study.final(m)[j]
+            ax.hist(x[np.isfinite(x)], bins=bins, color=_COLOURS[m], alpha=0.85)
+            ax.axvline(np.median(x), color="k", lw=1, ls="--")
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # ticks at 1, 2, 5 x 10^k, labelled
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_title(f"{MODEL_LABELS[m]}, p = {p:g}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if k == 0:
+                ax.set_ylabel("runs")
+            if j == rows - 1:
+                ax.set_xlabel("final test MSE of task 1")
+    fig.suptitle(f"{study.runs} runs per panel after {study.config['steps']} steps; dashed: median", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+def write_outputs(study: SyntheticStudy, out: str | Path, name: str, plots: bool = True,
+                  histograms: bool = True) -> list[Path]:
+    """Write ``{name}-curves.csv``, ``{name}-final.csv`` and ``{name}.json`` into ``out`` (created if needed), and
+    with ``plots`` ``{name}-curves.png`` and (with ``histograms``) ``{name}-histograms.png``; returns the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [write_curves_csv(study, out / f"{name}-curves.csv"), write_final_csv(study, out / f"{name}-final.csv"),
+             write_summary_json(study, out / f"{name}.json")]
+    if plots:
+        paths.append(plot_curves(study, out / f"{name}-curves.png"))
+    if plots and histograms:
+        paths.append(plot_histograms(study, out / f"{name}-histograms.png"))
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The subcommands
+# ---------------------------------------------------------------------------------------------------------------
+def register(subparsers: Any) -> None:
+    """Add ``correlation`` (Fig. 2), ``shared-bottom`` (Fig. 3), ``synthetic`` (Figs. 4 and 5, the main job) and
+    ``trainability`` (Fig. 5) to the ``mmoe-np`` command."""
+    p = subparsers.add_parser("correlation", help="Fig. 2: label Pearson correlation vs weight cosine p",
+                              description="Fig. 2 of the paper: for each weight cosine p, the Pearson correlation "
+                                          "of the two synthetic labels over --runs repeats of --points points.")
+    p.add_argument("--out", default="results/correlation", help="output directory (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=100, help="repeats per p (default: %(default)s)")
+    p.add_argument("--points", type=int, default=10_000, help="points per repeat (default: %(default)s)")
+    p.add_argument("--correlations", type=float, nargs="+", default=list(fig2.DEFAULT_CORRELATIONS),
+                   metavar="P", help="weight cosines (default: 0 0.1 ... 1)")
+    p.set_defaults(func=_run_correlation)
+
+    for name, help_text, models, correlations in (
+            ("shared-bottom", "Fig. 3: Shared-Bottom (16) test loss vs step at several correlations",
+             ("shared-bottom-16",), PAPER_CORRELATIONS),
+            ("synthetic", "Figs. 4 and 5: Shared-Bottom vs OMoE vs MMoE (the main job; a ~2 minute preview "
+                          "without arguments, --profile paper for the paper's scale)", COMPARISON_MODELS,
+             PAPER_CORRELATIONS),
+            ("trainability", "Fig. 5: histograms of the final loss over repeated runs",
+             COMPARISON_MODELS, TRAINABILITY_CORRELATIONS)):
+        p = subparsers.add_parser(name, help=help_text, description=help_text + ". Options left out take the "
+                                  "values of --profile.")
+        p.add_argument("--out", default=f"results/{name}", help="output directory (default: %(default)s)")
+        p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+        p.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                       help=f"quick: {_describe(QUICK)}; paper: {_describe(PAPER)} (default: %(default)s)")
+        p.add_argument("--runs", type=int, help="independent runs per model and correlation")
+        p.add_argument("--steps", type=int, help="training steps per run")
+        p.add_argument("--batch-size", type=int, help="fresh samples per step")
+        p.add_argument("--lr", type=_learning_rates, metavar="LR|MODEL=LR,...",
+                       help="Adam learning rate, one for all or per model, e.g. mmoe=1e-3,omoe=1e-2")
+        p.add_argument("--eval-every", type=int, help="steps between test-loss evaluations")
+        p.add_argument("--n-test", type=int, help="test points per run")
+        p.add_argument("--correlations", type=float, nargs="+", default=list(correlations), metavar="P",
+                       help=f"task correlations (default: {' '.join(f'{c:g}' for c in correlations)})")
+        p.add_argument("--models", nargs="+", default=list(models), choices=sorted(MODELS), metavar="MODEL",
+                       help=f"models among {', '.join(sorted(MODELS))} (default: {' '.join(models)})")
+        p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                       help="floating-point type (default: %(default)s)")
+        p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                       help="worker processes, one BLAS thread each; 0: train in this process "
+                            "(default: %(default)s)")
+        p.add_argument("--group-size", type=int, default=200,
+                       help="runs trained in lock-step per group (default: %(default)s)")
+        p.add_argument("--no-plot", action="store_true", help="write the numbers only, no PNG")
+        p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+        p.set_defaults(func=_run_training_study, study_name=name)
+
+
+def _describe(profile: dict[str, Any]) -> str:
+    return ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in profile.items())
+
+
+def _learning_rates(text: str) -> float | dict[str, float]:
+    """``"1e-3"`` -> 0.001; ``"mmoe=1e-3,omoe=1e-2"`` -> ``{"mmoe": 0.001, "omoe": 0.01}``."""
+    try:
+        if "=" not in text:
+            return float(text)
+        return {name.strip(): float(value) for name, value in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or MODEL=LR pairs separated by commas; got {text!r}")
+
+
+def _run_correlation(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    result = fig2.label_correlation_study(args.correlations, n_points=args.points, repeats=args.runs, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [fig2.write_label_correlation_csv(result, out / "correlation.csv"),
+             fig2.write_label_correlation_json(result, out / "correlation.json"),
+             fig2.plot_label_correlation(result, out / "correlation.png")]
+    print(f"label Pearson correlation over {result.repeats} repeats of {result.n_points} points (mean +- std)")
+    for p, m, s in zip(result.correlations, result.mean, result.std):
+        print(f"  p = {p:<4g}  {m:7.3f} +- {s:.3f}")
+    _print_written(paths, time.perf_counter() - start)
+    return 0
+
+
+def _run_training_study(args: argparse.Namespace) -> int:
+    profile = PAPER if args.profile == "paper" else QUICK
+    settings = {key: getattr(args, key) if getattr(args, key) is not None else profile[key] for key in profile}
+    if isinstance(settings["lr"], dict) and set(settings["lr"]) != set(args.models):
+        raise ValueError(f"lr: give one rate for each of the models {args.models}; got {sorted(settings['lr'])}")
+    study = synthetic_study(args.models, args.correlations, seed=args.seed, dtype=args.dtype, workers=args.workers,
+                            group_size=args.group_size, progress=not args.quiet, label=args.study_name, **settings)
+    print(format_table(study))
+    verdicts = claims(study)
+    for key in "abcd":
+        holds = verdicts[key]["holds"]
+        if holds is not None:
+            print(f"claim ({key}) {verdicts[key]['claim']}: {'holds' if holds else 'does NOT hold'}")
+    paths = write_outputs(study, args.out, args.study_name, plots=not args.no_plot,
+                          histograms=args.study_name != "shared-bottom")
+    _print_written(paths, study.seconds)
+    return 0
+
+
+def _print_written(paths: Sequence[Path], seconds: float) -> None:
+    print(f"wall time {format_seconds(seconds)}; wrote " + ", ".join(str(p) for p in paths))
