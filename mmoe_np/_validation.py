@@ -17,6 +17,21 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def int_at_least(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum`` (bools and floats are refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def correlation(value: Any) -> float:
+    """A task correlation (the cosine of two weight vectors): a real number in [-1, 1]."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if not ok or not -1.0 <= value <= 1.0:  # NaN fails the comparison too
+        raise ValueError(f"correlation must be a number in [-1, 1]; got {value!r}")
+    return float(value)
+
+
 def positive_float(name: str, value: Any, allow_zero: bool = False) -> float:
     """``value`` as a finite float > 0 (or >= 0 with ``allow_zero``)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)

@@ -85,6 +85,7 @@ def test_sample_draws_new_points_from_the_same_tasks():
     tasks = SyntheticSpec(noise_std=0.0).draw(10, 0.6, rng=0)
     (X1, Y1), (X2, Y2) = tasks.sample(50, rng=1), tasks.sample(50, rng=2)
     assert not np.allclose(X1, X2)
+    np.testing.assert_allclose(Y1, tasks.mean(X1), rtol=0, atol=1e-12)
     np.testing.assert_allclose(Y2, tasks.mean(X2), rtol=0, atol=1e-12)
 
 

@@ -21,7 +21,6 @@ Two levels of API:
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,21 +31,6 @@ from .. import _validation as V
 __all__ = ["SyntheticSpec", "SyntheticTasks", "SyntheticData", "make_synthetic", "sine_labels", "weight_coordinates"]
 
 SeedLike = int | np.random.Generator | np.random.SeedSequence | None
-
-
-def _int_at_least(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an int >= ``minimum`` (bools and floats are refused)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _correlation(value: Any) -> float:
-    """The task correlation (weight cosine) ``p``: a real number in [-1, 1]."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-    if not ok or not -1.0 <= value <= 1.0:  # NaN fails the comparison too
-        raise ValueError(f"correlation must be a number in [-1, 1]; got {value!r}")
-    return float(value)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -97,7 +81,7 @@ class SyntheticTasks:
             raise ValueError(f"alpha and beta must be 1-D of one length m; got {alpha.shape} and {beta.shape}")
         if not (np.all(np.isfinite(alpha)) and np.all(np.isfinite(beta))):
             raise ValueError("alpha and beta must be finite")
-        p = _correlation(self.correlation)
+        p = V.correlation(self.correlation)
         c = V.positive_float("scale", self.scale)
         for name, value in (("u", u), ("alpha", alpha), ("beta", beta), ("correlation", p), ("scale", c),
                             ("noise_std", V.positive_float("noise_std", self.noise_std, allow_zero=True))):
@@ -122,7 +106,7 @@ class SyntheticTasks:
         Computed in float64 and then cast, so float32 data are the float64 data rounded. ``n = 0`` gives empty
         arrays. Pass a Generator to continue a stream (as :func:`make_synthetic` does for its test set).
         """
-        n, dt, rng = _int_at_least("n", n, 0), V.dtype(dtype), V.rng(rng)
+        n, dt, rng = V.int_at_least("n", n, 0), V.dtype(dtype), V.rng(rng)
         X = rng.standard_normal((n, self.n_features))
         Y = self.mean(X) + self.noise_std * rng.standard_normal((n, 2))
         return X.astype(dt), Y.astype(dt)
@@ -141,7 +125,7 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scale", V.positive_float("scale", self.scale))
-        object.__setattr__(self, "n_sines", _int_at_least("n_sines", self.n_sines, 0))
+        object.__setattr__(self, "n_sines", V.int_at_least("n_sines", self.n_sines, 0))
         for name in ("alpha_std", "beta_std", "noise_std"):
             object.__setattr__(self, name, V.positive_float(name, getattr(self, name), allow_zero=True))
 
@@ -153,7 +137,7 @@ class SyntheticSpec:
 
     def draw(self, n_features: int, correlation: float, rng: SeedLike = None) -> SyntheticTasks:
         """Draw one task pair: ``u`` = the Q factor of a (d, 2) Gaussian matrix (Haar-random orthonormal pair)."""
-        d, rng = _int_at_least("n_features", n_features, 2), V.rng(rng)
+        d, rng = V.int_at_least("n_features", n_features, 2), V.rng(rng)
         q, r = np.linalg.qr(rng.standard_normal((d, 2)))
         u = (q * np.sign(np.diag(r))).T  # sign fix: makes the pair uniformly distributed, not just orthonormal
         alpha, beta = self.draw_sines(rng)
@@ -200,10 +184,10 @@ def make_synthetic(n_samples: int, n_features: int = 100, *, correlation: float,
     >>> data.X.shape, data.Y.shape, data.X_test.shape, data.w.shape
     ((1000, 100), (1000, 2), (200, 100), (2, 100))
     """
-    n_samples, n_test = _int_at_least("n_samples", n_samples, 1), _int_at_least("n_test", n_test, 0)
+    n_samples, n_test = V.int_at_least("n_samples", n_samples, 1), V.int_at_least("n_test", n_test, 0)
     spec = SyntheticSpec(scale=scale, n_sines=n_sines, alpha_std=alpha_std, beta_std=beta_std, noise_std=noise_std)
     dt, rng = V.dtype(dtype), V.rng(seed)
-    tasks = spec.draw(n_features, _correlation(correlation), rng)
+    tasks = spec.draw(n_features, V.correlation(correlation), rng)
     X, Y = tasks.sample(n_samples, rng, dt)
     X_test, Y_test = tasks.sample(n_test, rng, dt)
     return SyntheticData(X=X, Y=Y, X_test=X_test, Y_test=Y_test, tasks=tasks, spec=spec, seed=seed)

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _validation as V
-from ..data.synthetic import SyntheticSpec, _correlation, sine_labels, weight_coordinates
+from ..data.synthetic import SyntheticSpec, sine_labels, weight_coordinates
 
 __all__ = ["DEFAULT_CORRELATIONS", "CorrelationStudy", "label_correlation_study", "label_pearson",
            "plot_label_correlation", "write_label_correlation_csv", "write_label_correlation_json"]
@@ -87,7 +87,7 @@ def label_correlation_study(correlations: Sequence[float] = DEFAULT_CORRELATIONS
     """
     start = time.perf_counter()
     spec = SyntheticSpec(**generator_kwargs)
-    ps = np.array([_correlation(p) for p in correlations], dtype=np.float64)
+    ps = np.array([V.correlation(p) for p in correlations], dtype=np.float64)
     if ps.size == 0:
         raise ValueError("correlations must contain at least one value")
     n, R, rng = V.positive_int("n_points", n_points), V.positive_int("repeats", repeats), V.rng(seed)

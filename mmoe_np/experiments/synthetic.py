@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _validation as V
-from ..data.synthetic import SyntheticSpec, _correlation
+from ..data.synthetic import SyntheticSpec
 from ..models import MMoE, OMoE, SharedBottom
 from . import correlation as fig2
 from .replicas import ModelSpec, Run, format_seconds, train_in_groups
@@ -86,7 +86,7 @@ def make_runs(correlations: Sequence[float], runs: int, seed: int, spec: Synthet
     run i differ only in ``w2``.
     """
     runs, seed = V.positive_int("runs", runs), _seed(seed)
-    ps = [_correlation(p) for p in correlations]
+    ps = [V.correlation(p) for p in correlations]
     if not ps:
         raise ValueError("correlations must contain at least one value")
     out = []
