@@ -33,7 +33,7 @@ def read_csv(path):
 
 # ------------------------------------------------------------------------------------------------ the design
 def test_parameter_matching_gives_the_paper_width():
-    assert S.matched_bottom_width() == 113  # 13056 / 116 = 112.55 (Sec. 5.1)
+    assert S.MATCHED_BOTTOM_WIDTH == 113  # 13056 / 116 = 112.55 (Sec. 5.1)
     assert S.MODELS["shared-bottom"].kwargs["bottom_units"] == (113,)
     assert S.MODELS["shared-bottom-16"].kwargs["bottom_units"] == (16,)
     assert S.MODELS["mmoe"].kwargs == {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}

@@ -34,29 +34,24 @@ import numpy as np
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec
 from ..models import MMoE, OMoE, SharedBottom
+from ..sizing import shared_bottom_width
 from . import correlation as fig2
 from .replicas import ModelSpec, Run, format_seconds, train_in_groups
 
 __all__ = ["MODELS", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
-           "QUICK", "PAPER", "matched_bottom_width", "make_runs",
+           "QUICK", "PAPER", "MATCHED_BOTTOM_WIDTH", "make_runs",
            "SyntheticStudy", "synthetic_study", "shared_bottom_study", "model_comparison_study",
            "trainability_study", "claims", "format_table", "plot_curves", "plot_histograms", "write_curves_csv",
            "write_final_csv", "write_summary_json", "write_outputs", "register"]
 
 
-def matched_bottom_width(n_features: int = 100, n_experts: int = 8, expert_units: int = 16, tower_units: int = 8,
-                         n_tasks: int = 2) -> int:
-    """The paper's parameter matching (Sec. 5.1): a bottom of width h costs ``d h + K t h`` weights, the MoE models
-    ``E d e + K e t``; so ``h = round((E d e + K e t) / (d + K t))`` = 13056 / 116 ~ 113 for the paper's sizes.
-    Like the paper it counts only the expert/bottom and tower-hidden weight matrices (no biases, gates, outputs)."""
-    moe_weights = n_experts * n_features * expert_units + n_tasks * expert_units * tower_units
-    return round(moe_weights / (n_features + n_tasks * tower_units))
-
-
 _EXPERTS = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
+# The paper's parameter matching (Sec. 5.1): the Shared-Bottom whose bottom and tower-hidden weights cost as much as
+# the MoE models' experts and tower-hidden weights, 100 w + 8 w x 2 ~ 100 x 16 x 8 + 16 x 8 x 2 = 13056: w = 113.
+MATCHED_BOTTOM_WIDTH = shared_bottom_width(MMoE(100, ("regression", "regression"), **_EXPERTS), convention="paper")
 MODELS: dict[str, ModelSpec] = {
     "shared-bottom-16": ModelSpec(SharedBottom, {"bottom_units": (16,), "tower_units": (8,)}),  # Fig. 3
-    "shared-bottom": ModelSpec(SharedBottom, {"bottom_units": (matched_bottom_width(),), "tower_units": (8,)}),
+    "shared-bottom": ModelSpec(SharedBottom, {"bottom_units": (MATCHED_BOTTOM_WIDTH,), "tower_units": (8,)}),
     "omoe": ModelSpec(OMoE, _EXPERTS),
     "mmoe": ModelSpec(MMoE, _EXPERTS),
 }
