@@ -10,18 +10,17 @@ TASK_TYPES = ("regression", "binary")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as an int >= 1."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
 def int_at_least(name: str, value: Any, minimum: int) -> int:
     """``value`` as an int >= ``minimum`` (bools and floats are refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {what}; got {value!r}")
     return int(value)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1."""
+    return int_at_least(name, value, 1)
 
 
 def correlation(value: Any) -> float:

@@ -12,7 +12,6 @@ is given. The MSE has no 1/2 factor.
 from __future__ import annotations
 
 import copy
-import numbers
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,9 +41,7 @@ class MultiTaskModel:
         self.tasks = V.tasks(tasks)
         self.dtype = V.dtype(dtype)
         self.task_weights = V.task_weights(task_weights, self.n_tasks, self.dtype)
-        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-        self.seed = int(seed)
+        self.seed = V.int_at_least("seed", seed, 0)
         self.params: ArrayDict = {}
         self._build(np.random.default_rng(self.seed))
         self._base_shapes = {name: p.shape for name, p in self.params.items()}

@@ -285,7 +285,7 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = 5, se
     runs, epochs = V.positive_int("runs", runs), V.positive_int("epochs", epochs)
     patience, batch_size = V.positive_int("patience", patience), V.positive_int("batch_size", batch_size)
     lr = V.positive_float("lr", lr)
-    seed = _non_negative_int("seed", seed)
+    seed = V.int_at_least("seed", seed, 0)
     tasks = ("binary",) * data.Y_train.shape[1]
     n_features = data.X_train.shape[1]
     result = None
@@ -356,12 +356,6 @@ def standardize_non_binary(data: Any) -> Any:
                                X_test=scaled(data.X_test))
 
 
-def _non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
-    return int(value)
-
-
 def check_settings(data_dir: Any, *, group: Any = 1, models: Any = "all", runs: Any = 5, recipe: Any = "paper",
                    split_seed: Any = 0, seed: Any = 0, epochs: Any = 10, batch_size: Any = 1024, lr: Any = 1e-3,
                    patience: Any = 2, dtype: Any = "float32", train_rows: Any = None,
@@ -381,8 +375,8 @@ def check_settings(data_dir: Any, *, group: Any = 1, models: Any = "all", runs: 
     if recipe not in ("paper", "keras"):
         raise ValueError(f"recipe must be 'paper' or 'keras'; got {recipe!r}")
     settings = {"data_dir": path, "group": int(group), "models": parse_models(models), "recipe": recipe,
-                "runs": V.positive_int("runs", runs), "split_seed": _non_negative_int("split_seed", split_seed),
-                "seed": _non_negative_int("seed", seed), "epochs": V.positive_int("epochs", epochs),
+                "runs": V.positive_int("runs", runs), "split_seed": V.int_at_least("split_seed", split_seed, 0),
+                "seed": V.int_at_least("seed", seed, 0), "epochs": V.positive_int("epochs", epochs),
                 "batch_size": V.positive_int("batch_size", batch_size), "lr": V.positive_float("lr", lr),
                 "patience": V.positive_int("patience", patience), "dtype": V.dtype(dtype),
                 "train_rows": None if train_rows is None else V.positive_int("train_rows", train_rows)}

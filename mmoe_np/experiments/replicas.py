@@ -62,8 +62,7 @@ class Run:
     def __post_init__(self) -> None:
         if not isinstance(self.tasks, SyntheticTasks):
             raise ValueError(f"tasks must be a SyntheticTasks; got {type(self.tasks).__name__}")
-        if isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer; got {self.seed!r}")
+        V.int_at_least("seed", self.seed, 0)
 
 
 def replica_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, int]:
@@ -363,8 +362,7 @@ def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, gro
     if not runs:
         raise ValueError("runs must contain at least one Run")
     group_size = V.positive_int("group_size", group_size)
-    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers < 0:
-        raise ValueError(f"workers must be an integer >= 0 (0: this process); got {workers!r}")
+    workers = V.int_at_least("workers", workers, 0)  # 0: train in this process
     steps = V.positive_int("steps", train_kwargs.get("steps"))
     n_groups = max(math.ceil(len(runs) / group_size), min(workers, len(runs)))  # at least one group per worker
     bounds = np.linspace(0, len(runs), n_groups + 1).round().astype(int)

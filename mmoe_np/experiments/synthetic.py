@@ -80,7 +80,7 @@ def make_runs(correlations: Sequence[float], runs: int, seed: int, spec: Synthet
     ``spec.draw``) and the run seed (data stream, test set, init). Both are shared by every p, so the task pairs of
     run i differ only in ``w2``.
     """
-    runs, seed = V.positive_int("runs", runs), _seed(seed)
+    runs, seed = V.positive_int("runs", runs), V.int_at_least("seed", seed, 0)
     ps = [V.correlation(p) for p in correlations]
     if not ps:
         raise ValueError("correlations must contain at least one value")
@@ -91,12 +91,6 @@ def make_runs(correlations: Sequence[float], runs: int, seed: int, spec: Synthet
             tasks = spec.draw(n_features, p, task_seed)  # same u, alpha, beta for every p: only w2 moves
             out.append(Run(tasks, run_seed, {"correlation": p, "run": i, "task_seed": task_seed}))
     return out
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
 
 
 @dataclass(eq=False)
