@@ -66,7 +66,7 @@ TRAINABILITY_CORRELATIONS = (1.0, 0.5)
 # docs/results-synthetic.md for the pilot behind them). "quick": the same setup with fewer runs and steps, about two
 # minutes on 2 cores: a preview whose numbers are noisier and less converged.
 PAPER = {"runs": 200, "steps": 1000, "batch_size": 128, "lr": 1e-2, "eval_every": 100, "n_test": 2000}
-QUICK = {"runs": 16, "steps": 800, "batch_size": 128, "lr": 1e-2, "eval_every": 50, "n_test": 1000}
+QUICK = {"runs": 32, "steps": 800, "batch_size": 128, "lr": 1e-2, "eval_every": 50, "n_test": 1000}
 
 
 # ---------------------------------------------------------------------------------------------------------------
