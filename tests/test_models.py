@@ -254,3 +254,14 @@ def test_copy_is_deep_and_casts():
     assert c.dtype == np.float32 and all(p.dtype == np.float32 for p in c.params.values())
     c.params["gates.W"] += 1
     assert not np.allclose(c.params["gates.W"], m.params["gates.W"])
+
+
+def test_relu_margin_is_the_smallest_relu_input():
+    # Shared-Bottom with a bottom of 4 and a tower hidden layer of 3: two ReLU layers, pre-activations by hand.
+    model = jitter(mn.SharedBottom(3, ("regression",), bottom_units=(4,), tower_units=(3,), seed=0), 0)
+    X, _ = data(6, 3, model.tasks, 0)
+    p = model.params
+    z_bottom = X @ p["bottom.0.W"] + p["bottom.0.b"]
+    z_tower = np.maximum(z_bottom, 0) @ p["towers.0.W"][0] + p["towers.0.b"][0]
+    expected = min(np.abs(z_bottom).min(), np.abs(z_tower).min())
+    assert model.relu_margin(X) == pytest.approx(expected, rel=1e-12)
