@@ -14,7 +14,7 @@ All three accept any number of tasks K >= 1; each class says what K = 1 means fo
 is a pure pair like those of :mod:`mmoe_np.ops` (``*_forward -> (out, cache)``,
 ``*_backward(dout, cache) -> grads``), gradient-checkable on its own with :func:`mmoe_np.check_op`, and each model
 is the core's stacked per-task MLP with that operation added. The backward passes are derived step by step in
-``docs/backprop-baselines.md``.
+``docs/backprop.md``, section 10.
 """
 from __future__ import annotations
 

@@ -161,6 +161,9 @@ def check_op(forward: Callable[..., tuple[np.ndarray, Any]], backward: Callable[
     """
     inputs = {name: np.array(a, dtype=np.float64) for name, a in inputs.items()}
     wrt = list(inputs) if wrt is None else list(wrt)
+    unknown = [name for name in wrt if name not in inputs]
+    if unknown:
+        raise ValueError(f"wrt names {unknown}, which are not among the inputs {list(inputs)}")
     out, cache = forward(**inputs, **constants)
     dout = np.random.default_rng(seed).standard_normal(np.shape(out))
     analytic = backward(dout, cache)

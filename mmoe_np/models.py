@@ -371,8 +371,9 @@ def unstack_models(model: MultiTaskModel) -> list[MultiTaskModel]:
     seeds = model.seed if isinstance(model.seed, tuple) else (model.seed,) * n_replicas
     singles = []
     for r in range(n_replicas):
-        single = model.copy()
+        single = copy.copy(model)  # shares the configuration; gets its own arrays below
         single.params = {name: p[r].copy() for name, p in model.params.items()}
+        single.task_weights = model.task_weights.copy()
         single.seed = seeds[r]
         singles.append(single)
     return singles

@@ -105,6 +105,11 @@ def test_max_entries_checks_a_subset():
     X, Y = data(5, 4, model.tasks, 1)
     report = mn.check_gradients(model, X, Y, max_entries=3)
     assert report.passed(1e-6)
+    loss = float(model.copy(np.float64).losses(X, Y)[0])
+    for name, p in model.params.items():  # the noise estimate counts the entries actually checked
+        n_checked = min(p.size, 3)
+        assert report.noise[name] == pytest.approx(mn.gradcheck.rounding_noise(loss, n_checked, report.step)), name
+    assert model.params["experts.0.W"].size > 3
 
 
 def test_numerical_gradient_of_a_known_function():
@@ -147,6 +152,11 @@ def test_a_resolvable_gradient_must_meet_the_relative_tolerance():
     assert report.resolved("w") and not report.passed(1e-6) and "FAILS" in str(report)
     # a wrong tiny gradient is still caught when the error is far above the noise
     assert not report_for(np.array([1e-6, 0.0]), np.array([2e-6, 0.0])).passed(1e-6)
+
+
+def test_check_op_rejects_unknown_wrt_names():
+    with pytest.raises(ValueError, match=r"wrt names \['y'\], which are not among the inputs \['z'\]"):
+        mn.check_op(ops.relu_forward, ops.relu_backward, dict(z=np.ones((2, 2))), wrt=["y"])
 
 
 def test_check_op_reports_shape_mismatch():

@@ -130,6 +130,41 @@ def test_early_stopping_on_a_maximised_score_and_per_replica():
         np.testing.assert_array_equal(model.params[k][1], snapshots[3][k][1])
 
 
+def test_early_stopping_min_delta_ignores_small_improvements():
+    model = small_mmoe()
+    X, Y = data(32, 5, TASKS, 5)
+    scores = iter([1.0, 0.95, 0.5, 0.45, 0.44])  # improvements of 0.05, 0.45, 0.05, 0.01
+
+    h = mn.fit(model, X, Y, epochs=5, batch_size=8,
+               early_stopping=mn.EarlyStopping(score=lambda m: next(scores), mode="min", patience=2, min_delta=0.1))
+    assert h.best_epoch == 2 and h.epochs == 5  # only the drop to 0.5 counts; 0.45 and 0.44 are within min_delta
+
+
+def test_early_stopping_without_restoring_keeps_the_last_parameters():
+    model = small_mmoe()
+    X, Y = data(32, 5, TASKS, 5)
+    scores = iter([1.0, 2.0, 3.0])
+    h = mn.fit(model, X, Y, epochs=3, batch_size=8,
+               early_stopping=mn.EarlyStopping(score=lambda m: next(scores), patience=2, restore_best=False))
+    final = {k: v.copy() for k, v in model.params.items()}
+    twin = small_mmoe()
+    mn.fit(twin, X, Y, epochs=3, batch_size=8)  # the same three epochs without early stopping
+    assert h.best_epoch == 0 and h.epochs == 3
+    for k in final:
+        np.testing.assert_array_equal(final[k], twin.params[k])
+
+
+def test_fit_without_shuffle_visits_the_samples_in_order():
+    X, Y = data(24, 5, TASKS, 9)
+    model, reference = small_mmoe(), small_mmoe()
+    mn.fit(model, X, Y, optimizer=mn.SGD(model.params, lr=0.05), epochs=1, batch_size=8, shuffle=False, seed=123)
+    opt = mn.SGD(reference.params, lr=0.05)
+    for start in (0, 8, 16):
+        opt.step(reference.loss_and_grads(X[start:start + 8], Y[start:start + 8])[1])
+    for k in model.params:
+        np.testing.assert_allclose(model.params[k], reference.params[k], rtol=1e-12)
+
+
 def test_early_stopping_defaults_to_validation_loss():
     model = small_mmoe()
     X, Y = data(64, 5, TASKS, 7)
