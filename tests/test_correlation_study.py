@@ -23,6 +23,20 @@ def test_label_pearson_matches_numpy_corrcoef():
     np.testing.assert_allclose(label_pearson(Y), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(10, 3), (10, 1), (1, 2), (10,)])
+def test_label_pearson_needs_two_label_columns_and_two_points(shape):
+    with pytest.raises(ValueError, match="Y must have shape"):  # (10, 3) was read as its first two columns
+        label_pearson(np.ones(shape))
+
+
+def test_std_is_the_sample_std_over_repeats(small):
+    x = small.per_repeat
+    expected = np.sqrt(((x - x.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) / (x.shape[1] - 1))
+    np.testing.assert_allclose(small.std, expected, rtol=1e-12)
+    single = label_correlation_study(GRID, n_points=100, repeats=1, seed=0)
+    np.testing.assert_array_equal(single.std, np.zeros(len(GRID)))
+
+
 def test_shapes_and_settings(small):
     assert small.per_repeat.shape == (5, 30) and small.repeats == 30 and small.n_points == 2000
     assert small.mean.shape == small.std.shape == (5,)

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mmoe_np as mn
-from mmoe_np.data.synthetic import SyntheticSpec, SyntheticTasks, make_synthetic
+from mmoe_np.data.synthetic import SyntheticSpec, SyntheticTasks, make_synthetic, sine_labels, weight_coordinates
 
 correlations = st.floats(-1.0, 1.0)
 seeds = st.integers(0, 2**32 - 1)
@@ -143,3 +143,39 @@ def test_invalid_arguments_raise_value_error_naming_them(kwargs, name):
     args = dict(n_samples=10, n_features=5, correlation=0.5) | kwargs
     with pytest.raises(ValueError, match=name):
         make_synthetic(**args)
+
+
+def test_weight_coordinates_are_c_times_1_0_p_sqrt_1_minus_p2():
+    W = weight_coordinates(0.6, 2.0)
+    np.testing.assert_allclose(W, [[2.0, 0.0], [1.2, 1.6]], rtol=0, atol=1e-15)
+
+
+TASKS = SyntheticSpec(n_sines=3).draw(6, 0.5, rng=0)
+Z = np.zeros((4, 2))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: weight_coordinates(1.5, 1.0), "correlation"),         # was NaN and a RuntimeWarning
+    (lambda: weight_coordinates(float("nan"), 1.0), "correlation"),
+    (lambda: weight_coordinates(0.5, -1.0), "scale"),              # was a silently negated W
+    (lambda: weight_coordinates(0.5, 0.0), "scale"),
+    (lambda: sine_labels(Z, np.ones(5), np.ones(1)), "alpha and beta"),  # was beta broadcast over the 5 sines
+    (lambda: sine_labels(Z, np.ones((2, 3)), np.ones(3)), "alpha and beta"),
+    (lambda: sine_labels(np.zeros((4, 3)), np.ones(5), np.ones(5)), "z"),
+    (lambda: sine_labels(np.zeros(2), np.ones(5), np.ones(5)), "z"),
+    (lambda: sine_labels(np.zeros((3, 4, 2)), np.ones((5, 2)), np.ones((5, 2))), "alpha and beta"),
+    (lambda: TASKS.mean(np.ones(6)), "X"),                          # was a (1, 2) result
+    (lambda: TASKS.mean(np.ones((3, 5))), "n_features=6"),          # was numpy's matmul error
+    (lambda: TASKS.mean(np.full((3, 6), np.nan)), "X"),
+])
+def test_public_functions_reject_bad_input_naming_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_sine_labels_use_one_parameter_set_per_leading_index():
+    z = np.random.default_rng(0).standard_normal((3, 5, 2))
+    alpha, beta = np.arange(6.0).reshape(3, 2), -np.arange(6.0).reshape(3, 2)
+    for r in range(3):
+        expected = z[r] + sum(np.sin(a * z[r] + b) for a, b in zip(alpha[r], beta[r]))
+        np.testing.assert_allclose(sine_labels(z, alpha, beta)[r], expected, rtol=1e-12)

@@ -41,17 +41,31 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 def weight_coordinates(correlation: float, scale: float) -> np.ndarray:
-    """The weights in the ``(u1, u2)`` basis: ``W = c [[1, 0], [p, sqrt(1 - p^2)]]`` (2, 2), so ``w = W @ u``."""
-    return scale * np.array([[1.0, 0.0], [correlation, np.sqrt(1.0 - correlation * correlation)]])
+    """The weights in the ``(u1, u2)`` basis: ``W = c [[1, 0], [p, sqrt(1 - p^2)]]`` (2, 2), so ``w = W @ u``.
+
+    ``correlation`` p in [-1, 1], ``scale`` c > 0.
+    """
+    p, c = V.correlation(correlation), V.positive_float("scale", scale)
+    return c * np.array([[1.0, 0.0], [p, np.sqrt(1.0 - p * p)]])
 
 
 def sine_labels(z: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """Noise-free labels ``f(z) = z + sum_j sin(alpha_j z + beta_j)`` of the projections ``z_t = w_t.x``.
 
-    ``z`` (..., n, 2); ``alpha, beta`` (..., m), one set per leading index, shared by both tasks -> (..., n, 2).
-    The ``m`` sines are a broadcast axis ``(..., n, 2, m)`` summed away, not a Python loop.
+    ``z`` (..., n, 2); ``alpha, beta`` (..., m) of one shape, one set per leading index (broadcast against z's),
+    shared by both tasks -> (..., n, 2). The ``m`` sines are a broadcast axis ``(..., n, 2, m)`` summed away.
     """
-    z, a, b = np.asarray(z), np.asarray(alpha)[..., None, None, :], np.asarray(beta)[..., None, None, :]
+    z, alpha, beta = np.asarray(z), np.asarray(alpha), np.asarray(beta)
+    if z.ndim < 2 or z.shape[-1] != 2:
+        raise ValueError(f"z must have shape (..., n, 2), one column per task; got shape {z.shape}")
+    if alpha.ndim < 1 or alpha.shape != beta.shape:
+        raise ValueError(f"alpha and beta must have one shape (..., m); got {alpha.shape} and {beta.shape}")
+    try:
+        np.broadcast_shapes(alpha.shape[:-1], z.shape[:-2])
+    except ValueError:
+        raise ValueError(f"alpha and beta's leading axes {alpha.shape[:-1]} do not broadcast against z's "
+                         f"{z.shape[:-2]}") from None
+    a, b = alpha[..., None, None, :], beta[..., None, None, :]
     return z + np.sin(z[..., None] * a + b).sum(axis=-1)
 
 
@@ -97,8 +111,12 @@ class SyntheticTasks:
         return self.alpha.shape[0]
 
     def mean(self, X: np.ndarray) -> np.ndarray:
-        """The noise-free labels ``E[Y | X] = sine_labels(X @ w.T, alpha, beta)``: X (n, d) -> (n, 2)."""
-        return sine_labels(np.asarray(X, dtype=np.float64) @ self.w.T, self.alpha, self.beta)
+        """The noise-free labels ``E[Y | X] = sine_labels(X @ w.T, alpha, beta)``: X (n, d) -> (n, 2) float64."""
+        return self._mean(V.features(X, self.n_features, np.dtype(np.float64)))
+
+    def _mean(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`mean` without the checks, for the X (n, d) float64 that :meth:`sample` draws (n may be 0)."""
+        return sine_labels(X @ self.w.T, self.alpha, self.beta)
 
     def sample(self, n: int, rng: SeedLike = None, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n`` fresh points ``x ~ N(0, I_d)`` and their labels -> ``X`` (n, d), ``Y`` (n, 2).
@@ -108,7 +126,7 @@ class SyntheticTasks:
         """
         n, dt, rng = V.int_at_least("n", n, 0), V.dtype(dtype), V.rng(rng)
         X = rng.standard_normal((n, self.n_features))
-        Y = self.mean(X) + self.noise_std * rng.standard_normal((n, 2))
+        Y = self._mean(X) + self.noise_std * rng.standard_normal((n, 2))
         return X.astype(dt), Y.astype(dt)
 
 

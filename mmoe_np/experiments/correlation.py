@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec, sine_labels, weight_coordinates
+from .common import run_std
 
 __all__ = ["DEFAULT_CORRELATIONS", "CorrelationStudy", "label_correlation_study", "label_pearson",
            "plot_label_correlation", "write_label_correlation_csv", "write_label_correlation_json"]
@@ -36,6 +37,10 @@ def label_pearson(Y: np.ndarray) -> np.ndarray:
 
     ``r = sum(a b) / sqrt(sum(a^2) sum(b^2))`` with ``a, b`` the centred columns; one value per leading index.
     """
+    Y = np.asarray(Y)
+    if Y.ndim < 2 or Y.shape[-1] != 2 or Y.shape[-2] < 2:
+        raise ValueError(f"Y must have shape (..., n, 2) with n >= 2 points and one column per task; "
+                         f"got shape {Y.shape}")
     Yc = Y - Y.mean(axis=-2, keepdims=True)
     ss = (Yc * Yc).sum(axis=-2)
     return (Yc[..., 0] * Yc[..., 1]).sum(axis=-1) / np.sqrt(ss[..., 0] * ss[..., 1])
@@ -67,7 +72,7 @@ class CorrelationStudy:
     @property
     def std(self) -> np.ndarray:
         """Standard deviation over the repeats per ``p`` (P,), ddof=1; Fig. 2's error bar is ``2 * std``."""
-        return self.per_repeat.std(axis=1, ddof=1) if self.repeats > 1 else np.zeros(len(self.correlations))
+        return run_std(self.per_repeat, axis=1)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: settings, wall time, and per ``p`` the mean and std."""

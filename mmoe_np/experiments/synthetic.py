@@ -36,6 +36,7 @@ from ..data.synthetic import SyntheticSpec
 from ..models import MMoE, OMoE, SharedBottom
 from ..sizing import shared_bottom_width
 from . import correlation as fig2
+from .common import load_average, run_sem, run_std
 from .replicas import ModelSpec, Run, format_seconds, train_in_groups
 
 __all__ = ["MODELS", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
@@ -99,8 +100,8 @@ class SyntheticStudy:
 
     ``test_loss[model]`` (P, N, T, 2) and ``train_loss[model]`` (P, N, T, 2): MSE of each task (see
     :class:`~mmoe_np.experiments.replicas.ReplicaHistory`); ``steps`` (T,); ``seeds`` (N, 2): each run's task-pair
-    and run seed; ``config``: every setting; ``seconds``: wall time; ``load``: the 1-minute load average at the
-    start and the end (how busy the machine was).
+    and run seed; ``config``: every setting; ``seconds``: wall time; ``load``: the (1, 5, 15-minute) load averages
+    at the start and the end, None where the platform has none (how busy the machine was).
     """
 
     config: dict[str, Any]
@@ -109,7 +110,7 @@ class SyntheticStudy:
     train_loss: dict[str, np.ndarray]
     seeds: np.ndarray
     seconds: float
-    load: tuple[float, float] = (float("nan"), float("nan"))
+    load: tuple[tuple[float, float, float] | None, tuple[float, float, float] | None] = (None, None)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -131,7 +132,7 @@ class SyntheticStudy:
     def curve(self, model: str, task: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Mean over runs of the test MSE of ``task`` and its standard error: two (P, T) arrays."""
         loss = self.test_loss[model][..., task]
-        return loss.mean(axis=1), _sem(loss, axis=1)
+        return loss.mean(axis=1), run_sem(loss, axis=1)
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """Per model and correlation, statistics of the final task-1 test MSE over the runs."""
@@ -141,23 +142,11 @@ class SyntheticStudy:
             for j, p in enumerate(self.correlations):
                 x = self.final(model)[j]
                 q10, q25, q50, q75, q90 = np.quantile(x, [0.1, 0.25, 0.5, 0.75, 0.9])
-                out[model][f"{p:g}"] = {"mean": float(x.mean()), "std": _std(x), "sem": float(_sem(x)),
+                out[model][f"{p:g}"] = {"mean": float(x.mean()), "std": float(run_std(x)), "sem": float(run_sem(x)),
                                         "min": float(x.min()), "q10": float(q10), "q25": float(q25),
                                         "median": float(q50), "q75": float(q75), "q90": float(q90),
                                         "max": float(x.max()), "nonfinite": int(np.sum(~np.isfinite(x)))}
         return out
-
-
-def _std(x: np.ndarray, axis: int | None = None) -> Any:
-    """Standard deviation over runs, ddof = 1 (0 for a single run)."""
-    n = x.shape[axis] if axis is not None else x.size
-    return x.std(axis=axis, ddof=1) if n > 1 else np.zeros_like(x.mean(axis=axis))
-
-
-def _sem(x: np.ndarray, axis: int | None = None) -> Any:
-    """Standard error of the mean over runs: std / sqrt(n)."""
-    n = x.shape[axis] if axis is not None else x.size
-    return _std(x, axis) / np.sqrt(n)
 
 
 def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Sequence[float] = PAPER_CORRELATIONS,
@@ -182,12 +171,16 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
         raise ValueError(f"models: unknown {unknown}; expected names from {sorted(MODELS)}")
     if len(set(models)) != len(models):
         raise ValueError(f"models must not repeat a name; got {list(models)}")
+    try:
+        correlations = tuple(correlations)  # once: a generator would be used up by make_runs
+    except TypeError:
+        raise ValueError(f"correlations must be a sequence of numbers in [-1, 1]; got {correlations!r}") from None
     all_runs = make_runs(correlations, runs, seed, spec, n_features)
     ps = tuple(float(p) for p in dict.fromkeys(run.label["correlation"] for run in all_runs))
-    if len(ps) != len(tuple(correlations)):
+    if len(ps) != len(correlations):
         raise ValueError(f"correlations must not repeat a value; got {list(correlations)}")
     dtype = V.dtype(dtype)
-    load_start = _load()
+    load_start = load_average()
     history = train_in_groups({m: MODELS[m] for m in models}, all_runs, group_size=group_size, workers=workers,
                               progress=progress, label=label, steps=steps, batch_size=batch_size, lr=lr,
                               eval_every=eval_every, n_test=n_test, dtype=dtype)
@@ -208,15 +201,7 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     return SyntheticStudy(config=config, steps=history.steps,
                           test_loss={m: by_setting(history.test_loss[m]) for m in models},
                           train_loss={m: by_setting(history.train_loss[m]) for m in models},
-                          seeds=seeds, seconds=history.seconds, load=(load_start, _load()))
-
-
-def _load() -> float:
-    """The 1-minute load average (NaN where the OS has none)."""
-    try:
-        return float(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        return float("nan")
+                          seeds=seeds, seconds=history.seconds, load=(load_start, load_average()))
 
 
 def shared_bottom_study(correlations: Sequence[float] = PAPER_CORRELATIONS, **kwargs: Any) -> SyntheticStudy:
@@ -266,7 +251,7 @@ def claims(study: SyntheticStudy) -> dict[str, Any]:
         for m in study.models:
             diff = study.final(m)[lo[0]] - study.final(m)[hi[0]]  # (N,) paired by run
             base = study.final(m)[hi[0]].mean()
-            b[m] = {"degradation": float(diff.mean()), "sem": float(_sem(diff)),
+            b[m] = {"degradation": float(diff.mean()), "sem": float(run_sem(diff)),
                     "relative": float(diff.mean() / base)}
         others = [m for m in ("omoe", "shared-bottom") if m in b]
         holds = (all(b["mmoe"]["degradation"] < b[m]["degradation"] for m in others)
@@ -283,8 +268,8 @@ def claims(study: SyntheticStudy) -> dict[str, Any]:
         for m in (m for m in ("omoe", "mmoe") if m in study.models):
             diff = sb - study.final(m)  # (P, N): > 0 where the MoE model wins
             c[m] = {"advantage_by_correlation": diff.mean(axis=1).tolist(),
-                    "sem_by_correlation": _sem(diff, axis=1).tolist(),
-                    "advantage_overall": float(diff.mean()), "sem_overall": float(_sem(diff.mean(axis=0))),
+                    "sem_by_correlation": run_sem(diff, axis=1).tolist(),
+                    "advantage_overall": float(diff.mean()), "sem_overall": float(run_sem(diff.mean(axis=0))),
                     "wins_by_correlation": (diff.mean(axis=1) > 0).tolist(),
                     "runs_won_fraction": float(np.mean(diff > 0))}
         out["c"] = {"claim": "the MoE models beat Shared-Bottom on average", "correlations": ps.tolist(),
@@ -292,10 +277,10 @@ def claims(study: SyntheticStudy) -> dict[str, Any]:
         if "mmoe" in study.models:
             mm = study.final("mmoe")
             iqr = lambda x: np.subtract(*np.quantile(x, [0.75, 0.25], axis=1))  # noqa: E731
-            d = {"correlations": ps.tolist(), "std_shared_bottom": _std(sb, axis=1).tolist(),
-                 "std_mmoe": _std(mm, axis=1).tolist(), "iqr_shared_bottom": iqr(sb).tolist(),
+            d = {"correlations": ps.tolist(), "std_shared_bottom": run_std(sb, axis=1).tolist(),
+                 "std_mmoe": run_std(mm, axis=1).tolist(), "iqr_shared_bottom": iqr(sb).tolist(),
                  "iqr_mmoe": iqr(mm).tolist()}
-            d["holds"] = bool(np.all(_std(sb, axis=1) > _std(mm, axis=1)))
+            d["holds"] = bool(np.all(run_std(sb, axis=1) > run_std(mm, axis=1)))
             d["holds_iqr"] = bool(np.all(iqr(sb) > iqr(mm)))
             out["d"] = {"claim": "Shared-Bottom's final losses spread wider than MMoE's", **d}
     for key in "cd":
@@ -313,7 +298,7 @@ def format_table(study: SyntheticStudy, digits: int = 4) -> str:
     for m in study.models:
         x = study.final(m)
         rows.append([MODEL_LABELS[m]] + [f"{mu:.{digits}f} +- {sd:.{digits}f}"
-                                         for mu, sd in zip(x.mean(axis=1), _std(x, axis=1))])
+                                         for mu, sd in zip(x.mean(axis=1), run_std(x, axis=1))])
     width0 = max(len("model"), *(len(r[0]) for r in rows))
     widths = [max(len(h), *(len(r[k + 1]) for r in rows)) for k, h in enumerate(head)]
     lines = [f"final test MSE of task 1 after {study.config['steps']} steps "
@@ -336,8 +321,9 @@ def write_curves_csv(study: SyntheticStudy, path: str | Path) -> Path:
             for j, p in enumerate(study.correlations):
                 for t, step in enumerate(study.steps):
                     x = test[j, :, t, 0]
-                    out.writerow([m, f"{p:g}", int(step), f"{x.mean():.6g}", f"{_std(x):.6g}", f"{_sem(x):.6g}",
-                                  f"{test[j, :, t, 1].mean():.6g}", f"{np.mean(train[j, :, t, 0]):.6g}", study.runs])
+                    out.writerow([m, f"{p:g}", int(step), f"{x.mean():.6g}", f"{run_std(x):.6g}",
+                                  f"{run_sem(x):.6g}", f"{test[j, :, t, 1].mean():.6g}",
+                                  f"{np.mean(train[j, :, t, 0]):.6g}", study.runs])
     return path
 
 
@@ -358,8 +344,8 @@ def write_final_csv(study: SyntheticStudy, path: str | Path) -> Path:
 def write_summary_json(study: SyntheticStudy, path: str | Path) -> Path:
     """Settings, wall time, machine load, the statistics of the final losses and the claims (a)-(d)."""
     path = Path(path)
-    doc = {"config": study.config, "seconds": study.seconds, "load_average_1min": {"start": study.load[0],
-                                                                                   "end": study.load[1]},
+    load_1min = {key: None if load is None else load[0] for key, load in zip(("start", "end"), study.load)}
+    doc = {"config": study.config, "seconds": study.seconds, "load_average_1min": load_1min,
            "cpu_count": os.cpu_count(), "summary": study.summary(), "claims": claims(study), **study.extra}
     path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
     return path
