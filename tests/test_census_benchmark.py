@@ -106,13 +106,12 @@ def test_command_writes_table_csv_json_and_gate_plot(tmp_path, capsys):
 
 
 def test_cli_main_has_the_census_command():
-    try:
-        from mmoe_np import cli
-        parser = cli.build_parser()
-    except ImportError as err:  # another experiment module that cli.py imports is not there yet
-        pytest.skip(f"mmoe_np.cli cannot build its parser yet: {err}")
-    args = parser.parse_args(["census", "--data-dir", ".", "--group", "2", "--models", "omoe", "--runs", "3"])
+    from mmoe_np import cli  # imports every experiment module: a broken one fails here
+
+    args = cli.build_parser().parse_args(["census", "--data-dir", ".", "--group", "2", "--models", "omoe",
+                                          "--runs", "3"])
     assert args.func is census.run_command and (args.group, args.models, args.runs) == (2, "omoe", 3)
+    assert args.out == "results/census"  # like every other command: results/<command>/
 
 
 # ---------------------------------------------------------------- sizes
@@ -143,6 +142,64 @@ def test_size_overrides_and_model_selection():
     assert census.parse_models(["MMoE", "cross stitch", "single-task"]) == ["Single-Task", "Cross-Stitch", "MMoE"]
 
 
+def test_tensor_factorization_ranks_fit_the_given_widths():
+    # Widths without ranks: the largest ranks every layer admits, r1 <= n_features and the widths before the last.
+    sizes = census.census_sizes(30, models="tensor-factorization", tf_hidden_units=(50, 8))["Tensor-Factorization"]
+    assert sizes["ranks"] == (30, 8, 2)
+    census.build_model("Tensor-Factorization", 30, sizes)  # builds: the ranks fit
+    sizes = census.census_sizes(30, models="tensor-factorization", tf_hidden_units=(50,))["Tensor-Factorization"]
+    assert sizes["ranks"] == (30, 50, 2)
+    # Given ranks too large for the dimension they factor fail here, before any data is loaded or model trained.
+    for ranks, name in [((40, 3, 1), "r1"), ((4, 11, 1), "r2"), ((4, 3, 3), "r3")]:
+        with pytest.raises(ValueError, match=name):
+            census.census_sizes(30, models="tensor-factorization", tf_ranks=ranks, tf_hidden_units=(10,))
+
+
+def fake_data(n=256, d=40, seed=0):
+    """A small two-task binary problem with the attributes train_runs reads."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    Y = (X[:, :2] + 0.5 * rng.standard_normal((n, 2)) > 0).astype(np.float32)
+    return types.SimpleNamespace(X_train=X, Y_train=Y, X_val=X[:128], Y_val=Y[:128], X_test=X[128:], Y_test=Y[128:])
+
+
+@pytest.fixture(scope="module")
+def fake_results():
+    data = fake_data()
+    sizes = census.census_sizes(40)
+    return {name: census.train_runs(name, data, sizes[name], runs=3, epochs=2, batch_size=64, patience=2)
+            for name in census.MODELS}
+
+
+def test_parameter_counts_are_those_of_the_built_models(fake_results):
+    for name, result in fake_results.items():
+        model = census.build_model(name, 40, result.sizes)
+        assert result.params_full == mn.count_params(model) == sum(a.size for a in model.params.values())
+        assert result.params_paper == mn.count_params(model, convention="paper")
+
+
+def test_mean_and_std_over_runs_recomputed_by_hand(fake_results, tmp_path):
+    bench = census.CensusBenchmark({}, ("a", "b"), list(fake_results.values()), 1.0, {"start": None, "end": None})
+    rows = {r["model"]: r for r in csv.DictReader(census.write_census_csv(bench, tmp_path / "t.csv").open())}
+    table = census.format_table(bench)
+    for name, result in fake_results.items():
+        auc = np.array([r.test_auc for r in result.runs])  # (3, 2)
+        mean = auc.sum(axis=0) / 3
+        std = np.sqrt(((auc - mean) ** 2).sum(axis=0) / 2)  # the sample std (ddof = 1)
+        got_mean, got_std = result.mean_std("test_auc")
+        np.testing.assert_allclose(got_mean, mean, rtol=1e-12)
+        np.testing.assert_allclose(got_std, std, rtol=1e-12)
+        row = rows[name]
+        assert row["runs"] == "3" and int(row["params"]) == result.params_full
+        np.testing.assert_allclose([float(row["test_auc_task1_mean"]), float(row["test_auc_task1_std"]),
+                                    float(row["test_auc_task2_mean"]), float(row["test_auc_task2_std"])],
+                                   [mean[0], std[0], mean[1], std[1]], atol=1e-6)
+        assert f"| {name} | {result.params_full:,} ({result.params_paper:,}) | {mean[0]:.4f} ± {std[0]:.4f} " \
+               f"| {mean[1]:.4f} ± {std[1]:.4f} |" in table
+    one = dataclasses.replace(fake_results["MMoE"], runs=fake_results["MMoE"].runs[:1])
+    np.testing.assert_array_equal(one.mean_std("test_auc")[1], [0.0, 0.0])  # one run: no spread, not NaN
+
+
 # ---------------------------------------------------------------- bad arguments
 
 
@@ -153,6 +210,8 @@ def test_unknown_model_names_are_rejected(models):
 
 
 @pytest.mark.parametrize("kwargs, name", [({"group": 3}, "group"), ({"group": 0}, "group"), ({"runs": 0}, "runs"),
+                                          ({"group": True}, "group"), ({"group": 1.0}, "group"),
+                                          ({"recipe": "pandas"}, "recipe"), ({"tf_ranks": (2, 2)}, "tf_ranks"),
                                           ({"models": "mmoe,foo"}, "models"), ({"runs": -2}, "runs")])
 def test_bad_benchmark_arguments_raise_before_loading(tmp_path, kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -180,6 +239,8 @@ def test_bad_sizes_and_training_arguments_name_the_argument():
         census.census_sizes(30, models="tensor-factorization", tf_ranks=(2, 2))
     with pytest.raises(ValueError, match="expert_units"):
         census.census_sizes(30, expert_units=16)
+    with pytest.raises(ValueError, match=r"^Tensor-Factorization \(ranks w, w, K\): no width up to 12"):
+        census.census_sizes(12, models="tensor-factorization")  # r1 = w <= 12 inputs cannot reach MMoE's size
     X, Y = np.zeros((4, 3), np.float32), np.array([[0, 1]] * 4, np.float32)
     tiny = types.SimpleNamespace(X_train=X, Y_train=Y, X_val=X, Y_val=Y, X_test=X, Y_test=Y)
     with pytest.raises(ValueError, match="patience"):

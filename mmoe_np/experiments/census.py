@@ -22,7 +22,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,12 +31,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import _validation as V
-from ..baselines import CrossStitch, L2Constrained, TensorFactorization
+from ..baselines import CrossStitch, L2Constrained, TensorFactorization, _ranks
+from ..data.census import _RECIPES, _group
 from ..metrics import roc_auc
 from ..models import MMoE, MultiTaskModel, OMoE, SharedBottom, SingleTask
 from ..optim import Adam
 from ..sizing import count_params, match_width
 from ..training import EarlyStopping, fit
+from .common import load_average, run_std
 
 __all__ = ["MODELS", "DEFAULTS", "parse_models", "census_sizes", "build_model", "task_aucs", "RunResult",
            "ModelResult", "CensusBenchmark", "train_runs", "standardize_non_binary", "check_settings",
@@ -96,8 +97,9 @@ def parse_models(models: str | Sequence[str]) -> list[str]:
 # Sizes
 # ----------------------------------------------------------------------------------------------------------------
 def census_sizes(n_features: int, tasks: Sequence[str] = ("binary", "binary"), *,
-                 models: str | Sequence[str] = "all", n_experts: int = 8, expert_units: Sequence[int] = (16,),
-                 tower_units: Sequence[int] = (8,), l2_weight: float = 1e-2,
+                 models: str | Sequence[str] = "all", n_experts: int = DEFAULTS["n_experts"],
+                 expert_units: Sequence[int] = DEFAULTS["expert_units"],
+                 tower_units: Sequence[int] = DEFAULTS["tower_units"], l2_weight: float = DEFAULTS["l2_weight"],
                  bottom_units: Sequence[int] | None = None, hidden_units: Sequence[int] | None = None,
                  tf_hidden_units: Sequence[int] | None = None,
                  tf_ranks: Sequence[int] | None = None) -> dict[str, dict[str, Any]]:
@@ -115,7 +117,9 @@ def census_sizes(n_features: int, tasks: Sequence[str] = ("binary", "binary"), *
 
     Any of ``bottom_units``, ``hidden_units`` (Single-Task, L2-Constrained, Cross-Stitch) and ``tf_hidden_units``
     overrides the matched width; ``tf_ranks`` fixes the Tucker ranks (the width is then matched over widths that
-    admit them, unless given).
+    admit them, unless given). Given ``tf_hidden_units`` h without ``tf_ranks``, the ranks are the largest every
+    layer admits: ``(min(n_features, h[:-1]), min(h), K)``. Ranks that exceed a dimension they factor raise
+    ValueError here, before any training.
     """
     n_features, tasks, names = V.positive_int("n_features", n_features), V.tasks(tasks), parse_models(models)
     K = len(tasks)
@@ -125,7 +129,7 @@ def census_sizes(n_features: int, tasks: Sequence[str] = ("binary", "binary"), *
     towers, depth = moe["tower_units"], len(moe["expert_units"])
     target = count_params(MMoE(n_features, tasks, **moe), convention="paper")
 
-    def matched(make: Callable[[int], MultiTaskModel], max_width: int = 2048, what: str = "") -> tuple[int, ...]:
+    def matched(what: str, make: Callable[[int], MultiTaskModel], max_width: int = 2048) -> tuple[int, ...]:
         try:
             return (match_width(make, target, convention="paper", max_width=max_width),) * depth
         except ValueError as err:  # no width up to max_width is large enough
@@ -135,35 +139,35 @@ def census_sizes(n_features: int, tasks: Sequence[str] = ("binary", "binary"), *
     def shared_bottom() -> dict[str, Any]:
         if bottom_units is not None:
             return {"bottom_units": V.units("bottom_units", bottom_units), "tower_units": towers}
-        return {"bottom_units": matched(lambda w: SharedBottom(
+        return {"bottom_units": matched("Shared-Bottom", lambda w: SharedBottom(
             n_features, tasks, bottom_units=(w,) * depth, tower_units=towers)), "tower_units": towers}
 
     def per_task() -> dict[str, Any]:  # Single-Task, L2-Constrained and Cross-Stitch: the same networks
         if hidden_units is not None:
             return {"hidden_units": V.units("hidden_units", hidden_units), "tower_units": towers}
-        return {"hidden_units": matched(lambda w: SingleTask(
+        return {"hidden_units": matched("Single-Task, L2-Constrained, Cross-Stitch", lambda w: SingleTask(
             n_features, tasks, hidden_units=(w,) * depth, tower_units=towers)), "tower_units": towers}
 
     def tensor_factorization() -> dict[str, Any]:
+        given = None if tf_hidden_units is None else V.units("tf_hidden_units", tf_hidden_units)
         if tf_ranks is not None:
-            ranks = V.units("tf_ranks", tf_ranks)
-            if len(ranks) != 3:
-                raise ValueError(f"tf_ranks must be three positive integers (r1, r2, r3); got {tf_ranks!r}")
-            floor = max(ranks[:2])  # r1 <= every hidden d_in and r2 <= every hidden d_out: the width is >= both
-            if tf_hidden_units is not None:
-                return {"hidden_units": V.units("tf_hidden_units", tf_hidden_units), "tower_units": towers,
-                        "ranks": ranks}
-            hidden = matched(lambda w: TensorFactorization(
-                n_features, tasks, hidden_units=(max(w, floor),) * depth, tower_units=towers, ranks=ranks),
-                what=f"tf_ranks = {ranks}")
-            return {"hidden_units": tuple(max(w, floor) for w in hidden), "tower_units": towers, "ranks": ranks}
-        if tf_hidden_units is not None:
-            hidden = V.units("tf_hidden_units", tf_hidden_units)
+            ranks = _tf_ranks(tf_ranks)
+            if given is not None:
+                hidden = given
+            else:  # r1 <= every hidden d_in and r2 <= every hidden d_out: the width is at least both
+                floor = max(ranks[:2])
+                widths = matched(f"Tensor-Factorization with tf_ranks = {ranks}", lambda w: TensorFactorization(
+                    n_features, tasks, hidden_units=(max(w, floor),) * depth, tower_units=towers, ranks=ranks))
+                hidden = tuple(max(w, floor) for w in widths)
+        elif given is not None:  # the largest ranks every layer admits
+            hidden, ranks = given, (min((n_features, *given[:-1])), min(given), K)
         else:  # ranks (w, w, K); r1 = w cannot exceed the input width, hence max_width
-            hidden = matched(lambda w: TensorFactorization(n_features, tasks, hidden_units=(w,) * depth,
-                                                           tower_units=towers, ranks=(w, w, K)),
-                             max_width=n_features)
-        return {"hidden_units": hidden, "tower_units": towers, "ranks": (min(hidden), min(hidden), K)}
+            hidden = matched("Tensor-Factorization (ranks w, w, K)", lambda w: TensorFactorization(
+                n_features, tasks, hidden_units=(w,) * depth, tower_units=towers, ranks=(w, w, K)),
+                max_width=n_features)
+            ranks = (hidden[0], hidden[0], K)
+        _ranks(ranks, (n_features, *hidden[:-1]), hidden, K)  # the check TensorFactorization itself makes
+        return {"hidden_units": hidden, "tower_units": towers, "ranks": ranks}
 
     sizes: dict[str, dict[str, Any]] = {}
     shared_width: dict[str, Any] | None = None  # computed once for the three per-task models
@@ -182,8 +186,16 @@ def census_sizes(n_features: int, tasks: Sequence[str] = ("binary", "binary"), *
     return sizes
 
 
+def _tf_ranks(value: Any) -> tuple[int, int, int]:
+    """``tf_ranks``: three positive integers (r1, r2, r3); whether they fit the layers is checked later."""
+    ranks = V.units("tf_ranks", value)
+    if len(ranks) != 3:
+        raise ValueError(f"tf_ranks must be three positive integers (r1, r2, r3); got {value!r}")
+    return ranks
+
+
 def build_model(name: str, n_features: int, sizes: dict[str, Any], *, tasks: Sequence[str] = ("binary", "binary"),
-                seed: int = 0, dtype: Any = np.float32) -> MultiTaskModel:
+                seed: int = 0, dtype: Any = DEFAULTS["dtype"]) -> MultiTaskModel:
     """Model ``name`` (a display name of :data:`MODELS`) with the keyword arguments ``sizes`` (from
     :func:`census_sizes`)."""
     [name] = parse_models([name])
@@ -239,8 +251,8 @@ class ModelResult:
     def mean_std(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation (ddof=1; 0 for one run) over the runs of ``key`` ("test_auc", "val_auc",
         "seconds", "epochs" or "best_epoch")."""
-        a = self._stack(key)
-        return a.mean(axis=0), (a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros_like(a[0]))
+        a = self._stack(key)  # (runs, ...)
+        return a.mean(axis=0), run_std(a, axis=0)
 
     def as_dict(self) -> dict[str, Any]:
         summary = {}
@@ -272,8 +284,10 @@ class _ValidationAUC:
         return float(aucs[0])
 
 
-def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = 5, seed: int = 0, epochs: int = 10,
-               batch_size: int = 1024, lr: float = 1e-3, patience: int = 2, dtype: Any = np.float32,
+def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAULTS["runs"],
+               seed: int = DEFAULTS["seed"], epochs: int = DEFAULTS["epochs"],
+               batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
+               patience: int = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"],
                progress: bool = False) -> ModelResult:
     """Train ``runs`` independent runs of model ``name`` on ``data`` (a :class:`~mmoe_np.data.CensusIncome` or any
     object with ``X_train, Y_train, X_val, Y_val, X_test, Y_test``), one after the other.
@@ -317,20 +331,13 @@ class CensusBenchmark:
     task_names: tuple[str, ...]
     models: list[ModelResult]
     seconds: float
-    load_average: dict[str, list[float]]
+    load_average: dict[str, tuple[float, float, float] | None]  # 1-, 5-, 15-minute load, None where unavailable
     X_test: np.ndarray | None = None  # the test inputs (N, d), for the gate plots; not written to JSON
 
     def as_dict(self) -> dict[str, Any]:
         return {"benchmark": "Census-income (Ma et al., KDD 2018, Sec. 6.3): test AUC per task",
                 "settings": self.settings, "task_names": list(self.task_names), "wall_seconds": round(self.seconds, 1),
                 "load_average": self.load_average, "models": [m.as_dict() for m in self.models]}
-
-
-def _load_average() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # not available on this platform
-        return []
 
 
 def standardize_non_binary(data: Any) -> Any:
@@ -356,10 +363,12 @@ def standardize_non_binary(data: Any) -> Any:
                                X_test=scaled(data.X_test))
 
 
-def check_settings(data_dir: Any, *, group: Any = 1, models: Any = "all", runs: Any = 5, recipe: Any = "paper",
-                   split_seed: Any = 0, seed: Any = 0, epochs: Any = 10, batch_size: Any = 1024, lr: Any = 1e-3,
-                   patience: Any = 2, dtype: Any = "float32", train_rows: Any = None,
-                   **size_overrides: Any) -> dict[str, Any]:
+def check_settings(data_dir: Any, *, group: Any = DEFAULTS["group"], models: Any = "all",
+                   runs: Any = DEFAULTS["runs"], recipe: Any = DEFAULTS["recipe"],
+                   split_seed: Any = DEFAULTS["split_seed"], seed: Any = DEFAULTS["seed"],
+                   epochs: Any = DEFAULTS["epochs"], batch_size: Any = DEFAULTS["batch_size"],
+                   lr: Any = DEFAULTS["lr"], patience: Any = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"],
+                   train_rows: Any = None, **size_overrides: Any) -> dict[str, Any]:
     """Check every benchmark argument before anything is loaded or trained; returns them normalised.
 
     Raises ValueError naming the first bad argument: ``data_dir`` not a folder, ``group`` not 1 or 2, an unknown
@@ -370,11 +379,10 @@ def check_settings(data_dir: Any, *, group: Any = 1, models: Any = "all", runs: 
     if not path.is_dir():
         raise ValueError(f"data_dir {str(path)!r} is not a directory; it must hold census-income.data.gz and "
                          "census-income.test.gz (see docs/data-census.md)")
-    if isinstance(group, (bool, np.bool_)) or group not in (1, 2):
-        raise ValueError(f"group must be 1 (income, never married) or 2 (education, never married); got {group!r}")
-    if recipe not in ("paper", "keras"):
-        raise ValueError(f"recipe must be 'paper' or 'keras'; got {recipe!r}")
-    settings = {"data_dir": path, "group": int(group), "models": parse_models(models), "recipe": recipe,
+    group = _group(group)  # the loader's own checks
+    if not isinstance(recipe, str) or recipe not in _RECIPES:
+        raise ValueError(f"recipe must be one of {tuple(_RECIPES)}; got {recipe!r}")
+    settings = {"data_dir": path, "group": group, "models": parse_models(models), "recipe": recipe,
                 "runs": V.positive_int("runs", runs), "split_seed": V.int_at_least("split_seed", split_seed, 0),
                 "seed": V.int_at_least("seed", seed, 0), "epochs": V.positive_int("epochs", epochs),
                 "batch_size": V.positive_int("batch_size", batch_size), "lr": V.positive_float("lr", lr),
@@ -390,8 +398,8 @@ def check_settings(data_dir: Any, *, group: Any = 1, models: Any = "all", runs: 
             V.positive_int(name, value)
         elif name == "l2_weight":
             V.positive_float(name, value, allow_zero=True)
-        elif name == "tf_ranks" and len(V.units(name, value)) != 3:
-            raise ValueError(f"tf_ranks must be three positive integers (r1, r2, r3); got {value!r}")
+        elif name == "tf_ranks":
+            _tf_ranks(value)
         else:
             V.units(name, value, allow_empty=name == "tower_units")
     return settings
@@ -401,10 +409,13 @@ _SIZE_ARGUMENTS = ("n_experts", "expert_units", "tower_units", "l2_weight", "bot
                    "tf_hidden_units", "tf_ranks")
 
 
-def run_census_benchmark(data_dir: Any, *, group: int = 1, models: str | Sequence[str] = "all", runs: int = 5,
-                         recipe: str = "paper", split_seed: int = 0, seed: int = 0, epochs: int = 10,
-                         batch_size: int = 1024, lr: float = 1e-3, patience: int = 2, dtype: Any = "float32",
-                         train_rows: int | None = None, standardize: bool = False, progress: bool = False,
+def run_census_benchmark(data_dir: Any, *, group: int = DEFAULTS["group"], models: str | Sequence[str] = "all",
+                         runs: int = DEFAULTS["runs"], recipe: str = DEFAULTS["recipe"],
+                         split_seed: int = DEFAULTS["split_seed"], seed: int = DEFAULTS["seed"],
+                         epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
+                         lr: float = DEFAULTS["lr"], patience: int = DEFAULTS["patience"],
+                         dtype: Any = DEFAULTS["dtype"], train_rows: int | None = None, standardize: bool = False,
+                         progress: bool = False,
                          **size_overrides: Any) -> CensusBenchmark:
     """Load Census-income (``group``, ``recipe``, validation/test split ``split_seed``) and train ``runs`` runs of
     every model in ``models``; see :func:`train_runs` for one model and :func:`census_sizes` for the sizes and the
@@ -415,7 +426,7 @@ def run_census_benchmark(data_dir: Any, *, group: int = 1, models: str | Sequenc
     (:func:`check_settings`)."""
     from ..data import load_census_income
 
-    start, load_start = time.perf_counter(), _load_average()
+    start, load_start = time.perf_counter(), load_average()
     s = check_settings(data_dir, group=group, models=models, runs=runs, recipe=recipe, split_seed=split_seed,
                        seed=seed, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, dtype=dtype,
                        train_rows=train_rows, **size_overrides)
@@ -444,7 +455,7 @@ def run_census_benchmark(data_dir: Any, *, group: int = 1, models: str | Sequenc
                                   batch_size=s["batch_size"], lr=s["lr"], patience=s["patience"], dtype=s["dtype"],
                                   progress=progress))
     return CensusBenchmark(settings, tuple(data.task_names), results, time.perf_counter() - start,
-                           {"start": load_start, "end": _load_average()}, X_test=data.X_test)
+                           {"start": load_start, "end": load_average()}, X_test=data.X_test)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -589,7 +600,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dtype", choices=("float32", "float64"), default=DEFAULTS["dtype"],
                    help="dtype of the data and the parameters")
     p.add_argument("--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
-    p.add_argument("--out", default="census-results", help="output folder for the table, CSV, JSON and PNGs")
+    p.add_argument("--out", default="results/census", help="output folder for the table, CSV, JSON and PNGs")
     p.add_argument("--no-plot", action="store_true", help="skip the gate plots")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sizes = p.add_argument_group("sizes", "MMoE's size; the other models are parameter-matched unless overridden")
