@@ -67,7 +67,7 @@ def tasks(value: Any) -> tuple[str, ...]:
     if not kinds:
         raise ValueError("tasks must contain at least one task; got an empty sequence")
     for kind in kinds:
-        if kind not in TASK_TYPES:
+        if not isinstance(kind, str) or kind not in TASK_TYPES:
             raise ValueError(f"tasks: unknown task type {kind!r}; expected one of {TASK_TYPES}")
     return kinds
 
@@ -82,6 +82,8 @@ def rng(seed: Any) -> np.random.Generator:
 
 def dtype(value: Any) -> np.dtype:
     """float32 or float64."""
+    if value is None:  # np.dtype(None) would silently mean float64
+        raise ValueError("dtype must be float32 or float64; got None")
     try:
         dt = np.dtype(value)
     except TypeError:
@@ -95,7 +97,10 @@ def task_weights(value: Any, n_tasks: int, dt: np.dtype) -> np.ndarray:
     """Per-task loss weights: ``None`` means all ones; otherwise n_tasks finite numbers >= 0."""
     if value is None:
         return np.ones(n_tasks, dtype=dt)
-    w = np.asarray(value, dtype=np.float64)
+    try:
+        w = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"task_weights must be {n_tasks} numbers, one per task; got {value!r}") from None
     if w.shape != (n_tasks,):
         raise ValueError(f"task_weights must have one weight per task, shape ({n_tasks},); got shape {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0):
@@ -103,17 +108,33 @@ def task_weights(value: Any, n_tasks: int, dt: np.dtype) -> np.ndarray:
     return w.astype(dt)
 
 
-def array(name: str, value: Any, dt: np.dtype, shape_name: str) -> np.ndarray:
-    """``value`` as a finite, non-empty numeric array of dtype ``dt`` (converted, never truncated)."""
-    a = np.asarray(value)
+def numeric(name: str, value: Any, shape_name: str) -> np.ndarray:
+    """``value`` as a finite, non-empty real numeric array, in its own dtype (nothing converted yet)."""
+    try:
+        a = np.asarray(value)
+    except ValueError:  # e.g. ragged nested lists
+        raise ValueError(f"{name} must be a numeric array {shape_name}; got rows of different lengths") from None
     if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a numeric array {shape_name}; got dtype {a.dtype}")
+        raise ValueError(f"{name} must be a real numeric array {shape_name}; got dtype {a.dtype}")
     if a.size == 0:
         raise ValueError(f"{name} is empty (shape {a.shape}); expected a non-empty array {shape_name}")
-    a = a.astype(dt, copy=False)
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} contains NaN or inf; expected finite values")
     return a
+
+
+def cast(name: str, a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """A checked array in dtype ``dt``; values beyond ``dt``'s range (e.g. 1e300 in float32) are an error."""
+    with np.errstate(over="ignore"):  # reported below, by name
+        out = a.astype(dt, copy=False)
+    if out is not a and not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} has values beyond the range of {dt} (largest |value| {np.max(np.abs(a)):g})")
+    return out
+
+
+def array(name: str, value: Any, dt: np.dtype, shape_name: str) -> np.ndarray:
+    """``value`` as a finite, non-empty numeric array of dtype ``dt`` (converted, never truncated)."""
+    return cast(name, numeric(name, value, shape_name), dt)
 
 
 def features(X: Any, n_features: int, dt: np.dtype, replica_shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -134,7 +155,7 @@ def features(X: Any, n_features: int, dt: np.dtype, replica_shape: tuple[int, ..
 def targets(Y: Any, task_types: Sequence[str], X: np.ndarray, dt: np.dtype) -> np.ndarray:
     """Targets Y (N, n_tasks) matching X's samples (and replicas); binary columns must be exactly 0 or 1."""
     n_tasks = len(task_types)
-    Y = array("Y", Y, dt, f"of shape (n_samples, {n_tasks})")
+    Y = numeric("Y", Y, f"of shape (n_samples, {n_tasks})")  # labels are checked before rounding to dt
     if Y.ndim == 1 and n_tasks == 1:
         raise ValueError(f"Y must be 2-D of shape (n_samples, 1) for one task; got 1-D shape {Y.shape} "
                          "(use Y.reshape(-1, 1))")
@@ -152,4 +173,4 @@ def targets(Y: Any, task_types: Sequence[str], X: np.ndarray, dt: np.dtype) -> n
         if not np.all((labels == 0) | (labels == 1)):
             bad = np.unique(labels[(labels != 0) & (labels != 1)])[:5]
             raise ValueError(f"Y: binary task columns {binary} must contain only 0 and 1; found {bad.tolist()}")
-    return Y
+    return cast("Y", Y, dt)

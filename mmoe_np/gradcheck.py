@@ -97,6 +97,12 @@ class GradientReport:
         return all(self.passed_array(name, tol) for name in self.errors)
 
     @property
+    def near_kink(self) -> bool:
+        """Is some ReLU input within the step of 0? Then a central difference may straddle the kink, and a failure
+        can be the checker's, not the gradient's (a freshly built model with zero biases often has exact zeros)."""
+        return self.relu_margin <= self.step
+
+    @property
     def max_error(self) -> float:
         return max(self.errors.values(), default=0.0)
 
@@ -113,6 +119,10 @@ class GradientReport:
                  for name in self.errors]
         rows.append(f"max rel. error {self.max_error:.3e} ({self.worst}); smallest |ReLU input| "
                     f"{self.relu_margin:.3e}; step {self.step:g}")
+        if self.near_kink and not self.passed():
+            rows.append("note: a ReLU input is within the step of its kink at 0, where central differences are not "
+                        "valid; check again with other inputs or parameters (e.g. nonzero biases) before "
+                        "suspecting the gradient")
         return "\n".join(rows)
 
 
@@ -128,6 +138,7 @@ def check_gradients(model: Any, X: Any, Y: Any, *, step: float = 1e-5, max_entri
     V.positive_float("step", step)
     if max_entries is not None:
         V.positive_int("max_entries", max_entries)
+    model.losses(X, Y)  # the model's own checks of X and Y (names, shapes, labels), before any conversion
     model = model.copy(np.float64)
     X = np.array(X, dtype=np.float64)  # a private copy: it is perturbed in place
     Y = np.array(Y, dtype=np.float64)

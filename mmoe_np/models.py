@@ -12,6 +12,7 @@ is given. The MSE has no 1/2 factor.
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,7 +37,11 @@ class MultiTaskModel:
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], *, seed: int = 0, dtype: Any = np.float64,
-                 task_weights: Sequence[float] | None = None) -> None:
+                 task_weights: Sequence[float] | None = None, **unknown: Any) -> None:
+        if unknown:  # the subclasses pass every keyword they do not know on to here
+            known = [name for name in inspect.signature(type(self)).parameters if name not in ("self", "kwargs")]
+            raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; expected {known} "
+                             "and seed, dtype, task_weights")
         self.n_features = V.positive_int("n_features", n_features)
         self.tasks = V.tasks(tasks)
         self.dtype = V.dtype(dtype)

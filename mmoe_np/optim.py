@@ -23,7 +23,13 @@ class Optimizer:
         self.lr = V.positive_float("lr", lr)
         self.t = 0  # number of steps taken
 
-    def _check(self, grads: Mapping[str, np.ndarray]) -> None:
+    def _check(self, grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every gradient as a real array of its parameter's dtype, all checked before any parameter changes.
+
+        NaN and inf are let through on purpose: a diverging run (or replica) shows as non-finite losses.
+        """
+        if not isinstance(grads, Mapping):
+            raise ValueError(f"grads must be a dict of arrays with the keys of params; got {type(grads).__name__}")
         if grads.keys() != self.params.keys():
             missing, extra = self.params.keys() - grads.keys(), grads.keys() - self.params.keys()
             raise ValueError(f"grads must have the keys of params; missing {sorted(missing)}, extra {sorted(extra)}")
@@ -31,13 +37,20 @@ class Optimizer:
             if np.shape(g) != self.params[name].shape:
                 raise ValueError(f"grads[{name!r}] has shape {np.shape(g)}; params[{name!r}] has "
                                  f"{self.params[name].shape}")
+        checked = {}
+        for name, g in grads.items():
+            g = np.asarray(g)
+            if g.dtype.kind not in "biuf":
+                raise ValueError(f"grads[{name!r}] must be a real numeric array; got dtype {g.dtype}")
+            checked[name] = g.astype(self.params[name].dtype, copy=False)
+        return checked
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Apply one update from ``grads`` (the keys and shapes of ``params``)."""
-        self._check(grads)
+        grads = self._check(grads)
         self.t += 1
         for name, p in self.params.items():
-            p -= self._update(name, np.asarray(grads[name], dtype=p.dtype))
+            p -= self._update(name, grads[name])
 
     def _update(self, name: str, g: np.ndarray) -> np.ndarray:
         raise NotImplementedError

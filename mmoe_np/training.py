@@ -83,16 +83,24 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError("validation must be a pair (X_val, Y_val)")
-        X_val, Y_val = model._check_XY(*validation)
+        try:
+            X_val, Y_val = model._check_XY(*validation)
+        except ValueError as err:  # the model's checks say "X" and "Y": here they are X_val and Y_val
+            raise ValueError(f"validation=(X_val, Y_val): {err}") from None
     epochs = V.positive_int("epochs", epochs)
     batch_size = V.positive_int("batch_size", batch_size)
     if eval_every is not None:
         eval_every = V.positive_int("eval_every", eval_every)
         if validation is None:
             raise ValueError("eval_every needs validation=(X_val, Y_val)")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise ValueError(f"early_stopping must be an mn.EarlyStopping; got {type(early_stopping).__name__}")
     if early_stopping is not None and early_stopping.score is None and validation is None:
         raise ValueError("early_stopping without a score function needs validation=(X_val, Y_val)")
+    rng = V.rng(seed)
     optimizer = Adam(model.params, lr=1e-3) if optimizer is None else optimizer
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"optimizer must be an optimizer such as mn.Adam(model.params); got {optimizer!r}")
     if optimizer.params is not model.params:
         raise ValueError("optimizer must have been built on this model's params (e.g. mn.Adam(model.params))")
 
@@ -102,7 +110,6 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
 
     history = History()
     stopper = _Stopper(early_stopping, model, validate) if early_stopping is not None else None
-    rng = np.random.default_rng(seed)
     n = X.shape[-2]
     start_time = time.perf_counter()
     for epoch in range(epochs):

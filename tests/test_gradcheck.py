@@ -171,3 +171,27 @@ def test_bad_checker_options(kwargs, match):
     X, Y = data(3, 4, model.tasks, 0)
     with pytest.raises(ValueError, match=match):
         mn.check_gradients(model, X, Y, **kwargs)
+
+
+def test_check_gradients_runs_the_models_input_checks_first():
+    model = make_model()
+    X, Y = data(3, 4, model.tasks, 0)
+    with pytest.raises(ValueError, match="X must be a real numeric array"):
+        mn.check_gradients(model, X + 1j, Y)  # a cast to float64 would silently drop the imaginary part
+    with pytest.raises(ValueError, match="binary task columns"):
+        mn.check_gradients(model, X, Y + 0.5)
+
+
+def test_a_failure_at_a_relu_kink_is_flagged_in_the_report():
+    # Zero biases at initialisation: a sample with every bottom unit off gives a tower pre-activation of exactly 0,
+    # where the central difference straddles the kink (it measures the average of the two one-sided slopes).
+    model = mn.SharedBottom(4, ("regression",), bottom_units=(3,), tower_units=(2,), seed=8)
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    report = mn.check_gradients(model, X, X[:, :1])
+    assert report.relu_margin == 0.0 and report.near_kink and not report.passed()
+    assert "within the step of its kink" in str(report)
+    for name, p in model.params.items():
+        if name.endswith(".b"):  # nonzero biases move the pre-activations off 0
+            p += 0.07
+    moved = mn.check_gradients(model, X, X[:, :1])
+    assert moved.passed() and not moved.near_kink and "kink" not in str(moved)

@@ -1,4 +1,6 @@
 """Bad input gets a ValueError that names the argument; nothing is silently broadcast or truncated."""
+import re
+
 import numpy as np
 import pytest
 
@@ -38,7 +40,9 @@ BAD_X = {
     "NaN": (with_nan, r"X contains NaN or inf"),
     "inf": (with_inf, r"X contains NaN or inf"),
     "empty": (lambda X: X[:0], r"X is empty"),
-    "strings": (lambda X: X.astype(str), r"X must be a numeric array"),
+    "strings": (lambda X: X.astype(str), r"X must be a real numeric array"),
+    "complex": (lambda X: X + 1j, r"X must be a real numeric array"),
+    "ragged list": (lambda X: [list(X[0]), list(X[1, :2])], r"X must be a numeric array .* rows of different"),
 }
 
 
@@ -107,6 +111,9 @@ def test_regression_labels_may_be_any_real(model, XY):
     (dict(task_weights=(1.0,)), r"task_weights must have one weight per task, shape \(2,\)"),
     (dict(task_weights=(1.0, -1.0)), "task_weights must be finite and >= 0"),
     (dict(task_weights=(1.0, np.nan)), "task_weights must be finite and >= 0"),
+    (dict(task_weights=("a", "b")), "task_weights must be 2 numbers"),
+    (dict(dtype=None), "dtype must be float32 or float64; got None"),  # np.dtype(None) would be float64
+    (dict(tasks=[np.array(["binary"])]), "tasks: unknown task type"),
 ])
 def test_bad_common_constructor_arguments(cls, kwargs, match):
     args = dict(n_features=4, tasks=TASKS)
@@ -132,9 +139,24 @@ def test_bad_sizes(cls, kwargs, match):
         cls(4, TASKS, **kwargs)
 
 
-def test_unknown_options_are_rejected():
-    with pytest.raises(TypeError, match="n_expert"):
-        mn.MMoE(4, TASKS, n_expert=3)
+@pytest.mark.parametrize("cls, kwargs", [
+    (mn.MMoE, dict(n_expert=3)), (mn.SharedBottom, dict(hidden_units=(3,))), (mn.SingleTask, dict(foo=1)),
+    (mn.L2Constrained, dict(l2=0.1)), (mn.CrossStitch, dict(alpha=0.9)),
+    (mn.TensorFactorization, dict(ranks=(1, 1, 1), rank=2)),
+])
+def test_unknown_options_are_rejected_naming_the_class(cls, kwargs):
+    unknown = [k for k in kwargs if k != "ranks"]
+    with pytest.raises(ValueError, match=re.escape(f"{cls.__name__}: unknown option(s) {unknown}")):
+        cls(4, TASKS, **kwargs)
+
+
+def test_labels_and_range_are_checked_before_rounding_to_float32():
+    model = mn.MMoE(4, ("binary",), n_experts=2, dtype=np.float32)
+    X = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"binary task columns \[0\] must contain only 0 and 1; found \[1.000000001\]"):
+        model.loss_and_grads(X, np.array([[0.0], [1.0], [1 + 1e-9]]))  # 1 + 1e-9 rounds to 1 in float32
+    with pytest.raises(ValueError, match="X has values beyond the range of float32"):
+        model.forward(np.full((1, 4), 1e300))  # finite, but inf in float32
 
 
 def test_tower_units_may_be_empty():
@@ -159,6 +181,13 @@ def test_optimizer_arguments():
         opt.step({k: v for k, v in grads.items() if k != "gates.b"})
     with pytest.raises(ValueError, match=r"grads\['gates.W'\] has shape \(4, 8\)"):
         opt.step({**grads, "gates.W": np.zeros((4, 8))})
+    with pytest.raises(ValueError, match="grads must be a dict"):
+        opt.step(None)
+    before = {k: v.copy() for k, v in model.params.items()}
+    for bad in (np.full(model.params["towers.1.b"].shape, "x"), model.params["towers.1.b"] + 1j):
+        with pytest.raises(ValueError, match=r"grads\['towers.1.b'\] must be a real numeric array"):
+            opt.step({**grads, "towers.1.b": bad})  # the last key: every other array is valid
+    assert opt.t == 0 and all(np.array_equal(before[k], v) for k, v in model.params.items())  # nothing applied
 
 
 def test_fit_arguments(model, XY):
@@ -166,7 +195,12 @@ def test_fit_arguments(model, XY):
     for kwargs, match in [(dict(epochs=0), "epochs must be a positive integer"),
                           (dict(batch_size=0), "batch_size must be a positive integer"),
                           (dict(validation=(X,)), r"validation must be a pair \(X_val, Y_val\)"),
-                          (dict(validation=(X[:, :2], Y)), "X must have n_features=4"),
+                          (dict(validation=(X[:, :2], Y)), r"validation=\(X_val, Y_val\): X must have n_features=4"),
+                          (dict(validation=(X, Y[:3])), r"validation=\(X_val, Y_val\): X and Y must have the same"),
+                          (dict(seed=-1), "seed must be"), (dict(seed="a"), "seed must be"),
+                          (dict(seed=1.5), "seed must be"),
+                          (dict(optimizer="adam"), "optimizer must be an optimizer"),
+                          (dict(early_stopping="val"), "early_stopping must be an mn.EarlyStopping"),
                           (dict(eval_every=5), "eval_every needs validation"),
                           (dict(early_stopping=mn.EarlyStopping()), "early_stopping without a score function"),
                           (dict(optimizer=mn.Adam(mn.MMoE(4, TASKS).params)), "optimizer must have been built")]:
