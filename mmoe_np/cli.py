@@ -36,4 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as err:  # bad arguments or files: a message naming them, not a traceback
+        print(f"mmoe-np {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -234,6 +234,20 @@ def test_command_reports_bad_arguments(tmp_path, capsys, argv, name):
     assert not (tmp_path / "out").exists()
 
 
+def test_command_checks_out_before_loading_or_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(census, "run_census_benchmark", lambda *a, **k: pytest.fail("ran before checking --out"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert run_cli(["census", "--data-dir", str(tmp_path), "--out", str(blocker / "sub")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_command_reports_a_missing_data_file_without_a_traceback(tmp_path, capsys):
+    assert run_cli(["census", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mmoe-np census: error:") and "census-income.data.gz not found" in err
+
+
 def test_bad_sizes_and_training_arguments_name_the_argument():
     with pytest.raises(ValueError, match="tf_ranks"):
         census.census_sizes(30, models="tensor-factorization", tf_ranks=(2, 2))

@@ -391,3 +391,11 @@ def test_download_of_a_missing_file_names_the_url(tmp_path):
     with serving(tmp_path) as (url, _):
         with pytest.raises(OSError, match=rf"{url}/{TRAIN}"):
             mn.data.download_census_income(tmp_path / "dest", base_url=url)
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(timeout=-1), "timeout"), (dict(timeout=0), "timeout"),
+                                          (dict(base_url=""), "base_url")])
+def test_download_arguments_are_checked_before_any_request(tmp_path, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        mn.data.download_census_income(tmp_path / "dest", **kwargs)
+    assert not (tmp_path / "dest").exists()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import mmoe_np as mn
+from mmoe_np.experiments import replicas as replicas_module
 from mmoe_np.data import SyntheticSpec
 from mmoe_np.experiments.replicas import (ModelSpec, Progress, Run, format_seconds, replica_streams, train_in_groups,
                                           train_replicas)
@@ -135,7 +136,7 @@ def test_workers_report_progress_to_the_parent():
     progress = Progress(TRAIN["steps"] * 4, 4 * len(SMALL), label="test", stream=stream, interval=0.0)
     train_in_groups(SMALL, runs, workers=2, progress=progress, **TRAIN)
     last = stream.getvalue().strip().splitlines()[-1]
-    assert last.startswith("test: runs done 12/12, 100% of the steps, elapsed ")
+    assert last.startswith("test: 100% of the steps, runs done 12/12, elapsed ")
     assert progress.work == TRAIN["steps"] * 4
 
 
@@ -148,8 +149,8 @@ def test_progress_lines_show_runs_done_elapsed_and_eta():
     progress.close()
     lines = stream.getvalue().strip().splitlines()
     assert len(lines) == 3
-    assert re.fullmatch(r"study: runs done 0/10, 25% of the steps, elapsed \S+, eta \S+", lines[0])
-    assert re.fullmatch(r"study: runs done 5/10, 50% of the steps, elapsed \S+, eta \S+", lines[1])
+    assert re.fullmatch(r"study: 25% of the steps, runs done 0/10, elapsed \S+, eta \S+", lines[0])
+    assert re.fullmatch(r"study: 50% of the steps, runs done 5/10, elapsed \S+, eta \S+", lines[1])
 
 
 def test_progress_is_throttled():
@@ -159,13 +160,25 @@ def test_progress_is_throttled():
         progress.update(work=1)
     assert stream.getvalue() == ""
     progress.close()
-    assert stream.getvalue().count("\n") == 1 and "runs done 0/1, 100% of the steps" in stream.getvalue()
+    assert stream.getvalue().count("\n") == 1 and "100% of the steps, runs done 0/1" in stream.getvalue()
 
 
 def test_train_in_groups_progress_true_prints_to_stderr(capsys):
     train_in_groups(SMALL, make_runs(2), progress=True, label="demo", **TRAIN)
     err = capsys.readouterr().err
-    assert "demo: runs done 6/6, 100% of the steps" in err and "eta" in err
+    assert "demo: 100% of the steps, runs done 6/6" in err and "eta" in err
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(batch_size=0), "batch_size"), (dict(eval_every=0), "eval_every"),
+                                          (dict(n_test=0), "n_test"), (dict(lr=-1.0), "lr"),
+                                          (dict(lr=float("nan")), "lr"), (dict(dtype="float16"), "dtype")])
+def test_train_in_groups_checks_every_setting_before_starting_workers(kwargs, name, monkeypatch):
+    def no_pool(*args, **kw):
+        raise AssertionError("the workers were started before the settings were checked")
+
+    monkeypatch.setattr(replicas_module, "_train_in_processes", no_pool)
+    with pytest.raises(ValueError, match=name):
+        train_in_groups(SMALL, make_runs(2), workers=2, **(TRAIN | kwargs))
 
 
 @pytest.mark.parametrize("seconds, text", [(4.26, "4.3s"), (75.2, "1m15s"), (3725, "1h02m05s"),

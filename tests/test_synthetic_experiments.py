@@ -312,6 +312,43 @@ def test_cli_rejects_bad_options(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["synthetic", "--runs", "0"], "runs must be a positive integer"),
+    (["synthetic", "--correlations", "1.5"], "correlation"),
+    (["synthetic", "--correlations", "1", "1"], "correlations must not repeat"),
+    (["synthetic", "--models", "mmoe", "mmoe"], "models must not repeat"),
+    (["synthetic", "--lr", "mmoe=1e-3"], "--lr: give one rate for each of the models"),
+    (["synthetic", "--batch-size", "0", "--workers", "2"], "batch_size"),   # checked before the workers start
+    (["synthetic", "--lr", "nan", "--workers", "2"], "lr"),
+    (["shared-bottom", "--eval-every", "0"], "eval_every"),
+    (["trainability", "--seed", "-1"], "seed"),
+    (["correlation", "--runs", "0"], "--runs"), (["correlation", "--points", "1"], "--points"),
+])
+def test_main_reports_bad_arguments_without_a_traceback(argv, message, tmp_path, capsys):
+    from mmoe_np.cli import main
+    assert main(argv + ["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mmoe-np {argv[0]}: error:") and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["synthetic", "correlation"])
+def test_an_unusable_out_folder_fails_before_any_training(command, tmp_path, capsys, monkeypatch):
+    from mmoe_np.cli import main
+    monkeypatch.setattr(S, "train_in_groups", lambda *a, **k: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr(S.fig2, "label_correlation_study", lambda *a, **k: pytest.fail("ran before checking --out"))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main([command, "--out", str(blocker / "sub")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_claim_d_needs_two_runs():
+    study = S.synthetic_study(("shared-bottom", "mmoe"), (1.0, 0.5), **(TINY | {"runs": 1, "steps": 2,
+                                                                              "eval_every": 1, "n_test": 10}))
+    d = S.claims(study)["d"]
+    assert d["holds"] is None and d["holds_iqr"] is None and d["std_mmoe"] == [0.0, 0.0]
+
+
 def test_cli_mmoe_np_main_runs_the_subcommands(tmp_path, capsys):
     from mmoe_np.cli import main  # imports every experiment module: a broken one fails here
     assert main(["shared-bottom", "--out", str(tmp_path)] + CLI_TINY) == 0

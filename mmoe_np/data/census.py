@@ -11,7 +11,8 @@ Two task groups, as in the paper:
 
 Two feature recipes (``docs/data-census.md`` tells both in full):
 
-* ``"paper"``: the label columns of both groups and ``instance weight`` dropped; categorical columns one-hot
+* ``"paper"``: ``education``, ``marital stat``, ``instance weight`` and the group's own labels dropped (so income
+  too in group 1, where it is a label; group 2 keeps it as a feature); categorical columns one-hot
   with a training-file vocabulary; the 7 continuous columns standardised with training-file mean and std.
 * ``"keras"``: the 499-column encoding of drawbridge/keras-mmoe (reused by PaddleRec): only the group's own
   label columns dropped, 11 numerically coded columns (``instance weight`` among them) kept raw, the other 29
@@ -336,6 +337,9 @@ def download_census_income(dest: PathLike, base_url: str = CENSUS_BASE_URL, time
     (temporary file, then rename); a bad one raises ValueError and writes nothing. Files already present
     and valid are skipped; a present but invalid one is downloaded again.
     """
+    timeout = V.positive_float("timeout", timeout)
+    if not isinstance(base_url, str) or not base_url:
+        raise ValueError(f"base_url must be a URL such as {CENSUS_BASE_URL!r}; got {base_url!r}")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for spec in (_TRAIN_FILE, _TEST_FILE):

@@ -38,7 +38,8 @@ from ..models import MMoE, MultiTaskModel, OMoE, SharedBottom, SingleTask
 from ..optim import Adam
 from ..sizing import count_params, match_width
 from ..training import EarlyStopping, fit
-from .common import load_average, run_std
+from .common import load_average, prepare_out, run_std
+from .replicas import Progress
 
 __all__ = ["MODELS", "DEFAULTS", "parse_models", "census_sizes", "build_model", "task_aucs", "RunResult",
            "ModelResult", "CensusBenchmark", "train_runs", "standardize_non_binary", "check_settings",
@@ -288,12 +289,13 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAU
                seed: int = DEFAULTS["seed"], epochs: int = DEFAULTS["epochs"],
                batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
                patience: int = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"],
-               progress: bool = False) -> ModelResult:
+               progress: bool = False, on_run: Callable[[RunResult], None] | None = None) -> ModelResult:
     """Train ``runs`` independent runs of model ``name`` on ``data`` (a :class:`~mmoe_np.data.CensusIncome` or any
     object with ``X_train, Y_train, X_val, Y_val, X_test, Y_test``), one after the other.
 
     Run r: init and shuffling seed ``seed + r``; Adam(lr); early stopping on task 1's validation AUC with
-    ``patience``, best parameters restored; then the test AUC of every task.
+    ``patience``, best parameters restored; then the test AUC of every task. ``on_run(result)`` (optional) is called
+    after every run.
     """
     [name] = parse_models([name])
     runs, epochs = V.positive_int("runs", runs), V.positive_int("epochs", epochs)
@@ -320,6 +322,8 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAU
             print(f"{name} run {r + 1}/{runs}: test AUC " + " ".join(f"{a:.4f}" for a in run.test_auc)
                   + f" (best epoch {run.best_epoch + 1} of {run.epochs}, {run.seconds:.1f}s)",
                   file=sys.stderr, flush=True)
+        if on_run is not None:
+            on_run(run)
     return result
 
 
@@ -448,12 +452,15 @@ def run_census_benchmark(data_dir: Any, *, group: int = DEFAULTS["group"], model
                 "n_test": int(data.X_test.shape[0]), "n_features": int(data.n_features),
                 "size_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in size_overrides.items()}}
     results = []
+    total = len(s["models"]) * s["runs"]
+    overall = Progress(total, total, label="census", interval=0.0, unit="runs") if progress else None
     for name in s["models"]:
         if progress:
             print(f"== {name} {sizes[name]}", file=sys.stderr, flush=True)
         results.append(train_runs(name, data, sizes[name], runs=s["runs"], seed=s["seed"], epochs=s["epochs"],
                                   batch_size=s["batch_size"], lr=s["lr"], patience=s["patience"], dtype=s["dtype"],
-                                  progress=progress))
+                                  progress=progress,
+                                  on_run=None if overall is None else lambda run: overall.update(work=1, runs=1)))
     return CensusBenchmark(settings, tuple(data.task_names), results, time.perf_counter() - start,
                            {"start": load_start, "end": load_average()}, X_test=data.X_test)
 
@@ -633,18 +640,13 @@ def run_command(args: argparse.Namespace) -> int:
                     lr=args.lr, patience=args.patience, dtype=args.dtype, train_rows=args.train_rows, **overrides)
     try:
         check_settings(args.data_dir, **settings)
-    except ValueError as err:
-        print(f"mmoe-np census: error: {err}", file=sys.stderr)
-        return 2
-    try:
+        out = prepare_out(args.out)
         result = run_census_benchmark(args.data_dir, standardize=args.standardize, progress=not args.quiet,
                                       **settings)
-    except ValueError as err:  # e.g. sizes that cannot be matched, found once the data's width is known
+    except (ValueError, OSError) as err:  # also: sizes that cannot be matched, a missing or damaged data file
         print(f"mmoe-np census: error: {err}", file=sys.stderr)
         return 2
     group = result.settings["group"]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     table = format_table(result)
     scaled = ", non-binary columns standardised" if args.standardize else ""
     print(f"Census-income group {group} ({args.recipe} recipe{scaled}), {args.runs} run(s) per model, "

@@ -1,12 +1,15 @@
-"""Small helpers shared by the experiments: statistics over repeated runs, and how busy the machine is."""
+"""Small helpers shared by the experiments: statistics over repeated runs, how busy the machine is, and the
+output folder of a command."""
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["run_std", "run_sem", "load_average"]
+__all__ = ["run_std", "run_sem", "load_average", "prepare_out"]
 
 
 def run_std(x: Any, axis: int | None = None) -> Any:
@@ -29,3 +32,16 @@ def load_average() -> tuple[float, float, float] | None:
         return tuple(round(float(v), 2) for v in os.getloadavg())
     except (AttributeError, OSError):
         return None
+
+
+def prepare_out(out: Any) -> Path:
+    """The output folder ``--out``, created if needed and checked to be writable *before* a long run starts
+    (a study that can only fail when it writes its results would lose them)."""
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ValueError(f"--out {str(path)!r} is not a writable folder: {err.strerror or err}") from None
+    return path

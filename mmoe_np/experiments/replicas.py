@@ -22,6 +22,7 @@ ETA) to stderr.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import multiprocessing
 import os
@@ -130,16 +131,17 @@ def format_seconds(seconds: float) -> str:
 class Progress:
     """Progress of ``total_work`` units of work (replica-steps) making up ``total_runs`` runs, on ``stream``.
 
-    ``update(work, runs)`` adds done work and finished runs; a line ``label: runs done a/b, x% of the steps,
+    ``update(work, runs)`` adds done work and finished runs; a line ``label: x% of the steps, runs done a/b,
     elapsed .., eta ..`` is printed at most every ``interval`` seconds (and by :meth:`close`). The ETA assumes the
-    remaining work goes at the average rate so far.
+    remaining work goes at the average rate so far. The runs of one lock-step group finish together, so the
+    percentage is the live measure and "runs done" moves once per group. ``unit`` names the work ("steps").
     """
 
     def __init__(self, total_work: int, total_runs: int, label: str = "training", stream: TextIO | None = None,
-                 interval: float = 10.0) -> None:
+                 interval: float = 10.0, unit: str = "steps") -> None:
         self.total_work = V.positive_int("total_work", total_work)
         self.total_runs = V.positive_int("total_runs", total_runs)
-        self.label = label
+        self.label, self.unit = label, unit
         self.stream = sys.stderr if stream is None else stream
         self.interval = V.positive_float("interval", interval, allow_zero=True)
         self.work = self.runs = 0
@@ -160,7 +162,7 @@ class Progress:
         elapsed = (time.perf_counter() if now is None else now) - self.start
         fraction = min(self.work / self.total_work, 1.0)
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("inf")
-        return (f"{self.label}: runs done {self.runs}/{self.total_runs}, {100 * fraction:.0f}% of the steps, "
+        return (f"{self.label}: {100 * fraction:.0f}% of the {self.unit}, runs done {self.runs}/{self.total_runs}, "
                 f"elapsed {format_seconds(elapsed)}, eta {format_seconds(eta)}")
 
     def _print(self, now: float) -> None:
@@ -241,10 +243,8 @@ def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, step
     end; ``callback(step, models)`` (optional) is called after every step with the stacked models.
     """
     runs = _check_models_and_runs(models, runs)
-    steps, batch_size = V.positive_int("steps", steps), V.positive_int("batch_size", batch_size)
-    eval_every, n_test = V.positive_int("eval_every", eval_every), V.positive_int("n_test", n_test)
-    eval_chunk, dtype = V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype)
-    rates = _rates(lr, models)
+    steps, batch_size, rates, eval_every, n_test, eval_chunk, dtype = _check_training(
+        models, steps, batch_size, lr, eval_every, n_test, eval_chunk, dtype)
 
     start_time = time.perf_counter()
     data = _Streams(runs, dtype)
@@ -305,6 +305,14 @@ def _check_models_and_runs(models: Any, runs: Sequence[Run]) -> list[Run]:
     return runs
 
 
+def _check_training(models: Mapping[str, Any], steps: Any, batch_size: Any, lr: Any, eval_every: Any, n_test: Any,
+                    eval_chunk: Any, dtype: Any) -> tuple[int, int, dict[str, float], int, int, int, np.dtype]:
+    """The settings of :func:`train_replicas`, checked (a ValueError names the first bad one) and normalised."""
+    return (V.positive_int("steps", steps), V.positive_int("batch_size", batch_size), _rates(lr, models),
+            V.positive_int("eval_every", eval_every), V.positive_int("n_test", n_test),
+            V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype))
+
+
 def _rates(lr: float | Mapping[str, float], models: Mapping[str, Any]) -> dict[str, float]:
     """One learning rate per model name, from a single rate or a dict that names every model."""
     if isinstance(lr, Mapping):
@@ -358,12 +366,14 @@ def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, gro
     machine threads that wait for each other can make a step many times slower. In this process (``workers=0``)
     BLAS uses whatever threads the environment gave numpy. ``progress=True`` prints to stderr every 10 s.
     """
-    runs = list(runs)
-    if not runs:
-        raise ValueError("runs must contain at least one Run")
+    runs = _check_models_and_runs(models, runs)
     group_size = V.positive_int("group_size", group_size)
     workers = V.int_at_least("workers", workers, 0)  # 0: train in this process
-    steps = V.positive_int("steps", train_kwargs.get("steps"))
+    # Every setting is checked here, before any worker starts (a worker's error would arrive only after the pool).
+    bound = inspect.signature(train_replicas).bind(models, runs, **train_kwargs)
+    bound.apply_defaults()
+    steps = _check_training(models, *(bound.arguments[name] for name in (
+        "steps", "batch_size", "lr", "eval_every", "n_test", "eval_chunk", "dtype")))[0]
     n_groups = max(math.ceil(len(runs) / group_size), min(workers, len(runs)))  # at least one group per worker
     bounds = np.linspace(0, len(runs), n_groups + 1).round().astype(int)
     groups = [runs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
