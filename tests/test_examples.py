@@ -24,3 +24,14 @@ def test_quickstart_trains(capsys):
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_every_example_is_tested(path):
     assert path.name in {"backprop_by_hand.py", "quickstart.py"}, f"add a test for {path.name}"
+
+
+def test_readme_python_snippet_runs_as_written(capsys):
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "max rel. error" in out and "FAILS" not in out  # the printed gradient report
+    assert namespace["gates"].shape == (1000, 2, 8) and namespace["out"].shape == (1000, 2)
+    assert set(namespace["grads"]) == set(namespace["model"].params)
