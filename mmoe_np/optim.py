@@ -33,13 +33,12 @@ class Optimizer:
         if grads.keys() != self.params.keys():
             missing, extra = self.params.keys() - grads.keys(), grads.keys() - self.params.keys()
             raise ValueError(f"grads must have the keys of params; missing {sorted(missing)}, extra {sorted(extra)}")
-        for name, g in grads.items():
-            if np.shape(g) != self.params[name].shape:
-                raise ValueError(f"grads[{name!r}] has shape {np.shape(g)}; params[{name!r}] has "
-                                 f"{self.params[name].shape}")
         checked = {}
         for name, g in grads.items():
             g = np.asarray(g)
+            if g.shape != self.params[name].shape:
+                raise ValueError(f"grads[{name!r}] has shape {g.shape}; params[{name!r}] has "
+                                 f"{self.params[name].shape}")
             if g.dtype.kind not in "biuf":
                 raise ValueError(f"grads[{name!r}] must be a real numeric array; got dtype {g.dtype}")
             checked[name] = g.astype(self.params[name].dtype, copy=False)
