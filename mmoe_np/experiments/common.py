@@ -21,8 +21,7 @@ def run_std(x: Any, axis: int | None = None) -> Any:
 
 def run_sem(x: Any, axis: int | None = None) -> Any:
     """Standard error of the mean over repeated runs: ``run_std / sqrt(n)``."""
-    x = np.asarray(x, dtype=np.float64)
-    n = x.shape[axis] if axis is not None else x.size
+    n = np.shape(x)[axis] if axis is not None else np.size(x)
     return run_std(x, axis) / np.sqrt(n)
 
 
