@@ -355,7 +355,7 @@ class TensorFactorization(MultiTaskModel):
             for name, value in zip(FACTORS, (S, *factors)):
                 self.params[f"hidden.{layer}.{name}"] = np.ascontiguousarray(value, dtype=self.dtype)
             self.params[f"hidden.{layer}.b"] = np.zeros((self.n_tasks, d_out), dtype=self.dtype)
-        self._add_mlp(rng, "towers", (self.hidden_units[-1], *self.tower_units, 1), stack=self.n_tasks)
+        self._add_towers(rng, self.hidden_units[-1])
 
     def weights(self, layer: int) -> np.ndarray:
         """The task weights of hidden layer ``layer`` rebuilt from its factors: (..., K, d_in, d_out)."""

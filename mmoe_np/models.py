@@ -87,6 +87,11 @@ class MultiTaskModel:
         return grads
 
     # ------------------------------------------------------------------ the task towers, shared by every model
+    def _add_towers(self, rng: np.random.Generator, d_in: int) -> None:
+        """K towers ``towers.{l}.W`` (K, d_in, d_out) over widths (d_in, *tower_units, 1): the last layer is the
+        task's raw output."""
+        self._add_mlp(rng, "towers", (d_in, *self.tower_units, 1), stack=self.n_tasks)
+
     def _towers_forward(self, z: np.ndarray) -> tuple[np.ndarray, list]:
         """K towers in one stacked MLP: z (..., K|1, N, h) -> out (..., N, K). A linear last layer of width 1."""
         y, cache = ops.mlp_forward(z, self._layers("towers"), relu_last=False)  # (..., K, N, 1)
@@ -220,7 +225,7 @@ class SingleTask(MultiTaskModel):
 
     def _build(self, rng: np.random.Generator) -> None:
         self._add_mlp(rng, "hidden", (self.n_features, *self.hidden_units), stack=self.n_tasks)
-        self._add_mlp(rng, "towers", (self.hidden_units[-1], *self.tower_units, 1), stack=self.n_tasks)
+        self._add_towers(rng, self.hidden_units[-1])
 
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
         h, hidden_cache = ops.mlp_forward(X[..., None, :, :], self._layers("hidden"), relu_last=True)  # (.., K, N, h)
@@ -255,7 +260,7 @@ class SharedBottom(MultiTaskModel):
 
     def _build(self, rng: np.random.Generator) -> None:
         self._add_mlp(rng, "bottom", (self.n_features, *self.bottom_units))
-        self._add_mlp(rng, "towers", (self.bottom_units[-1], *self.tower_units, 1), stack=self.n_tasks)
+        self._add_towers(rng, self.bottom_units[-1])
 
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
         f, bottom_cache = ops.mlp_forward(X, self._layers("bottom"), relu_last=True)  # (..., N, h)
@@ -293,7 +298,7 @@ class _MixtureOfExperts(MultiTaskModel):
         self._add_mlp(rng, "experts", (self.n_features, *self.expert_units), stack=self.n_experts)
         self.params["gates.W"] = glorot_uniform(rng, (self.n_gates, self.n_features, self.n_experts), self.dtype)
         self.params["gates.b"] = np.zeros((self.n_gates, self.n_experts), dtype=self.dtype)
-        self._add_mlp(rng, "towers", (self.expert_units[-1], *self.tower_units, 1), stack=self.n_tasks)
+        self._add_towers(rng, self.expert_units[-1])
 
     def _forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
         x = X[..., None, :, :]                                                         # (..., 1, N, d)

@@ -238,13 +238,13 @@ def bce_with_logits_forward(logits: np.ndarray, target: np.ndarray) -> tuple[np.
     finite losses. logits (..., B, K), target (..., B, K) in {0, 1}  ->  L (..., K).
     """
     loss = -(target * log_sigmoid(logits) + (1 - target) * log_sigmoid(-logits))
-    return np.mean(loss, axis=-2), (logits, target, logits.shape)
+    return np.mean(loss, axis=-2), (logits, target)
 
 
 def bce_with_logits_backward(dL: np.ndarray, cache: tuple) -> np.ndarray:
     """``dz[b, k] = dL[k] * (sigmoid(z[b, k]) - t[b, k]) / B``."""
-    logits, target, logits_shape = cache
-    return sum_to_shape(dL[..., None, :] * (sigmoid(logits) - target) / logits.shape[-2], logits_shape)
+    logits, target = cache
+    return sum_to_shape(dL[..., None, :] * (sigmoid(logits) - target) / logits.shape[-2], logits.shape)
 
 
 _TASK_LOSSES = {
@@ -260,23 +260,22 @@ def multitask_loss_forward(out: np.ndarray, Y: np.ndarray, tasks: Sequence[str],
     out (..., B, K) raw outputs, Y (..., B, K) targets, weights (K,)  ->  (total (...), per_task (..., K)).
     """
     per_task = np.empty(np.broadcast_shapes(out.shape, Y.shape)[:-2] + (len(tasks),), dtype=out.dtype)
-    caches = {}
+    caches = {}  # kind -> (its columns, its loss cache)
     for kind, (forward, _) in _TASK_LOSSES.items():
         cols = [k for k, t in enumerate(tasks) if t == kind]
         if cols:
-            loss, caches[kind] = forward(out[..., cols], Y[..., cols])
+            loss, cache = forward(out[..., cols], Y[..., cols])
+            caches[kind] = (cols, cache)
             per_task[..., cols] = loss
     total = per_task @ weights
-    return (total, per_task), (caches, tasks, weights, out.shape)
+    return (total, per_task), (caches, weights, out.shape)
 
 
 def multitask_loss_backward(dtotal: np.ndarray, cache: tuple) -> np.ndarray:
     """``dL_k = dtotal * w_k``, then each task's loss backward. dtotal (...)  ->  dout (..., B, K)."""
-    caches, tasks, weights, out_shape = cache
+    caches, weights, out_shape = cache
     dper_task = np.asarray(dtotal)[..., None] * weights
     dout = np.zeros(out_shape, dtype=dper_task.dtype)
-    for kind, (_, backward) in _TASK_LOSSES.items():
-        if kind in caches:
-            cols = [k for k, t in enumerate(tasks) if t == kind]
-            dout[..., cols] = backward(dper_task[..., cols], caches[kind])
+    for kind, (cols, loss_cache) in caches.items():
+        dout[..., cols] = _TASK_LOSSES[kind][1](dper_task[..., cols], loss_cache)
     return dout
