@@ -38,7 +38,7 @@ from ..models import MMoE, MultiTaskModel, OMoE, SharedBottom, SingleTask
 from ..optim import Adam
 from ..sizing import count_params, match_width
 from ..training import EarlyStopping, fit
-from .common import load_average, prepare_out, run_std
+from .common import load_average, prepare_out, run_std, save_png
 from .replicas import Progress
 
 __all__ = ["MODELS", "DEFAULTS", "parse_models", "census_sizes", "build_model", "task_aucs", "RunResult",
@@ -549,10 +549,7 @@ def plot_gate_distributions(model: MultiTaskModel, X: np.ndarray, path: str | Pa
     axes[0].legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------

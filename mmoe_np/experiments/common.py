@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run_std", "run_sem", "load_average", "prepare_out"]
+__all__ = ["run_std", "run_sem", "load_average", "prepare_out", "save_png"]
 
 
 def run_std(x: Any, axis: int | None = None) -> Any:
@@ -43,4 +43,12 @@ def prepare_out(out: Any) -> Path:
             pass
     except OSError as err:
         raise ValueError(f"--out {str(path)!r} is not a writable folder: {err.strerror or err}") from None
+    return path
+
+
+def save_png(fig: Any, path: Any) -> Path:
+    """Lay out a matplotlib Figure and write it to ``path`` as PNG; returns the path."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, format="png")
     return path

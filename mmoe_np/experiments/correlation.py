@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec, sine_labels, weight_coordinates
-from .common import run_std
+from .common import run_std, save_png
 
 __all__ = ["DEFAULT_CORRELATIONS", "CorrelationStudy", "label_correlation_study", "label_pearson",
            "plot_label_correlation", "write_label_correlation_csv", "write_label_correlation_json"]
@@ -95,9 +95,7 @@ def label_correlation_study(correlations: Sequence[float] = DEFAULT_CORRELATIONS
     ps = np.array([V.correlation(p) for p in correlations], dtype=np.float64)
     if ps.size == 0:
         raise ValueError("correlations must contain at least one value")
-    n, R, rng = V.positive_int("n_points", n_points), V.positive_int("repeats", repeats), V.rng(seed)
-    if n < 2:
-        raise ValueError(f"n_points must be >= 2 for a correlation; got {n_points!r}")
+    n, R, rng = V.int_at_least("n_points", n_points, 2), V.positive_int("repeats", repeats), V.rng(seed)
     chunk = max(1, _CHUNK_ELEMENTS // (2 * n * max(spec.n_sines, 1)))
     per_repeat = np.empty((ps.size, R))
     for i, p in enumerate(ps):
@@ -127,10 +125,7 @@ def plot_label_correlation(result: CorrelationStudy, path: str | Path) -> Path:
     ax.set_ylabel("label Pearson correlation")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)
 
 
 def write_label_correlation_csv(result: CorrelationStudy, path: str | Path) -> Path:

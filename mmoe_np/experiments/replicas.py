@@ -384,8 +384,9 @@ def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, gro
 
     start = time.perf_counter()
     if workers == 0:
-        histories = [train_replicas(models, group, progress=progress, **train_kwargs) for group in groups]
-        histories = [replace(h, models={}) for h in histories]
+        # Each group's stacked models are dropped as soon as it ends: only the curves are kept.
+        histories = [replace(train_replicas(models, group, progress=progress, **train_kwargs), models={})
+                     for group in groups]
     else:
         histories = _train_in_processes(models, groups, workers, progress, train_kwargs)
     if progress is not None:

@@ -36,7 +36,7 @@ from ..data.synthetic import SyntheticSpec
 from ..models import MMoE, OMoE, SharedBottom
 from ..sizing import shared_bottom_width
 from . import correlation as fig2
-from .common import load_average, prepare_out, run_sem, run_std
+from .common import load_average, prepare_out, run_sem, run_std, save_png
 from .replicas import ModelSpec, Run, format_seconds, train_in_groups
 
 __all__ = ["MODELS", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
@@ -138,9 +138,9 @@ class SyntheticStudy:
         """Per model and correlation, statistics of the final task-1 test MSE over the runs."""
         out = {}
         for model in self.models:
-            out[model] = {}
+            out[model], final = {}, self.final(model)
             for j, p in enumerate(self.correlations):
-                x = self.final(model)[j]
+                x = final[j]
                 q10, q25, q50, q75, q90 = np.quantile(x, [0.1, 0.25, 0.5, 0.75, 0.9])
                 out[model][f"{p:g}"] = {"mean": float(x.mean()), "std": float(run_std(x)), "sem": float(run_sem(x)),
                                         "min": float(x.min()), "q10": float(q10), "q25": float(q25),
@@ -249,8 +249,9 @@ def claims(study: SyntheticStudy) -> dict[str, Any]:
     if hi.size and lo.size:
         b = {}
         for m in study.models:
-            diff = study.final(m)[lo[0]] - study.final(m)[hi[0]]  # (N,) paired by run
-            base = study.final(m)[hi[0]].mean()
+            at_hi, at_lo = study.final(m)[hi[0]], study.final(m)[lo[0]]
+            diff = at_lo - at_hi  # (N,) paired by run
+            base = at_hi.mean()
             b[m] = {"degradation": float(diff.mean()), "sem": float(run_sem(diff)),
                     "relative": float(diff.mean() / base)}
         others = [m for m in ("omoe", "shared-bottom") if m in b]
@@ -277,12 +278,12 @@ def claims(study: SyntheticStudy) -> dict[str, Any]:
         if "mmoe" in study.models:
             mm = study.final("mmoe")
             iqr = lambda x: np.subtract(*np.quantile(x, [0.75, 0.25], axis=1))  # noqa: E731
-            d = {"correlations": ps.tolist(), "std_shared_bottom": run_std(sb, axis=1).tolist(),
-                 "std_mmoe": run_std(mm, axis=1).tolist(), "iqr_shared_bottom": iqr(sb).tolist(),
-                 "iqr_mmoe": iqr(mm).tolist()}
+            std_sb, std_mm, iqr_sb, iqr_mm = run_std(sb, axis=1), run_std(mm, axis=1), iqr(sb), iqr(mm)
+            d = {"correlations": ps.tolist(), "std_shared_bottom": std_sb.tolist(), "std_mmoe": std_mm.tolist(),
+                 "iqr_shared_bottom": iqr_sb.tolist(), "iqr_mmoe": iqr_mm.tolist()}
             spread = study.runs >= 2  # one run has no spread to compare
-            d["holds"] = bool(np.all(run_std(sb, axis=1) > run_std(mm, axis=1))) if spread else None
-            d["holds_iqr"] = bool(np.all(iqr(sb) > iqr(mm))) if spread else None
+            d["holds"] = bool(np.all(std_sb > std_mm)) if spread else None
+            d["holds_iqr"] = bool(np.all(iqr_sb > iqr_mm)) if spread else None
             out["d"] = {"claim": "Shared-Bottom's final losses spread wider than MMoE's", **d}
     for key in "cd":
         out.setdefault(key, {"holds": None, "why": "needs shared-bottom and the MoE models"})
@@ -335,10 +336,11 @@ def write_final_csv(study: SyntheticStudy, path: str | Path) -> Path:
         out = csv.writer(f)
         out.writerow(["model", "correlation", "run", "task_seed", "run_seed", "final_test_mse", "final_test_mse_task2"])
         for m in study.models:
+            task1, task2 = study.final(m, 0), study.final(m, 1)  # (P, N) each
             for j, p in enumerate(study.correlations):
                 for i in range(study.runs):
                     out.writerow([m, f"{p:g}", i, int(study.seeds[i, 0]), int(study.seeds[i, 1]),
-                                  f"{study.test_loss[m][j, i, -1, 0]:.6g}", f"{study.test_loss[m][j, i, -1, 1]:.6g}"])
+                                  f"{task1[j, i]:.6g}", f"{task2[j, i]:.6g}"])
     return path
 
 
@@ -396,10 +398,7 @@ def plot_curves(study: SyntheticStudy, path: str | Path) -> Path:
     axes[0].legend(fontsize=8)
     fig.suptitle(f"batch {study.config['batch_size']}, Adam lr {study.config['lr']}, band: mean $\\pm$ 2 s.e.",
                  fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)
 
 
 def plot_histograms(study: SyntheticStudy, path: str | Path) -> Path:
@@ -431,18 +430,14 @@ def plot_histograms(study: SyntheticStudy, path: str | Path) -> Path:
             if j == rows - 1:
                 ax.set_xlabel("final test MSE of task 1")
     fig.suptitle(f"{study.runs} runs per panel after {study.config['steps']} steps; dashed: median", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)
 
 
 def write_outputs(study: SyntheticStudy, out: str | Path, name: str, plots: bool = True,
                   histograms: bool = True) -> list[Path]:
     """Write ``{name}-curves.csv``, ``{name}-final.csv`` and ``{name}.json`` into ``out`` (created if needed), and
     with ``plots`` ``{name}-curves.png`` and (with ``histograms``) ``{name}-histograms.png``; returns the paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(out)
     paths = [write_curves_csv(study, out / f"{name}-curves.csv"), write_final_csv(study, out / f"{name}-final.csv"),
              write_summary_json(study, out / f"{name}.json")]
     if plots:
@@ -541,7 +536,7 @@ def _run_training_study(args: argparse.Namespace) -> int:
     settings = {key: getattr(args, key) if getattr(args, key) is not None else profile[key] for key in profile}
     if isinstance(settings["lr"], dict) and set(settings["lr"]) != set(args.models):
         raise ValueError(f"--lr: give one rate for each of the models {args.models}; got {sorted(settings['lr'])}")
-    prepare_out(args.out)
+    out = prepare_out(args.out)
     study = synthetic_study(args.models, args.correlations, seed=args.seed, dtype=args.dtype, workers=args.workers,
                             group_size=args.group_size, progress=not args.quiet, label=args.study_name, **settings)
     print(format_table(study))
@@ -550,7 +545,7 @@ def _run_training_study(args: argparse.Namespace) -> int:
         holds = verdicts[key]["holds"]
         if holds is not None:
             print(f"claim ({key}) {verdicts[key]['claim']}: {'holds' if holds else 'does NOT hold'}")
-    paths = write_outputs(study, args.out, args.study_name, plots=not args.no_plot,
+    paths = write_outputs(study, out, args.study_name, plots=not args.no_plot,
                           histograms=args.study_name != "shared-bottom")
     _print_written(paths, study.seconds)
     return 0
