@@ -261,6 +261,12 @@ def _group(group: Any) -> int:
     return int(group)
 
 
+def _recipe(recipe: Any) -> str:
+    if not isinstance(recipe, str) or recipe not in _RECIPES:
+        raise ValueError(f"recipe must be one of {tuple(_RECIPES)}; got {recipe!r}")
+    return recipe
+
+
 @dataclass(frozen=True, eq=False)
 class CensusIncome:
     """Census-income for one task group and feature recipe.
@@ -296,9 +302,7 @@ def load_census_income(data_dir: PathLike, group: int = 1, seed: int = 0, recipe
     >>> data.X_train.shape, data.X_val.shape, data.Y_test.shape  # doctest: +SKIP
     ((199523, 486), (49881, 486), (49881, 2))
     """
-    group, dt, rng = _group(group), V.dtype(dtype), V.rng(seed)
-    if not isinstance(recipe, str) or recipe not in _RECIPES:
-        raise ValueError(f"recipe must be one of {tuple(_RECIPES)}; got {recipe!r}")
+    group, recipe, dt, rng = _group(group), _recipe(recipe), V.dtype(dtype), V.rng(seed)
     rules, tasks = _RECIPES[recipe], _GROUP_TASKS[group]
     train, other = _read(data_dir, _TRAIN_FILE), _read(data_dir, _TEST_FILE)
     dropped = set(rules.dropped) | {t.column for t in tasks}

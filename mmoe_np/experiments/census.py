@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..baselines import CrossStitch, L2Constrained, TensorFactorization, _ranks
-from ..data.census import _RECIPES, _group
+from ..data.census import _RECIPES, _group, _recipe
 from ..metrics import roc_auc
 from ..models import MMoE, MultiTaskModel, OMoE, SharedBottom, SingleTask
 from ..optim import Adam
@@ -354,8 +354,9 @@ def standardize_non_binary(data: Any) -> Any:
     """
     X = data.X_train
     numeric = np.flatnonzero(~np.all((X == 0) | (X == 1), axis=0))      # (n_numeric,) column indexes
-    mean = X[:, numeric].mean(axis=0, dtype=np.float64)
-    std = X[:, numeric].std(axis=0, dtype=np.float64)
+    columns = X[:, numeric]                                              # (N, n_numeric), gathered once
+    mean = columns.mean(axis=0, dtype=np.float64)
+    std = columns.std(axis=0, dtype=np.float64)
     std[std == 0] = 1.0
 
     def scaled(A: np.ndarray) -> np.ndarray:
@@ -383,34 +384,33 @@ def check_settings(data_dir: Any, *, group: Any = DEFAULTS["group"], models: Any
     if not path.is_dir():
         raise ValueError(f"data_dir {str(path)!r} is not a directory; it must hold census-income.data.gz and "
                          "census-income.test.gz (see docs/data-census.md)")
-    group = _group(group)  # the loader's own checks
-    if not isinstance(recipe, str) or recipe not in _RECIPES:
-        raise ValueError(f"recipe must be one of {tuple(_RECIPES)}; got {recipe!r}")
+    group, recipe = _group(group), _recipe(recipe)  # the loader's own checks
     settings = {"data_dir": path, "group": group, "models": parse_models(models), "recipe": recipe,
                 "runs": V.positive_int("runs", runs), "split_seed": V.int_at_least("split_seed", split_seed, 0),
                 "seed": V.int_at_least("seed", seed, 0), "epochs": V.positive_int("epochs", epochs),
                 "batch_size": V.positive_int("batch_size", batch_size), "lr": V.positive_float("lr", lr),
                 "patience": V.positive_int("patience", patience), "dtype": V.dtype(dtype),
                 "train_rows": None if train_rows is None else V.positive_int("train_rows", train_rows)}
-    unknown = set(size_overrides) - set(_SIZE_ARGUMENTS)
+    unknown = set(size_overrides) - set(_SIZE_CHECKS)
     if unknown:
-        raise ValueError(f"size overrides: unknown {sorted(unknown)}; expected names from {list(_SIZE_ARGUMENTS)}")
+        raise ValueError(f"size overrides: unknown {sorted(unknown)}; expected names from {list(_SIZE_CHECKS)}")
     for name, value in size_overrides.items():
-        if value is None:
-            continue
-        if name == "n_experts":
-            V.positive_int(name, value)
-        elif name == "l2_weight":
-            V.positive_float(name, value, allow_zero=True)
-        elif name == "tf_ranks":
-            _tf_ranks(value)
-        else:
-            V.units(name, value, allow_empty=name == "tower_units")
+        if value is not None:
+            _SIZE_CHECKS[name](value)
     return settings
 
 
-_SIZE_ARGUMENTS = ("n_experts", "expert_units", "tower_units", "l2_weight", "bottom_units", "hidden_units",
-                   "tf_hidden_units", "tf_ranks")
+# The size overrides of census_sizes and how each is checked (None means the default).
+_SIZE_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "n_experts": lambda v: V.positive_int("n_experts", v),
+    "expert_units": lambda v: V.units("expert_units", v),
+    "tower_units": lambda v: V.units("tower_units", v, allow_empty=True),
+    "l2_weight": lambda v: V.positive_float("l2_weight", v, allow_zero=True),
+    "bottom_units": lambda v: V.units("bottom_units", v),
+    "hidden_units": lambda v: V.units("hidden_units", v),
+    "tf_hidden_units": lambda v: V.units("tf_hidden_units", v),
+    "tf_ranks": lambda v: _tf_ranks(v),
+}
 
 
 def run_census_benchmark(data_dir: Any, *, group: int = DEFAULTS["group"], models: str | Sequence[str] = "all",
@@ -591,7 +591,7 @@ def register(subparsers: Any) -> None:
                    help="task group: 1 = income>50K + never married, 2 = education>=college + never married")
     p.add_argument("--models", default="all", help="'all' or a comma list, e.g. mmoe,shared-bottom")
     p.add_argument("--runs", type=int, default=DEFAULTS["runs"], help="independent runs per model")
-    p.add_argument("--recipe", choices=("paper", "keras"), default=DEFAULTS["recipe"], help="feature recipe")
+    p.add_argument("--recipe", choices=tuple(_RECIPES), default=DEFAULTS["recipe"], help="feature recipe")
     p.add_argument("--standardize", action="store_true",
                    help="standardise every non-binary column with training mean/std (for --recipe keras)")
     p.add_argument("--split-seed", type=int, default=DEFAULTS["split_seed"], help="seed of the val/test split")
