@@ -2,7 +2,7 @@
 
     python benchmarks/bench_replicas.py [--replicas 200] [--batch-size 128] [--dtype float32] [--repeats 7]
 
-Prints, per model, the minimum over ``--repeats`` of: forward+backward (``model._evaluate``), the Adam step, and
+Prints, per model, the minimum over ``--repeats`` of: forward+backward (``model.forward_backward``), the Adam step, and
 their sum; and the time to draw one minibatch for all replicas (every replica's own ``tasks.sample``). Set
 ``OPENBLAS_NUM_THREADS=1`` to time what one worker of ``mmoe-np synthetic --workers 2`` does. The machine's load
 average is printed first and last: on a shared machine, compare runs made under the same load.
@@ -49,8 +49,8 @@ def main() -> None:
     for name in args.models:
         model = stack_models([MODELS[name].build(100, seed, args.dtype) for seed in streams.init_seeds])
         optimizer = Adam(model.params, lr=1e-3)
-        grads = model._evaluate(X, Y)[2]
-        fb = best_of(lambda: model._evaluate(X, Y), args.repeats)
+        grads = model.forward_backward(X, Y, check=False).grads
+        fb = best_of(lambda: model.forward_backward(X, Y, check=False), args.repeats)
         adam = best_of(lambda: optimizer.step(grads), args.repeats)
         print(f"{name:20s} forward+backward {1e3 * fb:7.1f} ms   Adam {1e3 * adam:6.1f} ms   "
               f"step {1e3 * (fb + adam):7.1f} ms")

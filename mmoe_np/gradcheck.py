@@ -20,14 +20,14 @@ smallest |pre-activation| on the batch so a test can reject such draws instead o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from . import _validation as V
 
 __all__ = ["numerical_gradient", "gradient_error", "rounding_noise", "GradientReport", "check_gradients",
-           "check_op"]
+           "check_op", "relu_caches"]
 
 
 def numerical_gradient(f: Callable[[], float], a: np.ndarray, h: float = 1e-5,
@@ -65,6 +65,19 @@ def gradient_error(analytic: np.ndarray, numeric: np.ndarray) -> tuple[float, fl
 def rounding_noise(f_value: float, n_entries: int, step: float) -> float:
     """The expected norm of the rounding error of a central-difference gradient of ``n_entries`` entries."""
     return float(np.finfo(np.float64).eps * max(1.0, abs(f_value)) * np.sqrt(n_entries) / step)
+
+
+def relu_caches(cache: Any) -> Iterator[Any]:
+    """Every ReLU cache (an ``ops.ReluCache``: a ``pre_activation`` array) inside a nested cache of tuples, lists,
+    dicts and NamedTuples: what a checker reads to see how close a forward pass came to a kink."""
+    if hasattr(cache, "pre_activation") and not isinstance(cache, (dict, list)):
+        yield cache
+    elif isinstance(cache, dict):
+        for value in cache.values():
+            yield from relu_caches(value)
+    elif isinstance(cache, (tuple, list)):
+        for value in cache:
+            yield from relu_caches(value)
 
 
 RESOLUTION = 10.0  # an absolute error within RESOLUTION * noise is as close as a central difference can tell

@@ -13,17 +13,28 @@ from __future__ import annotations
 
 import copy
 import inspect
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from . import _validation as V
 from . import ops
+from .gradcheck import relu_caches
 from .init import glorot_uniform
 
-__all__ = ["MultiTaskModel", "SingleTask", "SharedBottom", "OMoE", "MMoE", "stack_models", "unstack_models"]
+__all__ = ["LossResult", "MultiTaskModel", "SingleTask", "SharedBottom", "OMoE", "MMoE", "stack_models", "unstack_models"]
 
 ArrayDict = dict[str, np.ndarray]
+
+
+class LossResult(NamedTuple):
+    """What :meth:`MultiTaskModel.forward_backward` returns. For stacked replicas ``loss`` is one value per replica
+    and ``task_losses`` is (R, K)."""
+
+    loss: Any                      # float (or (R,) array): sum_k w_k L_k plus the penalty
+    task_losses: np.ndarray        # (K,) (or (R, K)): each task's mean loss, unweighted
+    grads: ArrayDict | None        # the keys and shapes of params; None without backward
+    dX: np.ndarray | None          # the shape of X; None without input_grad
 
 
 class MultiTaskModel:
@@ -127,9 +138,8 @@ class MultiTaskModel:
 
     def losses(self, X: Any, Y: Any) -> tuple[np.ndarray | float, np.ndarray]:
         """``(total, per_task)``: the total loss (penalty included) and each task's mean loss (n_tasks,)."""
-        X, Y = self._check_XY(X, Y)
-        total, per_task, _, _ = self._evaluate(X, Y, backward=False)
-        return total, per_task
+        result = self.forward_backward(X, Y, backward=False)
+        return result.loss, result.task_losses
 
     def loss_and_grads(self, X: Any, Y: Any, *, input_grad: bool = False):
         """``(loss, grads)``, or ``(loss, grads, dX)`` with ``input_grad=True``.
@@ -137,29 +147,36 @@ class MultiTaskModel:
         ``grads`` has exactly the keys and shapes of ``params``. Neither the parameters nor X and Y are modified.
         For stacked replicas the loss is one value per replica and each replica gets the gradient of its own loss.
         """
-        X, Y = self._check_XY(X, Y)
-        loss, _, grads, dX = self._evaluate(X, Y, input_grad=input_grad)
+        loss, _, grads, dX = self.forward_backward(X, Y, input_grad=input_grad)
         return (loss, grads, dX) if input_grad else (loss, grads)
 
-    def _check_XY(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+    def check_inputs(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """X (N, n_features) and Y (N, n_tasks) as checked arrays of the model's dtype (ValueError naming X or Y)."""
         X = self._check_X(X)
         return X, V.targets(Y, self.tasks, X, self.dtype)
 
-    def _evaluate(self, X: np.ndarray, Y: np.ndarray, backward: bool = True, input_grad: bool = False):
-        """``(loss, per_task, grads, dX)`` for already checked X and Y; ``grads`` is None without ``backward`` and
-        ``dX`` is None without ``input_grad``. The loss is ``sum_k w_k L_k`` plus the model's penalty."""
+    def forward_backward(self, X: Any, Y: Any, *, backward: bool = True, input_grad: bool = False,
+                         check: bool = True) -> "LossResult":
+        """One pass of the whole chain: the loss ``sum_k w_k L_k`` plus the model's penalty, each task's loss, and,
+        with ``backward``, the gradients of every parameter (and of X with ``input_grad``).
+
+        ``check=False`` skips the input checks: for trainers that passed X and Y through :meth:`check_inputs` once
+        (they must then be arrays of the model's dtype and shapes). Returns a :class:`LossResult`.
+        """
+        if check:
+            X, Y = self.check_inputs(X, Y)
         out, cache = self._forward(X)
         (total, per_task), loss_cache = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
         penalty, penalty_grads = self._penalty()
         loss = self._scalar(total + penalty)
         if not backward:
-            return loss, per_task, None, None
+            return LossResult(loss, per_task, None, None)
         dout = ops.multitask_loss_backward(np.ones_like(total), loss_cache)
         grads, dX = self._backward(dout, cache, input_grad)
         for name, g in penalty_grads.items():
             grads[name] = grads[name] + g
         grads = {name: grads[name] for name in self.params}  # the keys, and their order, of params
-        return loss, per_task, grads, (ops.sum_to_shape(dX, X.shape) if input_grad else None)
+        return LossResult(loss, per_task, grads, ops.sum_to_shape(dX, X.shape) if input_grad else None)
 
     def _scalar(self, value: np.ndarray) -> np.ndarray | float:
         return float(value) if np.ndim(value) == 0 else np.asarray(value)
@@ -167,7 +184,7 @@ class MultiTaskModel:
     def relu_margin(self, X: Any) -> float:
         """Smallest |pre-activation| of any ReLU on X: how far the forward pass is from a kink (inf if none)."""
         _, cache = self._forward(self._check_X(X))
-        margins = [np.abs(c.pre_activation).min() for c in _relu_caches(cache)]
+        margins = [np.abs(c.pre_activation).min() for c in relu_caches(cache)]
         return float(min(margins)) if margins else float("inf")
 
     def copy(self, dtype: Any = None) -> "MultiTaskModel":
@@ -190,18 +207,6 @@ class MultiTaskModel:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "task_weights")
         replicas = f", replicas={self.replica_shape}" if self.replica_shape else ""
         return f"{type(self).__name__}({args}, seed={self.seed}, dtype={self.dtype}{replicas})"
-
-
-def _relu_caches(cache: Any):
-    """Every :class:`ops.ReluCache` inside a nested cache of tuples, lists and dicts."""
-    if isinstance(cache, ops.ReluCache):
-        yield cache
-    elif isinstance(cache, dict):
-        for value in cache.values():
-            yield from _relu_caches(value)
-    elif isinstance(cache, (tuple, list)):
-        for value in cache:
-            yield from _relu_caches(value)
 
 
 class SingleTask(MultiTaskModel):

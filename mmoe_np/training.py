@@ -79,12 +79,12 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     drawn from ``np.random.default_rng(seed)`` (the same order for every replica); the last batch may be smaller.
     ``validation=(X_val, Y_val)`` adds validation losses after every epoch (and every ``eval_every`` steps).
     """
-    X, Y = model._check_XY(X, Y)
+    X, Y = model.check_inputs(X, Y)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise ValueError("validation must be a pair (X_val, Y_val)")
         try:
-            X_val, Y_val = model._check_XY(*validation)
+            X_val, Y_val = model.check_inputs(*validation)
         except ValueError as err:  # the model's checks say "X" and "Y": here they are X_val and Y_val
             raise ValueError(f"validation=(X_val, Y_val): {err}") from None
     epochs = V.positive_int("epochs", epochs)
@@ -105,7 +105,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
         raise ValueError("optimizer must have been built on this model's params (e.g. mn.Adam(model.params))")
 
     def validate() -> tuple[Any, np.ndarray]:
-        total, per_task, _, _ = model._evaluate(X_val, Y_val, backward=False)
+        total, per_task, _, _ = model.forward_backward(X_val, Y_val, backward=False, check=False)
         return total, per_task
 
     history = History()
@@ -117,7 +117,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
         loss_sum, task_sum = 0.0, 0.0
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
-            loss, per_task, grads, _ = model._evaluate(X[..., batch, :], Y[..., batch, :])
+            loss, per_task, grads, _ = model.forward_backward(X[..., batch, :], Y[..., batch, :], check=False)
             optimizer.step(grads)
             loss_sum = loss_sum + loss * len(batch)
             task_sum = task_sum + per_task * len(batch)

@@ -69,10 +69,10 @@ def test_every_replica_sees_its_own_fresh_samples_of_its_own_tasks():
     seen = []
 
     class Spy(mn.SharedBottom):  # records the minibatches the trainer feeds it
-        def _evaluate(self, X, Y, backward=True):
+        def forward_backward(self, X, Y, *, backward=True, **kwargs):
             if backward:
                 seen.append((X.copy(), Y.copy()))
-            return super()._evaluate(X, Y, backward)
+            return super().forward_backward(X, Y, backward=backward, **kwargs)
 
     spec = {"spy": ModelSpec(Spy, {"bottom_units": (4,), "tower_units": ()})}
     train_replicas(spec, runs, dtype=np.float64, **(TRAIN | {"steps": 3}))

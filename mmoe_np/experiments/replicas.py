@@ -224,7 +224,8 @@ def _test_mse(model: MultiTaskModel, X: np.ndarray, Y: np.ndarray, chunk: int) -
     total = np.zeros(model.replica_shape + (Y.shape[-1],))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        _, per_task, _, _ = model._evaluate(X[..., start:stop, :], Y[..., start:stop, :], backward=False)
+        _, per_task, _, _ = model.forward_backward(X[..., start:stop, :], Y[..., start:stop, :], backward=False,
+                                                  check=False)
         total += per_task * ((stop - start) / n)
     return total
 
@@ -266,7 +267,7 @@ def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, step
     for step in range(1, steps + 1):
         X, Y = data.batch(batch_size)  # shared by every model: a paired comparison
         for name, model in stacked.items():
-            _, per_task, grads, _ = model._evaluate(X, Y)  # per_task (R, 2): each replica's MSE on its own batch
+            _, per_task, grads, _ = model.forward_backward(X, Y, check=False)  # per_task (R, 2): each replica's MSE on its own batch
             optimizers[name].step(grads)
             running[name] += per_task
         since += 1
