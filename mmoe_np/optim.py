@@ -1,10 +1,12 @@
 """Optimizers that update a model's parameter arrays in place: SGD (with momentum) and Adam.
 
 All updates are elementwise, so stacked replicas (a leading replica axis) are optimised exactly as R separate runs.
+A step either applies to every parameter or to none: every gradient is checked (keys, shapes, dtypes, finite values)
+before the first array changes.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -13,20 +15,34 @@ from . import _validation as V
 __all__ = ["Optimizer", "SGD", "Adam"]
 
 
+def _check_params(params: Any) -> Mapping[str, np.ndarray]:
+    """The dict of arrays an optimizer will change in place: str keys, writable real floating numpy arrays."""
+    if not isinstance(params, Mapping) or not params:
+        raise ValueError("params must be a non-empty dict of arrays, e.g. model.params")
+    for name, p in params.items():
+        if not isinstance(name, str):
+            raise ValueError(f"params keys must be strings; got {name!r}")
+        if not isinstance(p, np.ndarray):  # a list or a float cannot be changed in place
+            raise ValueError(f"params[{name!r}] must be a numpy array (updated in place); got {type(p).__name__}")
+        if p.dtype.kind != "f":
+            raise ValueError(f"params[{name!r}] must be a floating-point array; got dtype {p.dtype}")
+        if not p.flags.writeable:
+            raise ValueError(f"params[{name!r}] is read-only; the optimizer updates it in place")
+    return params
+
+
 class Optimizer:
     """Holds references to the parameter arrays; :meth:`step` changes them in place."""
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float) -> None:
-        if not isinstance(params, Mapping) or not params:
-            raise ValueError("params must be a non-empty dict of arrays, e.g. model.params")
-        self.params = params
+        self.params = _check_params(params)
         self.lr = V.positive_float("lr", lr)
         self.t = 0  # number of steps taken
 
     def _check(self, grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Every gradient as a real array of its parameter's dtype, all checked before any parameter changes.
+        """Every gradient as a finite real array of its parameter's dtype, all checked before any parameter changes.
 
-        NaN and inf are let through on purpose: a diverging run (or replica) shows as non-finite losses.
+        A NaN or inf gradient is refused: applied, it would turn the parameters into NaN for good.
         """
         if not isinstance(grads, Mapping):
             raise ValueError(f"grads must be a dict of arrays with the keys of params; got {type(grads).__name__}")
@@ -41,17 +57,20 @@ class Optimizer:
                                  f"{self.params[name].shape}")
             if g.dtype.kind not in "biuf":
                 raise ValueError(f"grads[{name!r}] must be a real numeric array; got dtype {g.dtype}")
-            checked[name] = g.astype(self.params[name].dtype, copy=False)
+            if not np.all(np.isfinite(g)):
+                raise ValueError(f"grads[{name!r}] contains NaN or inf (the loss diverged?); no parameter was changed")
+            checked[name] = V.cast(f"grads[{name!r}]", g, self.params[name].dtype)
         return checked
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
-        """Apply one update from ``grads`` (the keys and shapes of ``params``)."""
+        """Apply one update from ``grads`` (the keys and shapes of ``params``, finite values)."""
         grads = self._check(grads)
         self.t += 1
         for name, p in self.params.items():
             p -= self._update(name, grads[name])
 
     def _update(self, name: str, g: np.ndarray) -> np.ndarray:
+        """The amount to subtract from ``params[name]`` for gradient ``g``; updates this optimizer's state."""
         raise NotImplementedError
 
 
@@ -81,6 +100,11 @@ class Adam(Optimizer):
     Computed in the equivalent form of the paper's Sec. 2 (as TensorFlow does), which folds both corrections into
     two scalars and saves two passes over every array:
     ``p <- p - lr_t * m / (sqrt(v) + eps_t)``, ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``, ``eps_t = eps sqrt(1 - b2^t)``.
+
+    ``v`` is kept in at least float64: a square needs twice the exponent range of its root, so in float32 ``g^2``
+    overflows once |g| > 1.8e19 and the step silently becomes ``m / inf = 0``. The square of a float32 is exact in
+    float64, and every float32 gradient (up to 3.4e38) still takes a step of about ``lr``. ``m`` and the parameters
+    keep their own dtype; for float64 parameters nothing changes.
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, beta1: float = 0.9,
@@ -92,14 +116,14 @@ class Adam(Optimizer):
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = V.positive_float("eps", eps)
         self.m = {name: np.zeros_like(p) for name, p in params.items()}
-        self.v = {name: np.zeros_like(p) for name, p in params.items()}
+        self.v = {name: np.zeros(p.shape, dtype=np.promote_types(p.dtype, np.float64)) for name, p in params.items()}
 
     def _update(self, name: str, g: np.ndarray) -> np.ndarray:
         m, v = self.m[name], self.v[name]
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
+        v += (1 - self.beta2) * np.square(g, dtype=v.dtype)
         root = np.sqrt(1 - self.beta2 ** self.t)
         lr_t = self.lr * root / (1 - self.beta1 ** self.t)
         denominator = np.sqrt(v)

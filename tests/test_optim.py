@@ -1,0 +1,230 @@
+"""Optimizers: the parameter dict checked at construction, all-or-nothing steps that refuse non-finite gradients,
+Adam's second moment beyond float32's square range, and the per-array ``_update`` hook."""
+import numpy as np
+import pytest
+
+import mmoe_np as mn
+
+OPTIMIZERS = {"sgd": lambda params: mn.SGD(params, lr=0.1, momentum=0.9), "adam": lambda params: mn.Adam(params)}
+B1, B2, EPS, LR = 0.9, 0.999, 1e-8, 1e-3
+
+
+def two_arrays(dtype=np.float64):
+    return {"a.W": np.ones((2, 3), dtype=dtype), "b.b": np.zeros(3, dtype=dtype)}
+
+
+def state(opt):
+    """Copies of everything a step may change: the parameters and the optimizer's moments."""
+    moments = [getattr(opt, name) for name in ("m", "v", "velocity") if hasattr(opt, name)]
+    return opt.t, [{k: a.copy() for k, a in d.items()} for d in (opt.params, *moments)]
+
+
+def assert_same_state(before, after):
+    assert before[0] == after[0]
+    for old, new in zip(before[1], after[1]):
+        assert all(np.array_equal(old[k], new[k]) for k in old)
+
+
+# ------------------------------------------------------------------------------------------------ construction
+@pytest.mark.parametrize("make", OPTIMIZERS.values(), ids=OPTIMIZERS)
+@pytest.mark.parametrize("bad, match", [
+    ([1.0, 2.0], r"params\['b.b'\] must be a numpy array \(updated in place\); got list"),
+    (0.5, r"params\['b.b'\] must be a numpy array \(updated in place\); got float"),
+    (np.float64(0.5), r"params\['b.b'\] must be a numpy array \(updated in place\); got float64"),
+    (np.zeros(3, dtype=np.int64), r"params\['b.b'\] must be a floating-point array; got dtype int64"),
+    (np.zeros(3, dtype=bool), r"params\['b.b'\] must be a floating-point array; got dtype bool"),
+    (np.zeros(3, dtype=complex), r"params\['b.b'\] must be a floating-point array; got dtype complex128"),
+    (np.broadcast_to(np.zeros(1), (3,)), r"params\['b.b'\] is read-only"),
+])
+def test_params_are_checked_at_construction(make, bad, match):
+    with pytest.raises(ValueError, match=match):
+        make({"a.W": np.ones((2, 3)), "b.b": bad})
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS.values(), ids=OPTIMIZERS)
+def test_params_must_be_a_non_empty_dict_with_string_keys(make):
+    for bad in ({}, None, [np.zeros(3)], np.zeros(3)):
+        with pytest.raises(ValueError, match="params must be a non-empty dict of arrays"):
+            make(bad)
+    with pytest.raises(ValueError, match="params keys must be strings; got 0"):
+        make({0: np.zeros(3)})
+
+
+def test_an_integer_array_can_no_longer_fail_halfway_through_a_step():
+    # Before the construction check, "a.W" was updated and then "b.b" (int) raised a casting error inside step.
+    params = {"a.W": np.ones(2), "b.b": np.zeros(2, dtype=np.int32)}
+    with pytest.raises(ValueError, match=r"params\['b.b'\] must be a floating-point array"):
+        mn.Adam(params)
+    assert np.array_equal(params["a.W"], np.ones(2))
+
+
+# ------------------------------------------------------------------------------------------------ gradients
+@pytest.mark.parametrize("make", OPTIMIZERS.values(), ids=OPTIMIZERS)
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_gradients_are_refused_before_any_change(make, value):
+    opt = make(two_arrays())
+    opt.step({"a.W": np.full((2, 3), 0.5), "b.b": np.ones(3)})  # some state to keep
+    before = state(opt)
+    bad = np.ones(3)
+    bad[1] = value
+    with pytest.raises(ValueError, match=r"grads\['b.b'\] contains NaN or inf .* no parameter was changed"):
+        opt.step({"a.W": np.full((2, 3), 0.5), "b.b": bad})  # the last key: "a.W" would have been updated first
+    assert_same_state(before, state(opt))
+
+
+def test_gradients_beyond_the_parameters_dtype_are_refused():
+    opt = mn.Adam(two_arrays(np.float32))
+    before = state(opt)
+    with pytest.raises(ValueError, match=r"grads\['b.b'\] has values beyond the range of float32"):
+        opt.step({"a.W": np.ones((2, 3)), "b.b": np.array([0.0, 1e300, 0.0])})  # finite in float64, inf in float32
+    assert_same_state(before, state(opt))
+
+
+def test_integer_and_boolean_gradients_are_cast_to_the_parameters_dtype():
+    params = two_arrays(np.float32)
+    mn.SGD(params, lr=0.5).step({"a.W": np.ones((2, 3), dtype=np.int64), "b.b": np.array([True, False, True])})
+    assert params["a.W"].dtype == np.float32 and np.array_equal(params["a.W"], np.full((2, 3), 0.5))
+    assert np.array_equal(params["b.b"], np.array([-0.5, 0, -0.5], dtype=np.float32))
+
+
+# ------------------------------------------------------------------------------------------------ Adam's range
+def textbook_adam_step(p, m, v, g, t):
+    """The update as written before v moved to float64, operation for operation, in the arrays' own dtype."""
+    m *= B1
+    m += (1 - B1) * g
+    v *= B2
+    v += (1 - B2) * (g * g)
+    root = np.sqrt(1 - B2 ** t)
+    denominator = np.sqrt(v)
+    denominator += EPS * root
+    update = np.divide(m, denominator, out=denominator)
+    update *= LR * root / (1 - B1 ** t)
+    p -= update
+
+
+@pytest.mark.parametrize("size", [5e20, 0.99 * float(np.finfo(np.float32).max)])
+def test_adam_steps_by_about_lr_at_huge_float32_gradients(size):
+    # Adam's step does not depend on the gradient's scale: at any finite size the first step is lr * sign(g).
+    # Before, (1 - b2) * g * g overflowed float32 beyond |g| = 1.8e19, v became inf and the step m / inf = 0.
+    params = {"w": np.zeros(4, dtype=np.float32)}
+    opt = mn.Adam(params, lr=LR)
+    g = np.array([size, -size, size / 2, 1.0], dtype=np.float32)
+    with np.errstate(all="raise"):  # no overflow anywhere
+        opt.step({"w": g})
+    np.testing.assert_allclose(params["w"], -LR * np.sign(g), rtol=1e-6)
+    assert params["w"].dtype == np.float32 and opt.m["w"].dtype == np.float32 and opt.v["w"].dtype == np.float64
+    # The old float32 arithmetic, for contrast: the three huge entries do not move.
+    p, m, v = np.zeros(4, dtype=np.float32), np.zeros(4, dtype=np.float32), np.zeros(4, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        textbook_adam_step(p, m, v, g, 1)
+    assert np.array_equal(p[:3], np.zeros(3)) and p[3] != 0
+
+
+def test_adam_at_huge_float32_gradients_follows_the_same_run_at_unit_scale():
+    # Scale invariance over many steps: gradients r_t * 1e38 in float32 give the trajectory of r_t in float64
+    # (up to eps, which is 1e-8 of sqrt(v) at unit scale and nothing at 1e38).
+    rng = np.random.default_rng(0)
+    huge = {"w": np.zeros((3, 4), dtype=np.float32)}
+    unit = {"w": np.zeros((3, 4))}
+    opt_huge, opt_unit = mn.Adam(huge, lr=1e-2), mn.Adam(unit, lr=1e-2)
+    for _ in range(30):
+        r = rng.uniform(-3, 3, (3, 4)).astype(np.float32)
+        with np.errstate(all="raise"):
+            opt_huge.step({"w": r * np.float32(1e38)})
+        opt_unit.step({"w": r.astype(np.float64)})
+    np.testing.assert_allclose(huge["w"], unit["w"], rtol=1e-5, atol=1e-7)
+
+
+def test_adam_float64_steps_are_unchanged_to_the_last_bit():
+    # For float64 parameters v was float64 already: the same operations in the same order, so the same bits.
+    rng = np.random.default_rng(1)
+    params = {"w": rng.standard_normal((4, 5)), "b": np.zeros(5)}
+    opt = mn.Adam(params, lr=LR)
+    ref = {k: (p.copy(), np.zeros_like(p), np.zeros_like(p)) for k, p in params.items()}
+    for t in range(1, 21):
+        grads = {k: rng.standard_normal(p.shape) * 10.0 ** rng.uniform(-4, 3, p.shape) for k, p in params.items()}
+        opt.step(grads)
+        for k, (p, m, v) in ref.items():
+            textbook_adam_step(p, m, v, grads[k], t)
+            assert np.array_equal(params[k], p) and np.array_equal(opt.m[k], m) and np.array_equal(opt.v[k], v)
+
+
+def test_adam_float32_steps_are_the_float64_step_rounded_once():
+    # For float32 parameters v is now float64, so a step is no longer bit-identical to the old all-float32 arithmetic
+    # (which rounded the update about seven times: up to a few ulps of the update). Each step is now the textbook step
+    # from the stored state (float32 p, m; float64 v), computed in float64 and rounded once to float32: equal to it
+    # within 1 ulp (a double rounding: float64, then float32).
+    rng = np.random.default_rng(2)
+    params = {"w": rng.standard_normal((50, 40)).astype(np.float32), "b": np.zeros(40, dtype=np.float32)}
+    opt = mn.Adam(params, lr=LR)
+    exact_ties = 0
+    for t in range(1, 21):
+        grads = {k: (rng.standard_normal(p.shape) * 10.0 ** rng.uniform(-4, 3, p.shape)).astype(np.float32)
+                 for k, p in params.items()}
+        p0, v0 = {k: p.astype(np.float64) for k, p in params.items()}, {k: v.copy() for k, v in opt.v.items()}
+        opt.step(grads)
+        for k, g in grads.items():
+            g = g.astype(np.float64)
+            v = B2 * v0[k] + (1 - B2) * g * g
+            m = opt.m[k].astype(np.float64)  # m is kept in float32, as before: the rounding its state carries
+            expected = (p0[k] - LR * (m / (1 - B1 ** t)) / (np.sqrt(v / (1 - B2 ** t)) + EPS)).astype(np.float32)
+            assert np.all(np.abs(params[k] - expected) <= np.spacing(np.abs(expected))), k
+            exact_ties += np.count_nonzero(params[k] == expected)
+    assert exact_ties >= 0.99 * 20 * (50 * 40 + 40)  # nearly every entry is bit-identical to the rounded float64 step
+
+
+def test_adam_float32_steps_stay_within_a_few_ulps_of_the_old_float32_arithmetic():
+    rng = np.random.default_rng(3)
+    params = {"w": rng.standard_normal((50, 40)).astype(np.float32)}
+    opt = mn.Adam(params, lr=LR)
+    for t in range(1, 11):
+        g = (rng.standard_normal((50, 40)) * 10.0 ** rng.uniform(-4, 3, (50, 40))).astype(np.float32)
+        p, m, v = params["w"].copy(), opt.m["w"].copy(), opt.v["w"].astype(np.float32)
+        old = p.copy()
+        textbook_adam_step(old, m, v, g, t)
+        opt.step({"w": g})
+        update = np.abs(p - old)  # the old update, rounded into p
+        assert np.all(np.abs(params["w"] - old) <= 4 * np.spacing(update) + np.spacing(np.abs(old)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stacked_replicas_take_exactly_the_steps_of_separate_runs(dtype):
+    rng = np.random.default_rng(4)
+    singles = [{"w": rng.standard_normal((3, 2)).astype(dtype)} for _ in range(3)]
+    stacked = {"w": np.stack([s["w"] for s in singles])}
+    opt_stacked, opts = mn.Adam(stacked, lr=1e-2), [mn.Adam(s, lr=1e-2) for s in singles]
+    for _ in range(5):
+        g = rng.standard_normal((3, 3, 2)).astype(dtype)
+        opt_stacked.step({"w": g})
+        for r, opt in enumerate(opts):
+            opt.step({"w": g[r]})
+    assert all(np.array_equal(stacked["w"][r], singles[r]["w"]) for r in range(3))
+
+
+# ------------------------------------------------------------------------------------------------ the hook
+def test_update_hook_sees_each_checked_gradient_once_and_its_result_is_subtracted():
+    class Halved(mn.Adam):
+        seen = []
+
+        def _update(self, name, g):
+            self.seen.append((name, g.dtype, self.t))
+            return super()._update(name, g) / 2
+
+    params = {"a.W": np.zeros((2, 3), dtype=np.float32), "b.b": np.zeros(3, dtype=np.float32)}
+    reference = {k: p.copy() for k, p in params.items()}
+    grads = {"a.W": np.full((2, 3), 2, dtype=np.int64), "b.b": np.ones(3)}
+    Halved(params).step(grads)
+    mn.Adam(reference).step(grads)
+    assert Halved.seen == [("a.W", np.float32, 1), ("b.b", np.float32, 1)]
+    assert all(np.array_equal(params[k], reference[k] / 2) for k in params)  # from 0, halving is exact
+
+
+def test_adam_at_5e20_agrees_with_torch_float32_adam():
+    torch = pytest.importorskip("torch")
+    g = np.array([5e20, -5e20, 1.0], dtype=np.float32)
+    params = {"w": np.zeros(3, dtype=np.float32)}
+    mn.Adam(params, lr=LR).step({"w": g})
+    w = torch.zeros(3, dtype=torch.float32, requires_grad=True)
+    w.grad = torch.tensor(g)
+    torch.optim.Adam([w], lr=LR).step()
+    np.testing.assert_allclose(params["w"], w.detach().numpy(), rtol=1e-6)
