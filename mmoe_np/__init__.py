@@ -1,7 +1,8 @@
 """mmoe-np: multi-task learning with Multi-gate Mixture-of-Experts (Ma et al., KDD 2018) in pure NumPy.
 
-Every model is composed from the functional ops in :mod:`mmoe_np.ops` (``forward -> (out, cache)``,
-``backward(dout, cache) -> grads``), with hand-written backward passes derived in ``docs/backprop.md``.
+Every model (:mod:`mmoe_np.models`) is composed from the functional ops in :mod:`mmoe_np.ops` and
+:mod:`mmoe_np.tucker` (``forward -> (out, cache)``, ``backward(dout, cache) -> grads``), with hand-written backward
+passes derived in ``docs/backprop.md``.
 
 >>> import numpy as np, mmoe_np as mn
 >>> model = mn.MMoE(n_features=4, tasks=("regression", "binary"), n_experts=3, expert_units=(5,), tower_units=(2,))
@@ -12,10 +13,10 @@ True
 """
 import importlib as _importlib
 
-from . import ops
-from .baselines import CrossStitch, L2Constrained, TensorFactorization
+from . import ops, tucker
 from .gradcheck import GradientReport, check_gradients, check_op
-from .models import MMoE, OMoE, MultiTaskModel, SharedBottom, SingleTask, stack_models, unstack_models
+from .models import (MODEL_CLASSES, CrossStitch, L2Constrained, LossResult, MixtureOfExperts, MMoE, MultiTaskModel,
+                     OMoE, SharedBottom, SingleTask, TensorFactorization, stack_models, unstack_models)
 from .optim import SGD, Adam, Optimizer
 from .sizing import count_params
 from .training import EarlyStopping, History, fit
@@ -23,8 +24,9 @@ from .training import EarlyStopping, History, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "ops",
-    "SingleTask", "SharedBottom", "OMoE", "MMoE", "MultiTaskModel", "stack_models", "unstack_models",
+    "ops", "tucker",
+    "SingleTask", "SharedBottom", "OMoE", "MMoE", "MixtureOfExperts", "MultiTaskModel", "LossResult",
+    "stack_models", "unstack_models", "MODEL_CLASSES",
     "L2Constrained", "CrossStitch", "TensorFactorization", "count_params",
     "Adam", "SGD", "Optimizer",
     "fit", "History", "EarlyStopping",

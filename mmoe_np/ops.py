@@ -10,7 +10,9 @@ When an input was broadcast in the forward pass (one ``x`` feeding every expert 
 all tasks, one data set shared by all replicas), its gradient is the *sum* of the gradients of every place it was
 used. :func:`sum_to_shape` does exactly that, so every backward returns gradients with the shapes of its inputs.
 
-The derivations are in ``docs/backprop.md``.
+Every cache is a NamedTuple that names what the backward pass reads. A backward pass whose first input may be data
+takes ``input_grad``: with ``input_grad=False`` it skips the gradient of that input (returned as None), which
+training never needs. The Tucker ops live in :mod:`mmoe_np.tucker`; the derivations are in ``docs/backprop.md``.
 """
 from __future__ import annotations
 
@@ -19,21 +21,26 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 __all__ = [
-    "sum_to_shape",
-    "dense_forward", "dense_backward",
+    "transpose", "sum_to_shape",
+    "dense_forward", "dense_backward", "DenseCache",
     "relu_forward", "relu_backward", "ReluCache",
-    "mlp_forward", "mlp_backward",
+    "mlp_forward", "mlp_backward", "LayerCache",
+    "towers_forward", "towers_backward",
     "softmax", "softmax_forward", "softmax_backward",
-    "gate_forward", "gate_backward",
-    "mixture_forward", "mixture_backward",
+    "gate_forward", "gate_backward", "GateCache",
+    "mixture_forward", "mixture_backward", "MixtureCache",
+    "cross_stitch_forward", "cross_stitch_backward",
+    "l2_tie_forward", "l2_tie_backward", "L2TieCache",
     "sigmoid", "log_sigmoid",
-    "mse_forward", "mse_backward",
-    "bce_with_logits_forward", "bce_with_logits_backward",
-    "multitask_loss_forward", "multitask_loss_backward",
+    "mse_forward", "mse_backward", "MSECache",
+    "bce_with_logits_forward", "bce_with_logits_backward", "BCECache",
+    "multitask_loss_forward", "multitask_loss_backward", "MultitaskLossCache",
 ]
 
+Layers = Sequence[tuple[np.ndarray, np.ndarray]]  # [(W_0, b_0), (W_1, b_1), ...]
 
-def _t(a: np.ndarray) -> np.ndarray:
+
+def transpose(a: np.ndarray) -> np.ndarray:
     """Transpose the two trailing (matrix) axes."""
     return np.swapaxes(a, -1, -2)
 
@@ -55,28 +62,33 @@ def sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 # Dense (affine) layer
 # ----------------------------------------------------------------------------------------------------------------
-def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, tuple]:
+class DenseCache(NamedTuple):
+    x: np.ndarray            # the layer's input
+    W: np.ndarray            # its weights
+    b_shape: tuple           # the shape of its bias (the bias itself is not needed)
+
+
+def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, DenseCache]:
     """Affine map ``y = x @ W + b``.
 
     x (..., B, d_in), W (..., d_in, d_out), b (..., d_out)  ->  y (..., B, d_out).
     With a stack axis (x (..., 1, B, d_in), W (..., S, d_in, d_out), b (..., S, d_out)) this is S layers in one matmul.
     """
     y = x @ W + b[..., None, :]
-    return y, (x, W, b.shape)
+    return y, DenseCache(x, W, b.shape)
 
 
-def dense_backward(dy: np.ndarray, cache: tuple,
-                   need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+def dense_backward(dy: np.ndarray, cache: DenseCache,
+                   input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of ``y = x @ W + b``: ``dx = dy W^T``, ``dW = x^T dy``, ``db = sum_batch dy``.
 
-    Each is summed back to the shape of its input (see :func:`sum_to_shape`). ``need_dx=False`` skips ``dx``
+    Each is summed back to the shape of its input (see :func:`sum_to_shape`). ``input_grad=False`` skips ``dx``
     (returned as None): training does not need the gradient of the data, and for stacked experts it is the most
     expensive of the three (one ``dy_e W_e^T`` per expert, then their sum).
     """
-    x, W, b_shape = cache
-    dx = sum_to_shape(dy @ _t(W), x.shape) if need_dx else None
-    dW = sum_to_shape(_t(x) @ dy, W.shape)
-    db = sum_to_shape(dy.sum(axis=-2), b_shape)
+    dx = sum_to_shape(dy @ transpose(cache.W), cache.x.shape) if input_grad else None
+    dW = sum_to_shape(transpose(cache.x) @ dy, cache.W.shape)
+    db = sum_to_shape(dy.sum(axis=-2), cache.b_shape)
     return dx, dW, db
 
 
@@ -100,10 +112,16 @@ def relu_backward(da: np.ndarray, cache: ReluCache) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Multi-layer perceptron: dense -> ReLU -> ... -> dense [-> ReLU]
+# Multi-layer perceptron: dense -> ReLU -> ... -> dense [-> ReLU], and the K task towers
 # ----------------------------------------------------------------------------------------------------------------
-def mlp_forward(x: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]],
-                relu_last: bool) -> tuple[np.ndarray, list]:
+class LayerCache(NamedTuple):
+    """One MLP layer; an MLP's cache is the tuple of its layers' caches, first layer first."""
+
+    dense: DenseCache
+    relu: ReluCache | None   # None after a linear last layer
+
+
+def mlp_forward(x: np.ndarray, layers: Layers, relu_last: bool) -> tuple[np.ndarray, tuple[LayerCache, ...]]:
     """A stack of dense layers with ReLU between them; ``relu_last`` also puts a ReLU after the last one.
 
     Experts and bottoms end in a ReLU (``relu_last=True``); towers end in a linear output (``relu_last=False``).
@@ -115,24 +133,38 @@ def mlp_forward(x: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]],
         relu_cache = None
         if relu_last or i < len(layers) - 1:
             x, relu_cache = relu_forward(x)
-        caches.append((dense_cache, relu_cache))
-    return x, caches
+        caches.append(LayerCache(dense_cache, relu_cache))
+    return x, tuple(caches)
 
 
-def mlp_backward(dy: np.ndarray, caches: list,
-                 need_dx: bool = True) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
+def mlp_backward(dy: np.ndarray, cache: Sequence[LayerCache],
+                 input_grad: bool = True) -> tuple[np.ndarray | None, list[tuple[np.ndarray, np.ndarray]]]:
     """Backpropagate through :func:`mlp_forward`, last layer first. Returns ``dx`` and ``[(dW_0, db_0), ...]``.
 
-    With ``need_dx=False`` the first layer skips the gradient of its input and ``dx`` is None.
+    With ``input_grad=False`` the first layer skips the gradient of its input and ``dx`` is None.
     """
     grads = []
-    for i in reversed(range(len(caches))):
-        dense_cache, relu_cache = caches[i]
-        if relu_cache is not None:
-            dy = relu_backward(dy, relu_cache)
-        dy, dW, db = dense_backward(dy, dense_cache, need_dx=need_dx or i > 0)
+    for i in reversed(range(len(cache))):
+        if cache[i].relu is not None:
+            dy = relu_backward(dy, cache[i].relu)
+        dy, dW, db = dense_backward(dy, cache[i].dense, input_grad=input_grad or i > 0)
         grads.append((dW, db))
     return dy, grads[::-1]
+
+
+def towers_forward(z: np.ndarray, layers: Layers) -> tuple[np.ndarray, tuple[LayerCache, ...]]:
+    """K task towers in one stacked MLP with a linear last layer of width 1: z (..., K|1, N, h) -> out (..., N, K).
+
+    Tower k reads ``z[..., k, :, :]`` (or the one shared z); ``layers`` have a leading stack axis K.
+    """
+    y, cache = mlp_forward(z, layers, relu_last=False)  # (..., K, N, 1)
+    return transpose(y[..., 0]), cache
+
+
+def towers_backward(dout: np.ndarray,
+                    cache: Sequence[LayerCache]) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """dout (..., N, K) -> ``dz`` (the shape of z: a shared z gets the sum over the towers) and the layer grads."""
+    return mlp_backward(transpose(dout)[..., None], cache)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,17 +178,22 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def softmax_forward(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``p = softmax(z)`` over the last axis; the cache is ``p`` itself."""
+    """``p = softmax(z)`` over the last axis; the cache is ``p`` itself (all the backward pass needs)."""
     p = softmax(z)
     return p, p
 
 
 def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Jacobian-vector product of softmax: ``dz = p * (dp - <dp, p>)`` (never forms the E x E Jacobian)."""
+    """Vector-Jacobian product (VJP) of softmax: ``dz = p * (dp - <dp, p>)`` (never forms the E x E Jacobian)."""
     return p * (dp - (dp * p).sum(axis=-1, keepdims=True))
 
 
-def gate_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, tuple]:
+class GateCache(NamedTuple):
+    dense: DenseCache        # the logits z = x W + b
+    probs: np.ndarray        # the softmax cache: the gate weights g themselves
+
+
+def gate_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, GateCache]:
     """Softmax gate ``g = softmax(x @ W + b)`` over the experts.
 
     x (..., 1, B, d), W (..., G, d, E), b (..., G, E)  ->  g (..., G, B, E), every row summing to 1.
@@ -164,21 +201,28 @@ def gate_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarra
     """
     z, dense_cache = dense_forward(x, W, b)
     g, softmax_cache = softmax_forward(z)
-    return g, (dense_cache, softmax_cache)
+    return g, GateCache(dense_cache, softmax_cache)
 
 
-def gate_backward(dg: np.ndarray, cache: tuple,
-                  need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Gradients of the gate: softmax JVP, then the dense layer. Returns ``(dx, dW, db)`` (dx None without need_dx)."""
-    dense_cache, softmax_cache = cache
-    dz = softmax_backward(dg, softmax_cache)
-    return dense_backward(dz, dense_cache, need_dx)
+def gate_backward(dg: np.ndarray, cache: GateCache,
+                  input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Gradients of the gate: the softmax VJP, then the dense layer. Returns ``(dx, dW, db)`` (dx None without
+    input_grad)."""
+    dz = softmax_backward(dg, cache.probs)
+    return dense_backward(dz, cache.dense, input_grad)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# The expert mixture
+# The expert mixture, and the cross-stitch unit (a mixture with constant gates)
 # ----------------------------------------------------------------------------------------------------------------
-def mixture_forward(gates: np.ndarray, experts: np.ndarray) -> tuple[np.ndarray, tuple]:
+class MixtureCache(NamedTuple):
+    gates_by_sample: np.ndarray    # gates (..., B, G, E): one G x E matrix per sample
+    experts_by_sample: np.ndarray  # experts (..., B, E, h): one E x h matrix per sample
+    gates_shape: tuple
+    experts_shape: tuple
+
+
+def mixture_forward(gates: np.ndarray, experts: np.ndarray) -> tuple[np.ndarray, MixtureCache]:
     """Gate-weighted sum of the experts: ``m[..., k, b, :] = sum_e gates[..., k, b, e] * experts[..., e, b, :]``.
 
     gates (..., G, B, E), experts (..., E, B, h)  ->  m (..., G, B, h).
@@ -187,19 +231,68 @@ def mixture_forward(gates: np.ndarray, experts: np.ndarray) -> tuple[np.ndarray,
     g_b = np.swapaxes(gates, -3, -2)    # (..., B, G, E)
     f_b = np.swapaxes(experts, -3, -2)  # (..., B, E, h)
     m = np.swapaxes(g_b @ f_b, -3, -2)  # (..., G, B, h)
-    return m, (g_b, f_b, gates.shape, experts.shape)
+    return m, MixtureCache(g_b, f_b, gates.shape, experts.shape)
 
 
-def mixture_backward(dm: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray]:
+def mixture_backward(dm: np.ndarray, cache: MixtureCache) -> tuple[np.ndarray, np.ndarray]:
     """Per sample ``m = g f``, so ``dg = dm f^T`` and ``df = g^T dm``. Returns ``(dgates, dexperts)``.
 
     ``df`` sums the contributions of every gate that used the expert: this is where tasks share experts.
     """
-    g_b, f_b, gates_shape, experts_shape = cache
-    dm_b = np.swapaxes(dm, -3, -2)                       # (..., B, G, h)
-    dgates = np.swapaxes(dm_b @ _t(f_b), -3, -2)         # (..., G, B, E)
-    dexperts = np.swapaxes(_t(g_b) @ dm_b, -3, -2)       # (..., E, B, h)
-    return sum_to_shape(dgates, gates_shape), sum_to_shape(dexperts, experts_shape)
+    dm_b = np.swapaxes(dm, -3, -2)                                               # (..., B, G, h)
+    dgates = np.swapaxes(dm_b @ transpose(cache.experts_by_sample), -3, -2)      # (..., G, B, E)
+    dexperts = np.swapaxes(transpose(cache.gates_by_sample) @ dm_b, -3, -2)      # (..., E, B, h)
+    return sum_to_shape(dgates, cache.gates_shape), sum_to_shape(dexperts, cache.experts_shape)
+
+
+def cross_stitch_forward(x: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, MixtureCache]:
+    """Mix the K task columns: ``x~[..., k, b, :] = sum_l alpha[..., k, l] x[..., l, b, :]``.
+
+    x (..., K, B, h), alpha (..., K, K)  ->  x~ (..., K, B, h). A cross-stitch unit is the expert mixture of
+    :func:`mixture_forward` with the columns as experts and *constant* gates: ``alpha`` row k, the same for every
+    sample (gates (..., K, 1, K), broadcast over the batch), where MMoE's gate would compute it from x.
+    """
+    return mixture_forward(alpha[..., :, None, :], x)
+
+
+def cross_stitch_backward(dx_mixed: np.ndarray, cache: MixtureCache) -> tuple[np.ndarray, np.ndarray]:
+    """``dx_l = sum_k alpha[k, l] dx~_k`` and ``dalpha[k, l] = sum_{b, j} dx~_k[b, j] x_l[b, j]``.
+
+    Returns ``(dx, dalpha)``. The mixture's backward gives a gate gradient per sample; alpha is shared by every
+    sample, so ``sum_to_shape`` sums it over the batch (the size-1 axis of the broadcast gates), which is dropped.
+    """
+    dgates, dx = mixture_backward(dx_mixed, cache)
+    return dx, dgates[..., :, 0, :]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# L2 tie: weight * sum over task pairs of ||theta_k - theta_l||^2
+# ----------------------------------------------------------------------------------------------------------------
+class L2TieCache(NamedTuple):
+    centred: np.ndarray      # theta_k - mean_l theta_l
+    scale: float             # weight * K
+    n_summed: int            # how many trailing axes the value summed over (the task axis and the parameter's own)
+
+
+def l2_tie_forward(theta: np.ndarray, weight: float, task_axis: int) -> tuple[np.ndarray, L2TieCache]:
+    """Soft tie of the K tasks' copies of one parameter: ``P = weight * sum_{k<l} ||theta_k - theta_l||^2``.
+
+    theta (..., K, *p), the task axis at ``task_axis`` (negative: -3 for stacked weights (K, d_in, d_out), -2 for
+    stacked biases (K, d_out))  ->  P (...), one value per replica. Computed in the equal centred form
+    ``weight * K * sum_k ||theta_k - mean_l theta_l||^2``: O(K) instead of O(K^2), and, unlike
+    ``K sum_k ||theta_k||^2 - ||sum_k theta_k||^2``, free of cancellation when the tie is tight. K = 1: P = 0.
+    """
+    n_tasks = theta.shape[task_axis]
+    centred = theta - theta.mean(axis=task_axis, keepdims=True)
+    summed = tuple(range(task_axis, 0))
+    value = (weight * n_tasks) * np.sum(centred * centred, axis=summed)
+    return value, L2TieCache(centred, weight * n_tasks, len(summed))
+
+
+def l2_tie_backward(dP: np.ndarray, cache: L2TieCache) -> np.ndarray:
+    """``dtheta_k = dP * 2 weight K (theta_k - mean_l theta_l) = dP * 2 weight (K theta_k - sum_l theta_l)``."""
+    dP = np.asarray(dP)
+    return (2 * cache.scale) * dP.reshape(dP.shape + (1,) * cache.n_summed) * cache.centred
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -216,35 +309,45 @@ def log_sigmoid(z: np.ndarray) -> np.ndarray:
     return np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z)))
 
 
-def mse_forward(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, tuple]:
+class MSECache(NamedTuple):
+    diff: np.ndarray         # pred - target, broadcast
+    pred_shape: tuple
+
+
+def mse_forward(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, MSECache]:
     """Mean squared error per task: ``L_k = mean_b (pred[b, k] - target[b, k])^2``.
 
     pred (..., B, K), target (..., B, K) (or broadcastable to it)  ->  L (..., K).
     """
     diff = pred - target
-    return np.mean(diff * diff, axis=-2), (diff, pred.shape)
+    return np.mean(diff * diff, axis=-2), MSECache(diff, pred.shape)
 
 
-def mse_backward(dL: np.ndarray, cache: tuple) -> np.ndarray:
+def mse_backward(dL: np.ndarray, cache: MSECache) -> np.ndarray:
     """``dpred[b, k] = dL[k] * 2 (pred[b, k] - target[b, k]) / B``."""
-    diff, pred_shape = cache
-    return sum_to_shape(dL[..., None, :] * (2.0 / diff.shape[-2]) * diff, pred_shape)
+    diff = cache.diff
+    return sum_to_shape(dL[..., None, :] * (2.0 / diff.shape[-2]) * diff, cache.pred_shape)
 
 
-def bce_with_logits_forward(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, tuple]:
+class BCECache(NamedTuple):
+    logits: np.ndarray
+    target: np.ndarray
+
+
+def bce_with_logits_forward(logits: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, BCECache]:
     """Binary cross-entropy on logits per task: ``L_k = mean_b -[t log s(z) + (1 - t) log(1 - s(z))]``.
 
     Written as ``-t log s(z) - (1 - t) log s(-z)`` with the stable :func:`log_sigmoid`, so logits of +-1e4 give
     finite losses. logits (..., B, K), target (..., B, K) in {0, 1}  ->  L (..., K).
     """
     loss = -(target * log_sigmoid(logits) + (1 - target) * log_sigmoid(-logits))
-    return np.mean(loss, axis=-2), (logits, target)
+    return np.mean(loss, axis=-2), BCECache(logits, target)
 
 
-def bce_with_logits_backward(dL: np.ndarray, cache: tuple) -> np.ndarray:
+def bce_with_logits_backward(dL: np.ndarray, cache: BCECache) -> np.ndarray:
     """``dz[b, k] = dL[k] * (sigmoid(z[b, k]) - t[b, k]) / B``."""
-    logits, target = cache
-    return sum_to_shape(dL[..., None, :] * (sigmoid(logits) - target) / logits.shape[-2], logits.shape)
+    logits = cache.logits
+    return sum_to_shape(dL[..., None, :] * (sigmoid(logits) - cache.target) / logits.shape[-2], logits.shape)
 
 
 _TASK_LOSSES = {
@@ -253,29 +356,33 @@ _TASK_LOSSES = {
 }
 
 
+class MultitaskLossCache(NamedTuple):
+    by_kind: dict            # task kind -> (its columns, its loss cache)
+    weights: np.ndarray      # w (K,)
+    out_shape: tuple
+
+
 def multitask_loss_forward(out: np.ndarray, Y: np.ndarray, tasks: Sequence[str],
-                           weights: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple]:
+                           weights: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], MultitaskLossCache]:
     """Total loss ``sum_k w_k L_k``: MSE for "regression" tasks, BCE on logits for "binary" ones.
 
     out (..., B, K) raw outputs, Y (..., B, K) targets, weights (K,)  ->  (total (...), per_task (..., K)).
     """
     per_task = np.empty(np.broadcast_shapes(out.shape, Y.shape)[:-2] + (len(tasks),), dtype=out.dtype)
-    caches = {}  # kind -> (its columns, its loss cache)
+    by_kind = {}
     for kind, (forward, _) in _TASK_LOSSES.items():
         cols = [k for k, t in enumerate(tasks) if t == kind]
         if cols:
-            loss, cache = forward(out[..., cols], Y[..., cols])
-            caches[kind] = (cols, cache)
-            per_task[..., cols] = loss
+            per_task[..., cols], loss_cache = forward(out[..., cols], Y[..., cols])
+            by_kind[kind] = (cols, loss_cache)
     total = per_task @ weights
-    return (total, per_task), (caches, weights, out.shape)
+    return (total, per_task), MultitaskLossCache(by_kind, weights, out.shape)
 
 
-def multitask_loss_backward(dtotal: np.ndarray, cache: tuple) -> np.ndarray:
+def multitask_loss_backward(dtotal: np.ndarray, cache: MultitaskLossCache) -> np.ndarray:
     """``dL_k = dtotal * w_k``, then each task's loss backward. dtotal (...)  ->  dout (..., B, K)."""
-    caches, weights, out_shape = cache
-    dper_task = np.asarray(dtotal)[..., None] * weights
-    dout = np.zeros(out_shape, dtype=dper_task.dtype)
-    for kind, (cols, loss_cache) in caches.items():
+    dper_task = np.asarray(dtotal)[..., None] * cache.weights
+    dout = np.zeros(cache.out_shape, dtype=dper_task.dtype)
+    for kind, (cols, loss_cache) in cache.by_kind.items():
         dout[..., cols] = _TASK_LOSSES[kind][1](dper_task[..., cols], loss_cache)
     return dout

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mmoe_np as mn
-from mmoe_np import baselines as B
+from mmoe_np import ops
+from mmoe_np import tucker as tk
 from modelcheck import KINK_MARGIN, TOL, assert_gradients_match, data, hidden, jitter, seeds, task_lists, towers
 import test_models as core_tests
 from test_models import layers, naive_mlp
@@ -43,7 +44,7 @@ def test_l2_tie_value_and_gradients(lead, K, shape, weight, seed):
     rng = np.random.default_rng(seed)
     theta = normal(rng, *lead, K, *shape)
     task_axis = -1 - len(shape)
-    value, _ = B.l2_tie_forward(theta, weight, task_axis)
+    value, _ = ops.l2_tie_forward(theta, weight, task_axis)
     assert np.shape(value) == lead
     for r in np.ndindex(*lead):
         np.testing.assert_allclose(value[r], pairwise_tie(theta[r], weight), rtol=1e-12, atol=1e-12)
@@ -51,14 +52,14 @@ def test_l2_tie_value_and_gradients(lead, K, shape, weight, seed):
         t = theta[r].reshape(K, -1)
         np.testing.assert_allclose(value[r], weight * (K * np.sum(t * t) - np.sum(t.sum(0) ** 2)), rtol=1e-9,
                                    atol=1e-9)
-    assert_op(B.l2_tie_forward, B.l2_tie_backward, dict(theta=theta), weight=weight, task_axis=task_axis)
+    assert_op(ops.l2_tie_forward, ops.l2_tie_backward, dict(theta=theta), weight=weight, task_axis=task_axis)
 
 
 def test_l2_tie_gradient_is_2_alpha_times_K_theta_k_minus_the_sum():
     rng = np.random.default_rng(0)
     theta = rng.standard_normal((3, 4, 2))
-    _, cache = B.l2_tie_forward(theta, 0.7, -3)
-    np.testing.assert_allclose(B.l2_tie_backward(1.0, cache), 2 * 0.7 * (3 * theta - theta.sum(0)), rtol=1e-12)
+    _, cache = ops.l2_tie_forward(theta, 0.7, -3)
+    np.testing.assert_allclose(ops.l2_tie_backward(1.0, cache), 2 * 0.7 * (3 * theta - theta.sum(0)), rtol=1e-12)
 
 
 def test_l2_tie_has_no_cancellation_when_the_tie_is_tight():
@@ -66,7 +67,7 @@ def test_l2_tie_has_no_cancellation_when_the_tie_is_tight():
     theta = np.full((2, 3), 1e4)
     theta[1] += 1e-7
     gap = theta[1, 0] - theta[0, 0]  # exact (Sterbenz): the 1e-7 as stored, about 1e-7 * (1 + 2e-5)
-    value, _ = B.l2_tie_forward(theta, 1.0, -2)
+    value, _ = ops.l2_tie_forward(theta, 1.0, -2)
     np.testing.assert_allclose(value, 3 * gap ** 2, rtol=1e-6)
     uncentred = 2 * np.sum(theta ** 2) - np.sum(theta.sum(0) ** 2)
     assert abs(uncentred - 3 * gap ** 2) > 0.5 * 3 * gap ** 2  # not one correct digit (it gives 0 here)
@@ -77,12 +78,12 @@ def test_l2_tie_has_no_cancellation_when_the_tie_is_tight():
 def test_cross_stitch_values_and_gradients(lead, K, batch, h, seed):
     rng = np.random.default_rng(seed)
     x, alpha = normal(rng, *lead, K, batch, h), normal(rng, *lead, K, K)
-    mixed, _ = B.cross_stitch_forward(x, alpha)
+    mixed, _ = ops.cross_stitch_forward(x, alpha)
     for r in np.ndindex(*lead):
         for k in range(K):
             np.testing.assert_allclose(mixed[r][k], sum(alpha[r][k, l] * x[r][l] for l in range(K)), rtol=1e-12,
                                        atol=1e-12)
-    assert_op(B.cross_stitch_forward, B.cross_stitch_backward, dict(x=x, alpha=alpha))
+    assert_op(ops.cross_stitch_forward, ops.cross_stitch_backward, dict(x=x, alpha=alpha))
 
 
 # ------------------------------------------------------------------------------------------------ Tucker
@@ -104,14 +105,14 @@ def rank(draw, dim):
 def test_unfold_fold_and_mode_product(shape, mode, J, lead, seed):
     rng = np.random.default_rng(seed)
     T, U = normal(rng, *lead, *shape), normal(rng, *lead, J, shape[mode])
-    T_n = B.unfold(T, mode)
+    T_n = tk.unfold(T, mode)
     assert T_n.shape == (*lead, shape[mode], int(np.prod(shape)) // shape[mode])
-    np.testing.assert_array_equal(B.fold(T_n, mode, shape), T)
-    Y, _ = B.mode_product_forward(T, U, mode)
+    np.testing.assert_array_equal(tk.fold(T_n, mode, shape), T)
+    Y, _ = tk.mode_product_forward(T, U, mode)
     letters = "abc"
     spec = f"...{letters},...j{letters[mode]}->...{letters.replace(letters[mode], 'j')}"
     np.testing.assert_allclose(Y, np.einsum(spec, T, U), rtol=1e-12, atol=1e-12)
-    assert_op(B.mode_product_forward, B.mode_product_backward, dict(T=T, U=U), mode=mode)
+    assert_op(tk.mode_product_forward, tk.mode_product_backward, dict(T=T, U=U), mode=mode)
 
 
 @given(d_in=dims, d_out=dims, K=dims, lead=lead_shapes, seed=seeds, data_=st.data())
@@ -120,27 +121,27 @@ def test_tucker_values_and_gradients(d_in, d_out, K, lead, seed, data_):
     rng = np.random.default_rng(seed)
     inputs = dict(S=normal(rng, *lead, r1, r2, r3), U1=normal(rng, *lead, d_in, r1), U2=normal(rng, *lead, d_out, r2),
                   U3=normal(rng, *lead, K, r3))
-    W, _ = B.tucker_forward(**inputs)
+    W, _ = tk.tucker_forward(**inputs)
     assert W.shape == (*lead, K, d_in, d_out)
     for r in np.ndindex(*lead):
         np.testing.assert_allclose(W[r], naive_tucker(*(a[r] for a in inputs.values())), rtol=1e-10, atol=1e-12)
-    assert_op(B.tucker_forward, B.tucker_backward, inputs)
+    assert_op(tk.tucker_forward, tk.tucker_backward, inputs)
 
 
 def test_tucker_decompose_is_exact_at_full_rank_and_for_low_rank_tensors():
     rng = np.random.default_rng(0)
     W = rng.standard_normal((3, 5, 4))                                    # (K, d_in, d_out)
-    S, U1, U2, U3 = B.tucker_decompose(W, (5, 4, 3))
-    np.testing.assert_allclose(B.tucker_forward(S, U1, U2, U3)[0], W, atol=1e-12)
+    S, U1, U2, U3 = tk.tucker_decompose(W, (5, 4, 3))
+    np.testing.assert_allclose(tk.tucker_forward(S, U1, U2, U3)[0], W, atol=1e-12)
     for U in (U1, U2, U3):
         np.testing.assert_allclose(U.T @ U, np.eye(U.shape[1]), atol=1e-12)  # orthonormal columns
     np.testing.assert_allclose(np.linalg.norm(S), np.linalg.norm(W), rtol=1e-12)
     # a tensor of multilinear rank (2, 1, 2) is recovered exactly by its rank-(2, 1, 2) HOSVD ...
     low = naive_tucker(rng.standard_normal((2, 1, 2)), rng.standard_normal((5, 2)), rng.standard_normal((4, 1)),
                        rng.standard_normal((3, 2)))
-    np.testing.assert_allclose(B.tucker_forward(*B.tucker_decompose(low, (2, 1, 2)))[0], low, atol=1e-12)
+    np.testing.assert_allclose(tk.tucker_forward(*tk.tucker_decompose(low, (2, 1, 2)))[0], low, atol=1e-12)
     # ... while truncating a generic tensor loses energy
-    truncated = B.tucker_forward(*B.tucker_decompose(W, (2, 2, 2)))[0]
+    truncated = tk.tucker_forward(*tk.tucker_decompose(W, (2, 2, 2)))[0]
     assert np.linalg.norm(truncated) < np.linalg.norm(W) - 0.1
 
 
@@ -217,7 +218,7 @@ def naive_cross_stitch(model, X):
 def naive_tensor_factorization(model, X):
     """Each layer's weights from the core by explicit loops, then one plain network per task."""
     L = len(model.hidden_units)
-    Ws = [naive_tucker(*(model.params[f"hidden.{l}.{n}"] for n in B.FACTORS)) for l in range(L)]
+    Ws = [naive_tucker(*(model.params[f"hidden.{l}.{n}"] for n in tk.FACTORS)) for l in range(L)]
     bs = [model.params[f"hidden.{l}.b"] for l in range(L)]
     reps = [naive_mlp(X, [W[k] for W in Ws], [b[k] for b in bs], True) for k in range(model.n_tasks)]
     return naive_towers(model, reps)
@@ -319,7 +320,7 @@ def test_tucker_model_with_factors_of_a_given_W_computes_the_explicit_forward():
     explicit = mn.SingleTask(4, tasks, hidden_units=(5, 3), tower_units=(2,))
     for name, p in explicit.params.items():
         if name.startswith("hidden.") and name.endswith(".W"):
-            p[...] = naive_tucker(*(model.params[name[:-1] + n] for n in B.FACTORS))
+            p[...] = naive_tucker(*(model.params[name[:-1] + n] for n in tk.FACTORS))
         else:
             p[...] = model.params[name]
     np.testing.assert_allclose(model.forward(X), explicit.forward(X), rtol=1e-10, atol=1e-12)
@@ -327,7 +328,7 @@ def test_tucker_model_with_factors_of_a_given_W_computes_the_explicit_forward():
     explicit = jitter(mn.SingleTask(4, tasks, hidden_units=(5,), tower_units=(2,), seed=2), 2)
     explicit.params["hidden.0.W"][...] = rng.standard_normal((2, 4, 5))
     model = tucker(4, tasks, (5,), (2,), ranks=(4, 5, 2))
-    factors = dict(zip(B.FACTORS, B.tucker_decompose(explicit.params["hidden.0.W"], (4, 5, 2))))
+    factors = dict(zip(tk.FACTORS, tk.tucker_decompose(explicit.params["hidden.0.W"], (4, 5, 2))))
     for name, p in model.params.items():  # the factors of hidden.0.W; every other array as it is
         p[...] = factors.get(name.removeprefix("hidden.0."), explicit.params.get(name))
     np.testing.assert_allclose(model.forward(X), explicit.forward(X), rtol=1e-10, atol=1e-12)
@@ -469,8 +470,8 @@ def test_documented_parameter_shapes_and_config():
     (lambda: stitch(4, ("regression", "binary"), alpha_self=-0.5), r"alpha_self must be a finite number >= 0"),
     (lambda: stitch(4, ("regression", "binary"), hidden_units=4), r"hidden_units must be a sequence"),
     (lambda: stitch(4, ("regression", "poisson")), r"tasks: unknown task type 'poisson'"),
-    (lambda: B.tucker_decompose(np.ones((2, 3)), (1, 1, 1)), r"W must be stacked task weights"),
-    (lambda: B.tucker_decompose(np.ones((2, 3, 4)), (4, 1, 1)), r"r1 = 4 exceeds the input width d_in = 3"),
+    (lambda: tk.tucker_decompose(np.ones((2, 3)), (1, 1, 1)), r"W must be stacked task weights"),
+    (lambda: tk.tucker_decompose(np.ones((2, 3, 4)), (4, 1, 1)), r"r1 = 4 exceeds the input width d_in = 3"),
     (lambda: tucker(4, ("regression",), (5,), ranks=(1, 1, 1)).weights(1), r"layer must be a hidden layer index"),
 ])
 def test_bad_arguments_raise_value_errors(make, match):
@@ -478,6 +479,11 @@ def test_bad_arguments_raise_value_errors(make, match):
         make()
 
 
-def test_tucker_needs_ranks():
-    with pytest.raises(TypeError, match="ranks"):
-        mn.TensorFactorization(4, ("regression",))
+def test_tucker_default_ranks_are_the_largest_every_layer_allows():
+    one_layer = mn.TensorFactorization(4, ("regression", "binary"), hidden_units=(5,), seed=3)
+    assert one_layer.ranks == (4, 5, 2) and one_layer.config()["ranks"] == (4, 5, 2)  # full ranks
+    full = mn.TensorFactorization(4, ("regression", "binary"), hidden_units=(5,), seed=3, ranks=(4, 5, 2))
+    for name, p in full.params.items():
+        np.testing.assert_array_equal(one_layer.params[name], p)
+    two_layers = mn.TensorFactorization(6, ("regression",) * 3, hidden_units=(5, 3))
+    assert two_layers.ranks == (5, 3, 3)  # r1 <= min(6, 5), r2 <= min(5, 3)

@@ -149,7 +149,7 @@ def test_loss_and_grads_is_pure_and_deterministic(make):
 
 @pytest.mark.parametrize("make", ALL_MODELS, ids=MODEL_IDS)
 def test_skipping_the_input_gradient_leaves_the_parameter_gradients_alone(make):
-    # Training skips dX (need_dx=False in the first layers); every parameter gradient must be bit-identical.
+    # Training skips dX (input_grad=False in the first layers); every parameter gradient must be bit-identical.
     model = jitter(make(seed=3), 3)
     X, Y = data(7, 6, model.tasks, 3)
     loss, grads = model.loss_and_grads(X, Y)

@@ -64,8 +64,8 @@ def test_mlp_gradients(B, sizes, stack, relu_last, seed):
         return (dx, *[g for pair in layer_grads for g in pair])
 
     _, cache = forward(**inputs)
-    assume(min(np.abs(c[1].pre_activation).min() for c in cache if c[1] is not None) > KINK_MARGIN
-           if any(c[1] is not None for c in cache) else True)
+    assume(min(np.abs(c.relu.pre_activation).min() for c in cache if c.relu is not None) > KINK_MARGIN
+           if any(c.relu is not None for c in cache) else True)
     assert_op(forward, backward, inputs)
 
 
@@ -189,12 +189,12 @@ def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients(
     y, cache = ops.mlp_forward(rng.standard_normal((1, 6, 4)), layers, relu_last=True)
     dy = rng.standard_normal(y.shape)
     dx, grads = ops.mlp_backward(dy, cache)
-    none, grads_only = ops.mlp_backward(dy, cache, need_dx=False)
+    none, grads_only = ops.mlp_backward(dy, cache, input_grad=False)
     assert dx.shape == (1, 6, 4) and none is None
     for (dW, db), (dW2, db2) in zip(grads, grads_only):
         np.testing.assert_array_equal(dW, dW2)
         np.testing.assert_array_equal(db, db2)
     g, gate_cache = ops.gate_forward(rng.standard_normal((1, 6, 4)), rng.standard_normal((2, 4, 3)),
                                      rng.standard_normal((2, 3)))
-    dx, dW, db = ops.gate_backward(np.ones_like(g), gate_cache, need_dx=False)
+    dx, dW, db = ops.gate_backward(np.ones_like(g), gate_cache, input_grad=False)
     assert dx is None and dW.shape == (2, 4, 3) and db.shape == (2, 3)

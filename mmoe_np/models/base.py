@@ -1,0 +1,288 @@
+"""The model base class: parameters, input checks, the loss and its gradients, predictions, copies and replicas.
+
+No model math lives here: each subclass writes its whole chain, from X to its raw outputs and back, with the ops of
+:mod:`mmoe_np.ops`. This class adds the loss (``ops.multitask_loss_*``) at the end of that chain, and the public API
+around it. Parameters live in ``model.params``, a dict of plain arrays with readable keys (listed in each class
+docstring); gradients mirror it key for key. A model whose arrays carry extra leading axes (see
+:func:`stack_models`) is R independent replicas trained in lock-step.
+
+Loss (see ``docs/backprop.md``): ``L = sum_k w_k L_k`` with ``L_k`` the batch mean of the squared error for a
+regression task or of the binary cross-entropy on logits for a binary task, and ``w_k = 1`` unless ``task_weights``
+is given. The MSE has no 1/2 factor.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from .. import _validation as V
+from .. import ops
+from ..gradcheck import relu_caches
+from ..init import glorot_uniform
+from ..metrics import roc_auc
+
+__all__ = ["ArrayDict", "LossResult", "MultiTaskModel", "stack_models", "unstack_models"]
+
+ArrayDict = dict[str, np.ndarray]
+LayerGrads = list[tuple[np.ndarray, np.ndarray]]  # [(dW_0, db_0), (dW_1, db_1), ...], as ops.mlp_backward returns
+
+
+class LossResult(NamedTuple):
+    """What :meth:`MultiTaskModel.forward_backward` returns. For stacked replicas ``loss`` is one value per replica
+    and ``task_losses`` is (R, K)."""
+
+    loss: Any                      # float (or (R,) array): sum_k w_k L_k plus the penalty
+    task_losses: np.ndarray        # (K,) (or (R, K)): each task's mean loss, unweighted
+    grads: ArrayDict | None        # the keys and shapes of params; None without backward
+    dX: np.ndarray | None          # the shape of X; None without input_grad
+
+
+class MultiTaskModel:
+    """Common machinery of every model: checks, parameters, the loss and its gradients, copies and replicas.
+
+    A subclass stores and checks its sizes, calls ``super().__init__``, and implements:
+
+    * ``_build(rng)``: create ``self.params`` (the MLP helpers below name and create stacked layers);
+    * ``_forward(X) -> (out, cache)``: X (..., N, n_features) to raw outputs (..., N, K), with a NamedTuple cache;
+    * ``_backward(dout, cache, input_grad) -> (grads, dX)``: the same chain backwards, ``dX`` None unless
+      ``input_grad`` (training never needs it, and skipping it saves the most expensive product of the first layer);
+    * ``_sizes() -> dict``: its own constructor arguments, for :meth:`config`;
+    * optionally ``_penalty() -> (value, grads)``: a parameter penalty added to the loss.
+    """
+
+    def __init__(self, n_features: int, tasks: Sequence[str], *, seed: int = 0, dtype: Any = np.float64,
+                 task_weights: Sequence[float] | None = None, **unknown: Any) -> None:
+        if unknown:  # the subclasses pass every keyword they do not know on to here
+            known = [name for name in inspect.signature(type(self)).parameters if name not in ("self", "kwargs")]
+            raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; expected {known} "
+                             "and seed, dtype, task_weights")
+        self.n_features = V.positive_int("n_features", n_features)
+        self.tasks = V.tasks(tasks)
+        self.dtype = V.dtype(dtype)
+        self.task_weights = V.task_weights(task_weights, self.n_tasks, self.dtype)
+        self.seed = V.int_at_least("seed", seed, 0)
+        self.params: ArrayDict = {}
+        self._build(np.random.default_rng(self.seed))
+        self._base_shapes = {name: p.shape for name, p in self.params.items()}
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def replica_shape(self) -> tuple[int, ...]:
+        """Leading axes shared by every parameter: ``()`` for one model, ``(R,)`` for R stacked replicas."""
+        name, base = next(iter(self._base_shapes.items()))
+        return self.params[name].shape[: self.params[name].ndim - len(base)]
+
+    # ------------------------------------------------------------------ MLP parameters: {name}.{l}.W and {name}.{l}.b
+    def _add_mlp(self, rng: np.random.Generator, name: str, sizes: Sequence[int], stack: int | None = None) -> None:
+        """Create the layers ``{name}.{l}.W`` (stack, d_in, d_out) and ``{name}.{l}.b`` (stack, d_out) over widths
+        ``sizes = (d_in, h_1, ..., d_out)``; without ``stack`` the shapes are (d_in, d_out) and (d_out,).
+        Glorot-uniform weights, layer by layer from ``rng``; zero biases."""
+        lead = () if stack is None else (stack,)
+        for layer, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            self.params[f"{name}.{layer}.W"] = glorot_uniform(rng, lead + (d_in, d_out), self.dtype)
+            self.params[f"{name}.{layer}.b"] = np.zeros(lead + (d_out,), dtype=self.dtype)
+
+    def mlp_layers(self, name: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``[(W_0, b_0), (W_1, b_1), ...]``: the parameters of the MLP ``name`` (e.g. "experts", "towers"), in the
+        form :func:`mmoe_np.ops.mlp_forward` takes; the arrays themselves, not copies."""
+        layers = []
+        while f"{name}.{len(layers)}.W" in self.params:
+            layers.append((self.params[f"{name}.{len(layers)}.W"], self.params[f"{name}.{len(layers)}.b"]))
+        return layers
+
+    _layers = mlp_layers  # the old private name; sizing.py still calls it
+
+    @staticmethod
+    def _mlp_grads(name: str, layer_grads: LayerGrads) -> ArrayDict:
+        """Name the ``[(dW, db), ...]`` of :func:`mmoe_np.ops.mlp_backward` like the MLP's parameters."""
+        grads = {}
+        for layer, (dW, db) in enumerate(layer_grads):
+            grads[f"{name}.{layer}.W"], grads[f"{name}.{layer}.b"] = dW, db
+        return grads
+
+    def _add_towers(self, rng: np.random.Generator, d_in: int) -> None:
+        """The K task towers ``towers.{l}.W`` (K, d_in, d_out) over widths (d_in, *tower_units, 1), read by
+        :func:`mmoe_np.ops.towers_forward`: the last layer is each task's raw output."""
+        self._add_mlp(rng, "towers", (d_in, *self.tower_units, 1), stack=self.n_tasks)
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _build(self, rng: np.random.Generator) -> None:
+        raise NotImplementedError
+
+    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def _backward(self, dout: np.ndarray, cache: Any, input_grad: bool) -> tuple[ArrayDict, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _sizes(self) -> dict[str, Any]:
+        return {}
+
+    def _penalty(self) -> tuple[np.ndarray | float, ArrayDict]:
+        """A parameter penalty added to the loss, and its gradients. None here."""
+        return 0.0, {}
+
+    # ------------------------------------------------------------------ the loss and its gradients
+    def check_inputs(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """X (N, n_features) and Y (N, n_tasks) as checked arrays of the model's dtype (ValueError naming X or Y)."""
+        X = self._check_X(X)
+        return X, V.targets(Y, self.tasks, X, self.dtype)
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        return V.features(X, self.n_features, self.dtype, self.replica_shape)
+
+    def forward_backward(self, X: Any, Y: Any, *, backward: bool = True, input_grad: bool = False,
+                         check: bool = True) -> LossResult:
+        """One pass of the whole chain: the loss ``sum_k w_k L_k`` plus the model's penalty, each task's loss, and,
+        with ``backward``, the gradients of every parameter (and of X with ``input_grad``).
+
+        ``check=False`` skips the input checks: for trainers that passed X and Y through :meth:`check_inputs` once
+        (they must then be arrays of the model's dtype and shapes). Returns a :class:`LossResult`.
+        """
+        if check:
+            X, Y = self.check_inputs(X, Y)
+        out, cache = self._forward(X)
+        (total, per_task), loss_cache = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
+        penalty, penalty_grads = self._penalty()
+        loss = self._scalar(total + penalty)
+        if not backward:
+            return LossResult(loss, per_task, None, None)
+        dout = ops.multitask_loss_backward(np.ones_like(total), loss_cache)
+        grads, dX = self._backward(dout, cache, input_grad)
+        for name, g in penalty_grads.items():
+            grads[name] = grads[name] + g
+        grads = {name: grads[name] for name in self.params}  # the keys, and their order, of params
+        return LossResult(loss, per_task, grads, ops.sum_to_shape(dX, X.shape) if input_grad else None)
+
+    def loss_and_grads(self, X: Any, Y: Any, *, input_grad: bool = False):
+        """``(loss, grads)``, or ``(loss, grads, dX)`` with ``input_grad=True``.
+
+        ``grads`` has exactly the keys and shapes of ``params``. Neither the parameters nor X and Y are modified.
+        For stacked replicas the loss is one value per replica and each replica gets the gradient of its own loss.
+        """
+        loss, _, grads, dX = self.forward_backward(X, Y, input_grad=input_grad)
+        return (loss, grads, dX) if input_grad else (loss, grads)
+
+    def losses(self, X: Any, Y: Any) -> tuple[np.ndarray | float, np.ndarray]:
+        """``(total, per_task)``: the total loss (penalty included) and each task's mean loss (n_tasks,)."""
+        result = self.forward_backward(X, Y, backward=False)
+        return result.loss, result.task_losses
+
+    @staticmethod
+    def _scalar(value: np.ndarray) -> np.ndarray | float:
+        return float(value) if np.ndim(value) == 0 else np.asarray(value)
+
+    # ------------------------------------------------------------------ inference
+    def forward(self, X: Any) -> np.ndarray:
+        """Raw outputs (N, n_tasks) for inputs X (N, n_features); logits for binary tasks."""
+        out, _ = self._forward(self._check_X(X))
+        return out
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions (N, n_tasks): the probability ``sigmoid(logit)`` for a "binary" task, the value itself for a
+        "regression" task."""
+        out = self.forward(X)
+        binary = [k for k, kind in enumerate(self.tasks) if kind == "binary"]
+        out[..., binary] = ops.sigmoid(out[..., binary])
+        return out
+
+    def evaluate(self, X: Any, Y: Any) -> dict[int, dict[str, Any]]:
+        """Scores per task index k: ``{"loss": L_k, "auc": ...}`` for a binary task (the ROC AUC of its predicted
+        outputs, :func:`mmoe_np.metrics.roc_auc`, which rank like its probabilities; Y's column needs both labels), ``{"loss": L_k, "mse": ...}``
+        for a regression task. ``loss`` is the task's mean training loss, unweighted (for regression it equals the
+        MSE). Floats, or arrays of one value per replica for stacked models."""
+        X, Y = self.check_inputs(X, Y)
+        out, _ = self._forward(X)
+        (_, per_task), _ = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
+        Y = np.broadcast_to(Y, out.shape)  # one Y shared by every replica
+        scores: dict[int, dict[str, Any]] = {}
+        for k, kind in enumerate(self.tasks):
+            loss = self._scalar(per_task[..., k])
+            if kind == "regression":
+                scores[k] = {"loss": loss, "mse": loss}  # the regression loss is the MSE
+                continue
+            aucs = []
+            for r in np.ndindex(*out.shape[:-2]):  # one AUC per replica
+                labels = Y[r][:, k]
+                if labels.min() == labels.max():
+                    raise ValueError(f"Y: binary task {k} has only label {labels[0]:g}; its AUC needs both 0 and 1")
+                aucs.append(roc_auc(labels, out[r][:, k]))
+            scores[k] = {"loss": loss, "auc": self._scalar(np.reshape(aucs, out.shape[:-2]))}
+        return scores
+
+    def relu_margin(self, X: Any) -> float:
+        """Smallest |pre-activation| of any ReLU on X: how far the forward pass is from a kink (inf if none)."""
+        _, cache = self._forward(self._check_X(X))
+        margins = [np.abs(c.pre_activation).min() for c in relu_caches(cache)]
+        return float(min(margins)) if margins else float("inf")
+
+    # ------------------------------------------------------------------ copies and configuration
+    def copy(self, dtype: Any = None) -> "MultiTaskModel":
+        """A deep copy, optionally cast to another dtype (float32 or float64)."""
+        new = copy.copy(self)
+        new.dtype = self.dtype if dtype is None else V.dtype(dtype)
+        new.params = {name: p.astype(new.dtype, copy=True) for name, p in self.params.items()}
+        new.task_weights = self.task_weights.astype(new.dtype)
+        return new
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments: ``type(model)(**model.config())`` builds the same model, with the same initial
+        parameters bit for bit. ``dtype`` is a string ("float32" or "float64"); for stacked models ``seed`` is the
+        tuple of the replicas' seeds."""
+        return {"n_features": self.n_features, "tasks": self.tasks, **self._sizes(),
+                "task_weights": self.task_weights.tolist(), "seed": self.seed, "dtype": self.dtype.name}
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in self.config().items() if k not in ("task_weights", "seed", "dtype")}
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        replicas = f", replicas={self.replica_shape}" if self.replica_shape else ""
+        return f"{type(self).__name__}({args}, seed={self.seed}, dtype={self.dtype}{replicas})"
+
+
+def _without_seed(model: MultiTaskModel) -> dict[str, Any]:
+    return {k: v for k, v in model.config().items() if k != "seed"}
+
+
+def stack_models(models: Sequence[MultiTaskModel]) -> MultiTaskModel:
+    """R models of one configuration as one model whose arrays have a leading replica axis (R, ...).
+
+    Each replica keeps its own initialisation; every op broadcasts over the replica axis, so one forward/backward
+    trains all R in lock-step. X may be shared (N, d) or per replica (R, N, d). The models may differ in their seed
+    only.
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("models must contain at least one model; got an empty sequence")
+    first = models[0]
+    for i, m in enumerate(models):
+        if type(m) is not type(first) or _without_seed(m) != _without_seed(first):
+            raise ValueError(f"models[{i}] must have the class, configuration and dtype of models[0]; got {m!r}")
+        if m.replica_shape:
+            raise ValueError(f"models[{i}] is already stacked (replicas {m.replica_shape}); stack single models")
+    stacked = first.copy()
+    stacked.params = {name: np.stack([m.params[name] for m in models]) for name in first.params}
+    stacked.seed = tuple(m.seed for m in models)  # one seed per replica
+    return stacked
+
+
+def unstack_models(model: MultiTaskModel) -> list[MultiTaskModel]:
+    """The inverse of :func:`stack_models`: one independent model (a copy) per replica."""
+    if len(model.replica_shape) != 1:
+        raise ValueError(f"model must have exactly one replica axis; got replicas {model.replica_shape}")
+    n_replicas = model.replica_shape[0]
+    seeds = model.seed if isinstance(model.seed, tuple) else (model.seed,) * n_replicas
+    singles = []
+    for r in range(n_replicas):
+        single = copy.copy(model)  # shares the configuration; gets its own arrays below
+        single.params = {name: p[r].copy() for name, p in model.params.items()}
+        single.task_weights = model.task_weights.copy()
+        single.seed = seeds[r]
+        singles.append(single)
+    return singles
