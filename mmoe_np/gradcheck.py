@@ -4,7 +4,9 @@ For a scalar function ``f`` and an array ``a``, the numerical derivative of entr
 ``(f(a + h e_i) - f(a - h e_i)) / (2 h)``, whose error is O(h^2 |f'''|) from truncation plus
 O(eps_machine |f| / h) from rounding. The sum is smallest near ``h = eps_machine ** (1/3)``, about 1e-5 in
 float64: the default. (Over 263 random small models the worst relative error was 6.7e-7 with h = 1e-6 and
-1.0e-7 with h = 1e-5; the rounding floor matters when a gradient is small next to the loss.)
+1.0e-7 with h = 1e-5; the rounding floor matters when a gradient is small next to the loss.) Steps outside
+[1e-8, 0.1] are refused: below, rounding swamps every difference (and would make the resolution rule below
+vacuous); above, truncation does.
 
 Each array is compared as a whole: ``error = ||analytic - numeric|| / max(||analytic||, ||numeric||)``, the
 relative error of the gradient vector (2-norms). Rounding limits what a central difference can resolve: its error
@@ -12,6 +14,17 @@ has norm about ``noise = eps_machine * max(1, |f|) * sqrt(n) / h`` for an array 
 random small models the measured error never exceeded 1.4 * noise). A gradient whose norm is below ``noise / tol``
 cannot be checked to a relative error ``tol`` by any step; such an array passes when its absolute error is within
 the measurement's resolution, ``10 * noise``. Any larger gradient must meet the relative tolerance itself.
+A non-finite value never passes: a NaN or inf in an input, a parameter, the loss or the step is a ``ValueError``
+naming where it was, and one in an analytic or numerical gradient fails that array, with the entry named.
+
+**Fast mode** (``fast=True``, as PyTorch's ``gradcheck(fast_mode=True)``): instead of one central difference per
+entry, each array is checked along ``n_directions`` random unit directions ``u_j``: the directional derivative
+``(f(a + h u_j) - f(a - h u_j)) / (2 h)`` against ``<grad, u_j>`` from the backward pass. For a model the checked
+function is the scalar loss (so PyTorch's output direction v is 1); :func:`check_op` checks ``<dout, out>`` with a
+random ``dout``, which is v. A unit direction has the rounding noise of one entry, so the noise, the tolerance and
+the resolution rule carry over unchanged, with n = the number of directions. An array with no more entries than
+directions is checked entry by entry (the coordinate directions). ``docs/gradient-testing.md`` gives the
+statistical power: a wrong gradient escapes only if all directions are nearly orthogonal to its error.
 
 ReLU networks are piecewise linear: if a step of size h moves a pre-activation across 0, the difference quotient
 straddles a kink and disagrees with either one-sided derivative. :attr:`GradientReport.relu_margin` reports the
@@ -19,6 +32,7 @@ smallest |pre-activation| on the batch so a test can reject such draws instead o
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -26,37 +40,145 @@ import numpy as np
 
 from . import _validation as V
 
-__all__ = ["numerical_gradient", "gradient_error", "rounding_noise", "GradientReport", "check_gradients",
-           "check_op", "relu_caches"]
+__all__ = ["numerical_gradient", "directional_derivatives", "gradient_error", "rounding_noise", "GradientReport",
+           "check_gradients", "check_op", "relu_caches", "check_tol", "check_step", "DEFAULT_STEP", "DEFAULT_TOL",
+           "DEFAULT_DIRECTIONS", "STEP_RANGE", "RESOLUTION"]
+
+DEFAULT_STEP = 1e-5       # about eps_machine ** (1/3) in float64
+DEFAULT_TOL = 1e-6        # relative error every analytic gradient must reach in float64
+DEFAULT_DIRECTIONS = 8    # random directions per array in fast mode (see docs/gradient-testing.md for the power)
+STEP_RANGE = (1e-8, 0.1)  # steps a central difference in float64 can use
+RESOLUTION = 10.0         # an absolute error within RESOLUTION * noise is as close as a central difference can tell
 
 
-def numerical_gradient(f: Callable[[], float], a: np.ndarray, h: float = 1e-5,
+# ----------------------------------------------------------------------------------------------------------------
+# Argument checks
+# ----------------------------------------------------------------------------------------------------------------
+def check_step(step: Any, name: str = "step") -> float:
+    """``step`` as a float in :data:`STEP_RANGE` (a ValueError naming it otherwise)."""
+    V.positive_float(name, step)
+    low, high = STEP_RANGE
+    if not low <= step <= high:
+        raise ValueError(f"{name} must be in [{low:g}, {high:g}] (rounding swamps smaller steps, truncation larger "
+                         f"ones; the default is {DEFAULT_STEP:g}); got {step!r}")
+    return float(step)
+
+
+def check_tol(tol: Any) -> float:
+    """``tol`` as a float in (0, 1): a relative error of 1 or more says nothing."""
+    V.positive_float("tol", tol)
+    if tol >= 1:
+        raise ValueError(f"tol must be a relative error in (0, 1), e.g. {DEFAULT_TOL:g}; got {tol!r}")
+    return float(tol)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def _first_nonfinite(a: np.ndarray) -> str:
+    """``"nan at [1, 0]"``: the first non-finite entry of ``a`` and where it is."""
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+    return f"{a[index]} at {list(index)}"
+
+
+def _finite_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a finite real float64 array (a copy); the ValueError names it and its first bad entry."""
+    a = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real numeric array; got dtype {a.dtype}")
+    a = np.array(a, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains a non-finite value ({_first_nonfinite(a)}); the check needs finite values")
+    return a
+
+
+def _perturbable(f: Any, a: Any) -> None:
+    """``f`` a function of no arguments, ``a`` the float array it reads (and the checker perturbs in place)."""
+    if not callable(f):
+        raise ValueError(f"f must be a function of no arguments returning a float; got {type(f).__name__}")
+    if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
+        raise ValueError(f"a must be a float numpy array (it is perturbed in place); got {type(a).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Central differences
+# ----------------------------------------------------------------------------------------------------------------
+def numerical_gradient(f: Callable[[], float], a: np.ndarray, h: float = DEFAULT_STEP,
                        indices: Sequence[int] | None = None) -> np.ndarray:
-    """Central-difference gradient of ``f()`` with respect to the array ``a``, which ``f`` reads.
+    """Central-difference gradient of ``f()`` with respect to the float array ``a``, which ``f`` reads.
 
-    ``a`` is perturbed in place, one entry at a time, and restored exactly. ``indices`` (flat) limits the entries;
-    the others stay NaN in the result.
+    ``a`` is perturbed in place, one entry at a time, and restored exactly (also if ``f`` raises). ``indices``
+    (flat) limits the entries; the others are NaN in the result, so they can never be mistaken for checked ones.
     """
-    grad = np.full(a.shape, np.nan) if indices is not None else np.empty(a.shape)
-    flat, grad_flat = a.reshape(-1), grad.reshape(-1)
+    h = check_step(h, "h")
+    _perturbable(f, a)
+    flat = a.reshape(-1)
     if not np.shares_memory(flat, a):
         raise ValueError("a must be contiguous so it can be perturbed in place")
-    for i in range(flat.size) if indices is None else indices:
+    if indices is None:
+        indices = range(flat.size)
+    else:
+        indices = np.asarray(indices)
+        if indices.dtype.kind not in "iu" or indices.ndim != 1 or np.any((indices < 0) | (indices >= flat.size)):
+            raise ValueError(f"indices must be flat integer indices into a's {flat.size} entries; got {indices!r}")
+    grad = np.full(a.shape, np.nan)
+    grad_flat = grad.reshape(-1)
+    for i in indices:
         original = flat[i]
-        flat[i] = original + h
-        f_plus = f()
-        flat[i] = original - h
-        f_minus = f()
-        flat[i] = original
+        try:
+            flat[i] = original + h
+            f_plus = f()
+            flat[i] = original - h
+            f_minus = f()
+        finally:
+            flat[i] = original
         grad_flat[i] = (f_plus - f_minus) / (2 * h)
     return grad
 
 
+def directional_derivatives(f: Callable[[], float], a: np.ndarray, directions: np.ndarray,
+                            h: float = DEFAULT_STEP) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences of ``f()`` along each direction: ``(f(a + h u_j) - f(a - h u_j)) / (2 h)``.
+
+    ``directions`` (k, *a.shape). Returns ``(numeric, steps)``: the k derivatives, and the k realised steps
+    ``(a_plus - a_minus) / (2 h)`` flattened to (k, a.size) (``u_j`` up to the rounding of ``a + h u_j``), which an
+    analytic gradient is dotted with so that both sides measure the same perturbation. ``a`` is restored exactly.
+    """
+    h = check_step(h, "h")
+    _perturbable(f, a)
+    directions = np.asarray(directions, dtype=np.float64)
+    if directions.shape[1:] != a.shape:
+        raise ValueError(f"directions must have shape (k, *a.shape) = (k, {', '.join(map(str, a.shape))}); "
+                         f"got {directions.shape}")
+    original = a.copy()
+    numeric = np.empty(len(directions))
+    steps = np.empty((len(directions), a.size))
+    try:
+        for j, u in enumerate(directions):
+            np.add(original, h * u, out=a)
+            plus, f_plus = a.copy(), f()
+            np.subtract(original, h * u, out=a)
+            f_minus = f()
+            steps[j] = ((plus - a) / (2 * h)).reshape(-1)
+            numeric[j] = (f_plus - f_minus) / (2 * h)
+    finally:
+        a[...] = original
+    return numeric, steps
+
+
 def gradient_error(analytic: np.ndarray, numeric: np.ndarray) -> tuple[float, float]:
-    """``(relative, absolute)`` norm-wise error; entries that are NaN in ``numeric`` (not checked) are ignored."""
-    a = np.asarray(analytic, dtype=np.float64)
-    mask = ~np.isnan(numeric)
-    a, n = a[mask], numeric[mask]
+    """``(relative, absolute)`` norm-wise error of two arrays of the same shape.
+
+    A non-finite value in either is an infinite error: it can never pass.
+    """
+    a, n = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
+    if a.shape != n.shape:
+        raise ValueError(f"analytic and numeric must have the same shape; got {a.shape} and {n.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(n))):
+        return float("inf"), float("inf")
     abs_error = float(np.linalg.norm(a - n))
     scale = max(float(np.linalg.norm(a)), float(np.linalg.norm(n)))
     return (abs_error / scale if scale > 0 else 0.0), abs_error
@@ -64,7 +186,10 @@ def gradient_error(analytic: np.ndarray, numeric: np.ndarray) -> tuple[float, fl
 
 def rounding_noise(f_value: float, n_entries: int, step: float) -> float:
     """The expected norm of the rounding error of a central-difference gradient of ``n_entries`` entries."""
-    return float(np.finfo(np.float64).eps * max(1.0, abs(f_value)) * np.sqrt(n_entries) / step)
+    if not np.isfinite(f_value):
+        raise ValueError(f"f_value must be finite (a non-finite loss has no rounding noise to speak of); got {f_value}")
+    V.int_at_least("n_entries", n_entries, 0)
+    return float(np.finfo(np.float64).eps * max(1.0, abs(f_value)) * np.sqrt(n_entries) / check_step(step))
 
 
 def relu_caches(cache: Any) -> Iterator[Any]:
@@ -80,34 +205,86 @@ def relu_caches(cache: Any) -> Iterator[Any]:
             yield from relu_caches(value)
 
 
-RESOLUTION = 10.0  # an absolute error within RESOLUTION * noise is as close as a central difference can tell
+def _relu_margin(cache: Any) -> float:
+    margins = [float(np.abs(c.pre_activation).min()) for c in relu_caches(cache) if np.size(c.pre_activation)]
+    return min(margins, default=float("inf"))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# The report
+# ----------------------------------------------------------------------------------------------------------------
 @dataclass
 class GradientReport:
-    """Per-array gradient errors: relative, absolute, and the rounding noise of the numerical gradient."""
+    """Per-array gradient errors: relative, absolute, and the rounding noise of the numerical gradient.
+
+    ``analytic[name]`` and ``numeric[name]`` hold the values compared (flat): gradient entries, or in fast mode the
+    directional derivatives. ``entries[name]`` says which (flat indices into an array of shape ``shapes[name]``,
+    or None for random directions). ``nonfinite[name]`` says where a non-finite gradient value was.
+    """
 
     errors: dict[str, float] = field(default_factory=dict)
     abs_errors: dict[str, float] = field(default_factory=dict)
     noise: dict[str, float] = field(default_factory=dict)
     relu_margin: float = float("inf")
-    step: float = 1e-5
+    step: float = DEFAULT_STEP
+    mode: str = "full"
+    analytic: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    numeric: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    entries: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)
+    nonfinite: dict[str, str] = field(default_factory=dict)
 
-    def _add(self, name: str, analytic: np.ndarray, numeric: np.ndarray, f_value: float) -> None:
-        self.errors[name], self.abs_errors[name] = gradient_error(analytic, numeric)
-        self.noise[name] = rounding_noise(f_value, int(np.count_nonzero(~np.isnan(numeric))), self.step)
+    def _add(self, name: str, analytic: Any, numeric: Any, f_value: float, entries: np.ndarray | None = None,
+             shape: tuple[int, ...] | None = None, directions: bool = False) -> None:
+        """Record one array's compared values ``analytic`` and ``numeric`` (the same shape): the whole gradient;
+        the entries at flat ``entries`` of an array of ``shape``; or, with ``directions``, directional derivatives."""
+        a = np.asarray(analytic, dtype=np.float64).reshape(-1)
+        n = np.asarray(numeric, dtype=np.float64).reshape(-1)
+        self.errors[name], self.abs_errors[name] = gradient_error(a, n)
+        self.noise[name] = rounding_noise(f_value, a.size, self.step)
+        self.analytic[name], self.numeric[name] = a, n
+        if directions:
+            self.entries[name], self.shapes[name] = None, (a.size,)
+        elif entries is None:
+            self.entries[name], self.shapes[name] = np.arange(a.size), tuple(np.shape(analytic))
+        else:
+            self.entries[name], self.shapes[name] = np.asarray(entries), tuple(shape)
+        if not np.all(np.isfinite(n)):
+            self.nonfinite[name] = f"numerical gradient {self._where(name, n)} (the function is not finite there)"
+        if not np.all(np.isfinite(a)):  # the backward pass's own fault: named last, so it is the one shown
+            self.nonfinite[name] = f"analytic gradient {self._where(name, a)}"
 
-    def resolved(self, name: str, tol: float = 1e-6) -> bool:
+    def _label(self, name: str, k: int) -> str:
+        """Entry ``k`` of the compared values: ``name[i, j]``, or ``name . u_k`` for a random direction."""
+        if self.entries.get(name) is None:
+            return f"<d{name}, u_{k}>"
+        index = np.unravel_index(int(self.entries[name][k]), self.shapes[name]) if self.shapes[name] else ()
+        return f"{name}[{', '.join(str(int(i)) for i in index)}]"
+
+    def _where(self, name: str, values: np.ndarray) -> str:
+        k = int(np.flatnonzero(~np.isfinite(values))[0])
+        return f"{values[k]} at {self._label(name, k)}"
+
+    def resolved(self, name: str, tol: float = DEFAULT_TOL) -> bool:
         """Is the array's gradient large enough for a relative error of ``tol`` to be measured?"""
+        tol = check_tol(tol)
+        if name in self.nonfinite:
+            return True  # nothing about a non-finite value is below the resolution
         scale = self.abs_errors[name] / self.errors[name] if self.errors[name] > 0 else float("inf")
         return scale * tol > RESOLUTION * self.noise[name]
 
-    def passed_array(self, name: str, tol: float = 1e-6) -> bool:
-        """Relative error below ``tol``, or (for a gradient too small to resolve) agreement to the noise level."""
-        return self.errors[name] < tol or self.abs_errors[name] <= RESOLUTION * self.noise[name]
+    def passed_array(self, name: str, tol: float = DEFAULT_TOL) -> bool:
+        """Finite, and a relative error below ``tol``, or (for a gradient too small to resolve) agreement to the
+        noise level. A resolved gradient that fails the relative tolerance never passes on its absolute error."""
+        tol = check_tol(tol)
+        if name in self.nonfinite:
+            return False
+        return self.errors[name] < tol or (not self.resolved(name, tol)
+                                           and self.abs_errors[name] <= RESOLUTION * self.noise[name])
 
-    def passed(self, tol: float = 1e-6) -> bool:
-        return all(self.passed_array(name, tol) for name in self.errors)
+    def passed(self, tol: float = DEFAULT_TOL) -> bool:
+        """Every array passed (and at least one was checked)."""
+        return bool(self.errors) and all(self.passed_array(name, tol) for name in self.errors)
 
     @property
     def near_kink(self) -> bool:
@@ -124,72 +301,177 @@ class GradientReport:
         """The name of the array with the largest relative error."""
         return max(self.errors, key=self.errors.get)
 
-    def __str__(self) -> str:
-        width = max(map(len, self.errors), default=4)
-        rows = [f"{'array':<{width}}  rel. error   abs. error   noise"]
-        rows += [f"{name:<{width}}  {self.errors[name]:.3e}  {self.abs_errors[name]:.3e}  {self.noise[name]:.1e}"
-                 + ("" if self.passed_array(name) else "  FAILS")
-                 for name in self.errors]
-        rows.append(f"max rel. error {self.max_error:.3e} ({self.worst}); smallest |ReLU input| "
-                    f"{self.relu_margin:.3e}; step {self.step:g}")
-        if self.near_kink and not self.passed():
+    def worst_entries(self, name: str, n: int = 3) -> list[tuple[str, float, float, float]]:
+        """The ``n`` compared values of one array that disagree most: ``(label, analytic, numeric, rel. error)``,
+        non-finite ones first, then by |analytic - numeric|."""
+        V.positive_int("n", n)
+        if name not in self.errors:
+            raise ValueError(f"name must be one of the checked arrays {list(self.errors)}; got {name!r}")
+        a, num = self.analytic[name], self.numeric[name]
+        with np.errstate(invalid="ignore"):
+            diff = np.where(np.isfinite(a) & np.isfinite(num), np.abs(a - num), np.inf)
+            scale = np.maximum(np.abs(a), np.abs(num))
+            rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
+        order = np.argsort(-diff, kind="stable")[:n]
+        return [(self._label(name, int(k)), float(a[k]), float(num[k]), float(rel[k])) for k in order]
+
+    def format(self, tol: float = DEFAULT_TOL, worst: int = 3) -> str:
+        """The table, the worst ``worst`` entries of each failing array, and a PASS/FAIL line at ``tol``."""
+        tol = check_tol(tol)
+        V.int_at_least("worst", worst, 0)
+        width = max(map(len, self.errors), default=5)
+        values = "directions" if self.mode == "fast" else "entries"
+        rows = [f"gradient check ({self.mode}: compares {values}; step {self.step:g}; tol {tol:g})",
+                f"{'array':<{width}}  rel. error   abs. error   noise"]
+        for name in self.errors:
+            verdict = "" if self.passed_array(name, tol) else "  FAILS"
+            resolution = "" if self.resolved(name, tol) else "  (below resolution: agrees within 10x noise)"
+            rows.append(f"{name:<{width}}  {self.errors[name]:.3e}  {self.abs_errors[name]:.3e}  "
+                        f"{self.noise[name]:.1e}{verdict}{resolution if not verdict else ''}")
+        failing = [name for name in self.errors if not self.passed_array(name, tol)]
+        for name in failing:
+            if name in self.nonfinite:
+                rows.append(f"  {name}: non-finite {self.nonfinite[name]}")
+            for label, a, num, rel in self.worst_entries(name, worst) if worst else []:
+                rows.append(f"  {label}: analytic {a:.6e}  numeric {num:.6e}  rel. error {rel:.1e}")
+        margin = f"; smallest |ReLU input| {self.relu_margin:.3e}" if self.relu_margin < float("inf") else ""
+        worst_name = f" ({self.worst})" if self.errors else ""
+        if self.passed(tol):
+            rows.append(f"PASS: max rel. error {self.max_error:.3e}{worst_name} over {len(self.errors)} "
+                        f"arrays{margin}")
+        else:
+            if margin:
+                margin += " (a ReLU kink is near)" if self.near_kink else " (no ReLU kink near)"
+            rows.append(f"FAIL: {len(failing)} of {len(self.errors)} arrays ({', '.join(failing) or 'none checked'}); "
+                        f"max rel. error {self.max_error:.3e}{worst_name}{margin}")
+        if self.near_kink and not self.passed(tol):
             rows.append("note: a ReLU input is within the step of its kink at 0, where central differences are not "
                         "valid; check again with other inputs or parameters (e.g. nonzero biases) before "
                         "suspecting the gradient")
         return "\n".join(rows)
 
+    def __str__(self) -> str:
+        return self.format()
 
-def check_gradients(model: Any, X: Any, Y: Any, *, step: float = 1e-5, max_entries: int | None = None,
-                    seed: int = 0) -> GradientReport:
+
+# ----------------------------------------------------------------------------------------------------------------
+# The checkers
+# ----------------------------------------------------------------------------------------------------------------
+def _options(step: Any, seed: Any, fast: Any, n_directions: Any) -> tuple[float, np.random.Generator, bool, int]:
+    step = check_step(step)
+    seed = V.int_at_least("seed", seed, 0)
+    return step, np.random.default_rng(seed), _flag("fast", fast), V.positive_int("n_directions", n_directions)
+
+
+def _compare(report: GradientReport, f: Callable[[], float], name: str, array: np.ndarray, analytic: np.ndarray,
+             f_value: float, rng: np.random.Generator, fast: bool, n_directions: int,
+             max_entries: int | None = None) -> None:
+    """Check one array: entry by entry (all, or ``max_entries`` random ones), or in fast mode along random unit
+    directions (entry by entry when it has no more entries than directions)."""
+    if fast and array.size > n_directions:
+        u = rng.standard_normal((n_directions, array.size))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        if not np.all(np.isfinite(analytic)):  # a dot product would hide where: record the entries themselves
+            report._add(name, analytic, np.full(np.shape(analytic), np.nan), f_value)  # numeric: not computed
+            return
+        numeric, steps = directional_derivatives(f, array, u.reshape((n_directions, *array.shape)), report.step)
+        projected = steps @ np.asarray(analytic, dtype=np.float64).reshape(-1)  # (v^T J) u_j
+        report._add(name, projected, numeric, f_value, directions=True)
+        return
+    indices = None
+    if max_entries is not None and array.size > max_entries:
+        indices = np.sort(rng.choice(array.size, size=max_entries, replace=False))
+    numeric = numerical_gradient(f, array, report.step, indices)
+    if indices is None:
+        report._add(name, analytic, numeric, f_value)
+    else:
+        flat = np.asarray(analytic, dtype=np.float64).reshape(-1)
+        report._add(name, flat[indices], numeric.reshape(-1)[indices], f_value, entries=indices, shape=array.shape)
+
+
+def check_gradients(model: Any, X: Any, Y: Any, *, step: float = DEFAULT_STEP, max_entries: int | None = None,
+                    seed: int = 0, fast: bool = False, n_directions: int = DEFAULT_DIRECTIONS) -> GradientReport:
     """Compare ``model.loss_and_grads`` with central differences, for every parameter array and for X.
 
     Works on a float64 copy of the model (``model.copy(np.float64)``), so the model itself is untouched.
     ``max_entries`` checks a random subset of that many entries per array (for large models); ``None`` checks all.
-    The model needs ``params``, ``copy(dtype)``, ``losses(X, Y)``, ``loss_and_grads(X, Y, input_grad=True)`` and,
-    optionally, ``relu_margin(X)``.
+    ``fast=True`` checks each array along ``n_directions`` random unit directions instead (two forward passes per
+    direction, see the module docstring). The model needs ``params``, ``copy(dtype)``, ``losses(X, Y)``,
+    ``loss_and_grads(X, Y, input_grad=True)`` and, optionally, ``relu_margin(X)``.
     """
-    V.positive_float("step", step)
+    step, rng, fast, n_directions = _options(step, seed, fast, n_directions)
     if max_entries is not None:
         V.positive_int("max_entries", max_entries)
-    model.losses(X, Y)  # the model's own checks of X and Y (names, shapes, labels), before any conversion
+        if fast:
+            raise ValueError("max_entries and fast=True are two ways to check a large model; choose one")
+    missing = [m for m in ("params", "copy", "losses", "loss_and_grads") if not hasattr(model, m)]
+    if missing:
+        raise ValueError(f"model must be a model with params, copy, losses and loss_and_grads (e.g. mn.MMoE); "
+                         f"{type(model).__name__} lacks {missing}")
+    model.losses(X, Y)  # the model's own checks of X and Y (names, shapes, labels, finiteness), before any conversion
     model = model.copy(np.float64)
-    X = np.array(X, dtype=np.float64)  # a private copy: it is perturbed in place
-    Y = np.array(Y, dtype=np.float64)
+    for name, p in model.params.items():
+        _finite_array(f"parameter {name!r}", p)
+    X = _finite_array("X", X)  # a private copy: it is perturbed in place
+    Y = _finite_array("Y", Y)
     loss, grads, dX = model.loss_and_grads(X, Y, input_grad=True)
+    f_value = float(np.sum(loss))
+    if not np.isfinite(f_value):
+        raise ValueError(f"the model's loss is {f_value} at these parameters and inputs; gradients of a non-finite "
+                         "loss cannot be checked")
 
     def total_loss() -> float:
         return float(np.sum(model.losses(X, Y)[0]))  # replicas: the sum, whose gradient is each replica's own
 
-    rng = np.random.default_rng(seed)
-    report = GradientReport(step=step)
+    report = GradientReport(step=step, mode="fast" if fast else "full")
     targets = {**{name: (model.params[name], grads[name]) for name in model.params}, "X": (X, dX)}
     for name, (array, analytic) in targets.items():
-        indices = None
-        if max_entries is not None and array.size > max_entries:
-            indices = rng.choice(array.size, size=max_entries, replace=False)
-        numeric = numerical_gradient(total_loss, array, step, indices)
-        report._add(name, analytic, numeric, float(np.sum(loss)))
+        _compare(report, total_loss, name, array, analytic, f_value, rng, fast, n_directions, max_entries)
     if hasattr(model, "relu_margin"):
         report.relu_margin = model.relu_margin(X)
     return report
 
 
 def check_op(forward: Callable[..., tuple[np.ndarray, Any]], backward: Callable[[np.ndarray, Any], Any],
-             inputs: Mapping[str, np.ndarray], *, wrt: Sequence[str] | None = None, step: float = 1e-5,
-             seed: int = 0, **constants: Any) -> GradientReport:
+             inputs: Mapping[str, np.ndarray], *, wrt: Sequence[str] | None = None, step: float = DEFAULT_STEP,
+             seed: int = 0, fast: bool = False, n_directions: int = DEFAULT_DIRECTIONS,
+             **constants: Any) -> GradientReport:
     """Check one functional op: ``out, cache = forward(**inputs, **constants)``; ``backward(dout, cache)``.
 
     The scalar checked is ``sum(out * dout)`` for a fixed random ``dout``, whose gradient is exactly what
     ``backward(dout, cache)`` returns. ``backward`` must return the gradients of the inputs named in ``wrt``
-    (default: all of ``inputs``, in order), as a tuple or a single array.
+    (default: all of ``inputs``, in order), as a tuple or a single array. ``fast`` and ``n_directions`` as in
+    :func:`check_gradients`. The report's ``relu_margin`` is read from the ReLU caches in ``cache`` (inf if none).
     """
-    inputs = {name: np.array(a, dtype=np.float64) for name, a in inputs.items()}
-    wrt = list(inputs) if wrt is None else list(wrt)
+    step, rng, fast, n_directions = _options(step, seed, fast, n_directions)
+    for arg, fn in (("forward", forward), ("backward", backward)):
+        if not callable(fn):
+            raise ValueError(f"{arg} must be a function; got {type(fn).__name__}")
+    if not isinstance(inputs, Mapping) or not inputs:
+        raise ValueError(f"inputs must be a non-empty dict of arrays, e.g. {{'x': x}}; got {type(inputs).__name__}")
+    bad_keys = [k for k in inputs if not isinstance(k, str)]
+    if bad_keys:
+        raise ValueError(f"inputs must be keyed by the forward's argument names (strings); got keys {bad_keys}")
+    inputs = {name: _finite_array(f"inputs[{name!r}]", a) for name, a in inputs.items()}
+    for name, a in inputs.items():
+        if a.size == 0:
+            raise ValueError(f"inputs[{name!r}] is empty (shape {a.shape}); there is nothing to check")
+    for name, c in constants.items():
+        if isinstance(c, np.ndarray) and c.dtype.kind in "fc" and not np.all(np.isfinite(c)):
+            raise ValueError(f"constant {name!r} contains a non-finite value ({_first_nonfinite(c)})")
+    if wrt is None:
+        wrt = list(inputs)
+    elif isinstance(wrt, str) or not all(isinstance(w, str) for w in wrt):
+        raise ValueError(f"wrt must be a list of input names such as [{next(iter(inputs))!r}]; got {wrt!r}")
+    wrt = list(wrt)
     unknown = [name for name in wrt if name not in inputs]
     if unknown:
         raise ValueError(f"wrt names {unknown}, which are not among the inputs {list(inputs)}")
+    if not wrt or len(set(wrt)) != len(wrt):
+        raise ValueError(f"wrt must name each input to check once, and at least one; got {wrt}")
     out, cache = forward(**inputs, **constants)
-    dout = np.random.default_rng(seed).standard_normal(np.shape(out))
+    out = _finite_array("forward's output", out)
+    dout = rng.standard_normal(np.shape(out))
     analytic = backward(dout, cache)
     if not isinstance(analytic, tuple):
         analytic = (analytic,)
@@ -197,13 +479,16 @@ def check_op(forward: Callable[..., tuple[np.ndarray, Any]], backward: Callable[
         raise ValueError(f"backward returned {len(analytic)} gradients; wrt names {len(wrt)}: {wrt}")
 
     def objective() -> float:
-        return float(np.sum(forward(**inputs, **constants)[0] * dout))
+        return float(np.sum(np.asarray(forward(**inputs, **constants)[0], dtype=np.float64) * dout))
 
     value = float(np.sum(out * dout))  # objective() at the unperturbed inputs
-    report = GradientReport(step=step)
+    report = GradientReport(step=step, mode="fast" if fast else "full", relu_margin=_relu_margin(cache))
     for name, grad in zip(wrt, analytic):
-        if np.shape(grad) != inputs[name].shape:
-            raise ValueError(f"the gradient of {name!r} has shape {np.shape(grad)}; its input has {inputs[name].shape}")
-        numeric = numerical_gradient(objective, inputs[name], step)
-        report._add(name, grad, numeric, value)
+        grad = np.asarray(grad) if grad is not None else None
+        if grad is None or grad.dtype.kind not in "biuf":
+            raise ValueError(f"backward's gradient of {name!r} must be a real numeric array; got "
+                             f"{'None' if grad is None else grad.dtype}")
+        if grad.shape != inputs[name].shape:
+            raise ValueError(f"the gradient of {name!r} has shape {grad.shape}; its input has {inputs[name].shape}")
+        _compare(report, objective, name, inputs[name], grad, value, rng, fast, n_directions)
     return report
