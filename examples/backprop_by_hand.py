@@ -29,23 +29,20 @@ g, gate_cache = ops.gate_forward(x, p["gates.W"], p["gates.b"])
 show("gates g = softmax(x W_k + b_k)", g)                                 # (K, B, E): all gates in one matmul
 m, mixture_cache = ops.mixture_forward(g, f)
 show("mixtures m_k = sum_e g_ke f_e", m)                                  # (K, B, h): one mixture per task
-towers = [(p["towers.0.W"], p["towers.0.b"]), (p["towers.1.W"], p["towers.1.b"])]
-y, tower_cache = ops.mlp_forward(m, towers, relu_last=False)
-show("towers y_k = h^k(m_k)", y)                                          # (K, B, 1)
-out = y[..., 0].T
-show("outputs", out)                                                       # (B, K)
+towers = [(p["towers.0.W"], p["towers.0.b"]), (p["towers.1.W"], p["towers.1.b"])]  # (K, ...): one per task
+out, tower_cache = ops.towers_forward(m, towers)
+show("outputs y_k = h^k(m_k)", out)                                       # (B, K): tower k's output in column k
 (loss, per_task), loss_cache = ops.multitask_loss_forward(out, Y, model.tasks, model.task_weights)
 print(f"  loss = MSE + BCE = {per_task[0]:.4f} + {per_task[1]:.4f} = {loss:.4f}")
 
 print("backward (the same ops, in reverse)")
 dout = ops.multitask_loss_backward(np.ones(()), loss_cache)              # dL/dout: 2 (y - t) / B and (s(z) - t) / B
-dy = dout.T[..., None]
-dm, tower_grads = ops.mlp_backward(dy, tower_cache)
+dm, tower_grads = ops.towers_backward(dout, tower_cache)
 show("dm  (from the towers)", dm)
 dg, df = ops.mixture_backward(dm, mixture_cache)
 show("dg = dm f^T  (per sample)", dg)
 show("df = sum_k g_k^T dm_k  (all tasks)", df)
-dx_gates, dWg, dbg = ops.gate_backward(dg, gate_cache)                    # softmax JVP: g * (dg - <dg, g>)
+dx_gates, dWg, dbg = ops.gate_backward(dg, gate_cache)                    # softmax VJP: g * (dg - <dg, g>)
 dx_experts, expert_grads = ops.mlp_backward(df, expert_cache)
 dX = (dx_experts + dx_gates)[0]                                           # x feeds experts and gates: add
 show("dX = dX_experts + dX_gates", dX)

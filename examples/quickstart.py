@@ -23,9 +23,11 @@ for epoch in (0, 4, 9, 14):
     mse, bce = history["val_task_loss"][epoch]
     print(f"epoch {epoch + 1:2d}: validation MSE {mse:.4f}, validation BCE {bce:.4f}")
 
-out = model.forward(X[val])
-accuracy = np.mean((out[:, 1] > 0) == Y[val, 1])
+probability = model.predict(X[val])[:, 1]  # predict: the regression value and the binary task's probability
+accuracy = np.mean((probability > 0.5) == Y[val, 1])
 print(f"binary task accuracy: {accuracy:.3f}")
+scores = model.evaluate(X[val], Y[val])    # per task: loss, and MSE (regression) or AUC (binary)
+print(f"regression task MSE: {scores[0]['mse']:.4f}; binary task AUC: {scores[1]['auc']:.4f}")
 
 # Each task's gate is a distribution over the experts; two unrelated tasks tend to lean on different experts.
 mean_gates = model.gate_weights(X[val]).mean(axis=0)  # (n_tasks, n_experts)

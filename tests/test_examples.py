@@ -18,6 +18,8 @@ def test_quickstart_trains(capsys):
     out = capsys.readouterr().out
     accuracy = float(out.split("binary task accuracy:")[1].split()[0])
     assert accuracy > 0.9
+    auc = float(out.split("binary task AUC:")[1].split()[0])
+    assert 0.95 < auc <= 1
     assert "task 2 mean gate weights" in out
 
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import mmoe_np as mn
 from mmoe_np.ops import softmax
-from modelcheck import assert_gradients_match, data, hidden, jitter, seeds, task_lists, towers
+from modelcheck import KINK_MARGIN, TOL, assert_gradients_match, data, hidden, jitter, seeds, task_lists, towers
 
 n_samples = st.integers(1, 6)
 n_features = st.integers(1, 5)
@@ -265,3 +265,136 @@ def test_relu_margin_is_the_smallest_relu_input():
     z_tower = np.maximum(z_bottom, 0) @ p["towers.0.W"][0] + p["towers.0.b"][0]
     expected = min(np.abs(z_bottom).min(), np.abs(z_tower).min())
     assert model.relu_margin(X) == pytest.approx(expected, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ the seven models
+SEVEN = {
+    "SingleTask": dict(hidden_units=(5, 3), tower_units=(2,)),
+    "SharedBottom": dict(bottom_units=(5,), tower_units=(2, 2)),
+    "OMoE": dict(n_experts=3, expert_units=(4,), tower_units=()),
+    "MMoE": dict(n_experts=2, expert_units=(4, 3), tower_units=(2,)),
+    "L2Constrained": dict(hidden_units=(5,), tower_units=(2,), l2_weight=0.3, tie_towers=True),
+    "CrossStitch": dict(hidden_units=(5, 3), tower_units=(2,), alpha_self=0.7),
+    "TensorFactorization": dict(hidden_units=(5, 3), tower_units=(2,), ranks=(2, 2, 1)),
+}
+
+
+def test_model_classes_names_the_seven_models():
+    assert mn.MODEL_CLASSES == {name: getattr(mn, name) for name in SEVEN}
+    assert mn.models.MODEL_CLASSES is mn.MODEL_CLASSES
+    assert all(issubclass(cls, mn.MultiTaskModel) for cls in mn.MODEL_CLASSES.values())
+
+
+@pytest.mark.parametrize("name", list(SEVEN))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_config_rebuilds_the_same_model(name, dtype):
+    model = mn.MODEL_CLASSES[name](4, ("regression", "binary"), seed=11, dtype=dtype, task_weights=(0.5, 2.0),
+                                   **SEVEN[name])
+    config = model.config()
+    assert config["dtype"] == np.dtype(dtype).name and config["seed"] == 11
+    assert config["task_weights"] == [0.5, 2.0] and config["tasks"] == ("regression", "binary")
+    rebuilt = type(model)(**config)
+    assert rebuilt.config() == config and repr(rebuilt) == repr(model)
+    assert list(rebuilt.params) == list(model.params)
+    for key, p in model.params.items():
+        assert rebuilt.params[key].dtype == p.dtype
+        np.testing.assert_array_equal(rebuilt.params[key], p)
+
+
+def test_stack_models_compares_configurations_without_the_seed():
+    stacked = mn.stack_models([mn.MMoE(4, ("regression",), seed=s, dtype=np.float32) for s in (1, 2)])
+    assert stacked.seed == (1, 2) and stacked.config()["seed"] == (1, 2) and stacked.config()["dtype"] == "float32"
+    with pytest.raises(ValueError, match=r"models\[1\] must have the class, configuration and dtype"):
+        mn.stack_models([mn.MMoE(4, ("regression",)), mn.MMoE(4, ("regression",), dtype=np.float32)])
+    with pytest.raises(ValueError, match=r"models\[1\] must have the class, configuration and dtype"):
+        mn.stack_models([mn.MMoE(4, ("regression",)), mn.MMoE(4, ("regression",), task_weights=(2.0,))])
+
+
+# ------------------------------------------------------------------------------------------------ the mixture base
+def test_mixture_of_experts_with_one_or_k_gates_is_omoe_or_mmoe():
+    tasks = ("regression", "binary", "binary")
+    sizes = dict(n_experts=3, expert_units=(4,), tower_units=(2,), seed=5)
+    X, Y = data(6, 4, tasks, 0)
+    for n_gates, cls in ((1, mn.OMoE), (3, mn.MMoE), (None, mn.MMoE)):
+        general, special = mn.MixtureOfExperts(4, tasks, n_gates=n_gates, **sizes), cls(4, tasks, **sizes)
+        assert general.n_gates == special.n_gates == (n_gates or 3)
+        assert general.config() == {**special.config(), "n_gates": n_gates or 3} and "n_gates" not in special.config()
+        for key, p in special.params.items():
+            np.testing.assert_array_equal(general.params[key], p)
+        (loss, grads, dX), (loss_s, grads_s, dX_s) = (m.loss_and_grads(X, Y, input_grad=True) for m in (general, special))
+        assert loss == loss_s
+        np.testing.assert_array_equal(dX, dX_s)
+        for key in grads_s:
+            np.testing.assert_array_equal(grads[key], grads_s[key])
+    model = jitter(mn.MixtureOfExperts(4, tasks, n_gates=1, **sizes), 1)
+    assert model.relu_margin(X) > KINK_MARGIN
+    report = mn.check_gradients(model, X, Y)
+    assert report.passed(TOL), str(report)
+
+
+@pytest.mark.parametrize("n_gates", [0, 2, 4, True, 1.0, "1"])
+def test_mixture_of_experts_gates_are_one_or_one_per_task(n_gates):
+    with pytest.raises(ValueError, match=r"n_gates must be 1 .* or n_tasks = 3"):
+        mn.MixtureOfExperts(4, ("regression",) * 3, n_gates=n_gates)
+
+
+def test_every_cache_is_named():
+    # the caches are NamedTuples all the way down (a tuple of layers for an MLP), and the ReLU walk finds them all
+    tasks = ("regression", "binary")
+    X, _ = data(5, 4, tasks, 0)
+    for name, cls in mn.MODEL_CLASSES.items():
+        model = cls(4, tasks, **SEVEN[name])
+        _, cache = model._forward(X)
+        assert type(cache).__name__.endswith("Cache") and hasattr(cache, "_fields"), name
+        assert "towers" in cache._fields and all(hasattr(layer, "dense") for layer in cache.towers), name
+        n_relus = sum(1 for _ in mn.gradcheck.relu_caches(cache))
+        assert n_relus == len(getattr(model, "hidden_units", getattr(model, "bottom_units", getattr(
+            model, "expert_units", ())))) + len(model.tower_units), name
+
+
+# ------------------------------------------------------------------------------------------------ predict, evaluate
+def test_predict_is_the_sigmoid_of_binary_logits_and_the_value_of_regressions():
+    model = jitter(mn.MMoE(4, ("regression", "binary", "binary"), n_experts=2, seed=0), 0)
+    X, _ = data(9, 4, model.tasks, 1)
+    logits = model.forward(X)
+    p = model.predict(X)
+    assert p.shape == (9, 3) and p.dtype == np.float64
+    np.testing.assert_array_equal(p[:, 0], logits[:, 0])
+    np.testing.assert_allclose(p[:, 1:], 1 / (1 + np.exp(-logits[:, 1:])), rtol=1e-12)
+    stacked = mn.stack_models([model, mn.MMoE(4, model.tasks, n_experts=2, seed=1)])
+    np.testing.assert_allclose(stacked.predict(X)[0], p, rtol=1e-12)
+    assert model.copy(np.float32).predict(X).dtype == np.float32
+
+
+def test_evaluate_by_hand():
+    model = jitter(mn.SharedBottom(3, ("binary", "regression"), bottom_units=(4,), seed=2), 2)
+    X, Y = data(8, 3, model.tasks, 3)
+    Y[:4, 0], Y[4:, 0] = 0, 1  # both labels
+    out = model.forward(X)
+    scores = model.evaluate(X, Y)
+    assert set(scores) == {0, 1} and set(scores[0]) == {"loss", "auc"} and set(scores[1]) == {"loss", "mse"}
+    s = 1 / (1 + np.exp(-out[:, 0]))
+    bce = -np.mean(Y[:, 0] * np.log(s) + (1 - Y[:, 0]) * np.log(1 - s))
+    pairs = [(i, j) for i in range(8) for j in range(8) if Y[i, 0] == 1 and Y[j, 0] == 0]
+    auc = np.mean([1.0 if out[i, 0] > out[j, 0] else 0.5 if out[i, 0] == out[j, 0] else 0.0 for i, j in pairs])
+    mse = np.mean((out[:, 1] - Y[:, 1]) ** 2)
+    assert scores[0]["loss"] == pytest.approx(bce, rel=1e-12) and scores[0]["auc"] == pytest.approx(auc, rel=1e-12)
+    assert scores[1]["loss"] == pytest.approx(mse, rel=1e-12) and scores[1]["mse"] == pytest.approx(mse, rel=1e-12)
+    assert all(isinstance(v, float) for task in scores.values() for v in task.values())
+    # stacked replicas: one value per replica, each its own model's
+    other = jitter(mn.SharedBottom(3, model.tasks, bottom_units=(4,), seed=4), 4)
+    stacked = mn.stack_models([model, other])
+    both = stacked.evaluate(X, Y)
+    assert both[0]["auc"].shape == (2,) and both[0]["auc"][0] == pytest.approx(auc, rel=1e-12)
+    assert both[1]["mse"][1] == pytest.approx(other.evaluate(X, Y)[1]["mse"], rel=1e-12)
+    Y[:, 0] = 1
+    with pytest.raises(ValueError, match=r"Y: binary task 0 has only label 1"):
+        model.evaluate(X, Y)
+
+
+def test_every_model_lists_its_mlp_layers():
+    model = mn.MMoE(4, ("regression", "binary"), n_experts=3, expert_units=(5, 2), tower_units=(3,))
+    layers = model.mlp_layers("towers")
+    assert [(W.shape, b.shape) for W, b in layers] == [((2, 2, 3), (2, 3)), ((2, 3, 1), (2, 1))]
+    assert layers[0][0] is model.params["towers.0.W"] and len(model.mlp_layers("experts")) == 2
+    assert model.mlp_layers("bottom") == []

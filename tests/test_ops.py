@@ -69,6 +69,34 @@ def test_mlp_gradients(B, sizes, stack, relu_last, seed):
     assert_op(forward, backward, inputs)
 
 
+@given(N=dims, K=st.integers(1, 3), h=dims, units=st.lists(dims, max_size=2), shared=st.booleans(),
+       seed=st.integers(0, 10**6))
+def test_towers_gradients_and_layout(N, K, h, units, shared, seed):
+    # K towers in one stacked MLP with a linear output of width 1; a shared input gets the sum over the towers
+    rng = np.random.default_rng(seed)
+    sizes = (h, *units, 1)
+    inputs = {"z": rng.standard_normal((1 if shared else K, N, h))}
+    for i in range(len(sizes) - 1):
+        inputs[f"W{i}"] = rng.standard_normal((K, sizes[i], sizes[i + 1]))
+        inputs[f"b{i}"] = rng.standard_normal((K, sizes[i + 1]))
+
+    def forward(z, **p):
+        return ops.towers_forward(z, [(p[f"W{i}"], p[f"b{i}"]) for i in range(len(sizes) - 1)])
+
+    def backward(dout, cache):
+        dz, layer_grads = ops.towers_backward(dout, cache)
+        return (dz, *[g for pair in layer_grads for g in pair])
+
+    out, cache = forward(**inputs)
+    assert out.shape == (N, K)
+    for k in range(K):
+        y, _ = ops.mlp_forward(inputs["z"][0 if shared else k], [(inputs[f"W{i}"][k], inputs[f"b{i}"][k])
+                                                                 for i in range(len(sizes) - 1)], relu_last=False)
+        np.testing.assert_allclose(out[:, k], y[:, 0], rtol=1e-12)
+    assume(all(np.abs(c.relu.pre_activation).min() > KINK_MARGIN for c in cache if c.relu is not None))
+    assert_op(forward, backward, inputs)
+
+
 # ------------------------------------------------------------------------------------------------ softmax and gates
 @given(lead=lead_shapes, n=dims, seed=st.integers(0, 10**6), scale=st.sampled_from([0.1, 1.0, 5.0]))
 def test_softmax_gradients(lead, n, seed, scale):

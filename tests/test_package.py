@@ -16,3 +16,16 @@ def test_every_public_name_exists():
     for name in mn.__all__:
         assert getattr(mn, name) is not None, name
     assert callable(mn.data.load_census_income) and callable(mn.metrics.roc_auc)
+
+
+def test_the_functional_core_and_the_models_export_what_they_list():
+    from mmoe_np import models, ops, tucker
+    for module in (ops, tucker, models):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+    for name in ("MultiTaskModel", "LossResult", "MixtureOfExperts", "stack_models", "unstack_models",
+                 "MODEL_CLASSES", *models.MODEL_CLASSES):
+        assert getattr(mn, name) is getattr(models, name), name
+    assert sorted(models.MODEL_CLASSES) == sorted(["SingleTask", "SharedBottom", "OMoE", "MMoE", "L2Constrained",
+                                                   "CrossStitch", "TensorFactorization"])
+    assert callable(tucker.check_ranks) and callable(mn.tucker.tucker_decompose)

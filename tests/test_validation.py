@@ -7,7 +7,7 @@ import pytest
 import mmoe_np as mn
 
 TASKS = ("regression", "binary")
-CLASSES = [mn.SingleTask, mn.SharedBottom, mn.OMoE, mn.MMoE]
+CLASSES = list(mn.MODEL_CLASSES.values()) + [mn.MixtureOfExperts]
 
 
 @pytest.fixture
@@ -52,6 +52,8 @@ def test_bad_X(model, XY, case):
     X, Y = XY
     with pytest.raises(ValueError, match=match):
         model.forward(make(X))
+    with pytest.raises(ValueError, match=match):
+        model.predict(make(X))
     if case != "empty":  # with an empty X the sample count no longer matches Y
         with pytest.raises(ValueError, match=match):
             model.loss_and_grads(make(X), Y)
@@ -79,6 +81,8 @@ def test_bad_Y(model, XY, case):
         model.loss_and_grads(X, make(Y))
     with pytest.raises(ValueError, match=match):
         model.losses(X, make(Y))
+    with pytest.raises(ValueError, match=match):
+        model.evaluate(X, make(Y))
     with pytest.raises(ValueError, match=match):
         mn.fit(model, X, make(Y), epochs=1)
 
@@ -142,7 +146,7 @@ def test_bad_sizes(cls, kwargs, match):
 @pytest.mark.parametrize("cls, kwargs", [
     (mn.MMoE, dict(n_expert=3)), (mn.SharedBottom, dict(hidden_units=(3,))), (mn.SingleTask, dict(foo=1)),
     (mn.L2Constrained, dict(l2=0.1)), (mn.CrossStitch, dict(alpha=0.9)),
-    (mn.TensorFactorization, dict(ranks=(1, 1, 1), rank=2)),
+    (mn.TensorFactorization, dict(ranks=(1, 1, 1), rank=2)), (mn.MixtureOfExperts, dict(n_gate=1)),
 ])
 def test_unknown_options_are_rejected_naming_the_class(cls, kwargs):
     unknown = [k for k in kwargs if k != "ranks"]

@@ -11,6 +11,7 @@ them and keeps the chain.
 from __future__ import annotations
 
 import inspect
+import numbers
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -59,7 +60,8 @@ class MixtureOfExperts(MultiTaskModel):
     def _build(self, rng: np.random.Generator) -> None:
         if self.n_gates is None:
             self.n_gates = self.n_tasks
-        if self.n_gates not in (1, self.n_tasks) or isinstance(self.n_gates, (bool, np.bool_)):
+        if isinstance(self.n_gates, (bool, np.bool_)) or not isinstance(self.n_gates, numbers.Integral) \
+                or self.n_gates not in (1, self.n_tasks):
             raise ValueError(f"n_gates must be 1 (one gate for every task) or n_tasks = {self.n_tasks} (one gate per "
                              f"task); got {self.n_gates!r}")
         self.n_gates = int(self.n_gates)
