@@ -1,4 +1,5 @@
-"""The soft-parameter-sharing baselines: each op against its definition and central differences, each model's
+"""The soft-parameter-sharing baselines: the Tucker ops against their definition and central differences (the L2
+tie and the cross-stitch unit are in test_ops.py, beside the other ops of mmoe_np.ops), each model's
 gradients (hypothesis, float64, every parameter and X), forward values against naive loops, the equivalences that
 pin each method down (alpha = 0, identity stitches, explicit Tucker weights), initialisation, contract and bad input."""
 import functools
@@ -14,6 +15,7 @@ from mmoe_np import tucker as tk
 from modelcheck import KINK_MARGIN, TOL, assert_gradients_match, data, hidden, jitter, seeds, task_lists, towers
 import test_models as core_tests
 from test_models import layers, naive_mlp
+from test_ops import pairwise_tie
 
 dims = st.integers(1, 4)
 lead_shapes = st.sampled_from([(), (2,)])  # one model, or a replica axis
@@ -31,61 +33,6 @@ def assert_op(forward, backward, inputs, **constants):
 
 
 # ================================================================================================ the ops
-# ------------------------------------------------------------------------------------------------ L2 tie
-def pairwise_tie(theta, weight):
-    """The definition: weight * sum over task pairs k < l of ||theta_k - theta_l||^2 (task axis first)."""
-    K = theta.shape[0]
-    return weight * sum(np.sum((theta[k] - theta[l]) ** 2) for k in range(K) for l in range(k + 1, K))
-
-
-@given(lead=lead_shapes, K=dims, shape=st.lists(dims, min_size=1, max_size=2).map(tuple),
-       weight=st.floats(0.01, 3), seed=seeds)
-def test_l2_tie_value_and_gradients(lead, K, shape, weight, seed):
-    rng = np.random.default_rng(seed)
-    theta = normal(rng, *lead, K, *shape)
-    task_axis = -1 - len(shape)
-    value, _ = ops.l2_tie_forward(theta, weight, task_axis)
-    assert np.shape(value) == lead
-    for r in np.ndindex(*lead):
-        np.testing.assert_allclose(value[r], pairwise_tie(theta[r], weight), rtol=1e-12, atol=1e-12)
-        # the uncentred identity of the docs: K sum_k ||t_k||^2 - ||sum_k t_k||^2
-        t = theta[r].reshape(K, -1)
-        np.testing.assert_allclose(value[r], weight * (K * np.sum(t * t) - np.sum(t.sum(0) ** 2)), rtol=1e-9,
-                                   atol=1e-9)
-    assert_op(ops.l2_tie_forward, ops.l2_tie_backward, dict(theta=theta), weight=weight, task_axis=task_axis)
-
-
-def test_l2_tie_gradient_is_2_alpha_times_K_theta_k_minus_the_sum():
-    rng = np.random.default_rng(0)
-    theta = rng.standard_normal((3, 4, 2))
-    _, cache = ops.l2_tie_forward(theta, 0.7, -3)
-    np.testing.assert_allclose(ops.l2_tie_backward(1.0, cache), 2 * 0.7 * (3 * theta - theta.sum(0)), rtol=1e-12)
-
-
-def test_l2_tie_has_no_cancellation_when_the_tie_is_tight():
-    # Tasks 1e-7 apart on weights of size 1e4: the uncentred form loses every digit; the centred one keeps them.
-    theta = np.full((2, 3), 1e4)
-    theta[1] += 1e-7
-    gap = theta[1, 0] - theta[0, 0]  # exact (Sterbenz): the 1e-7 as stored, about 1e-7 * (1 + 2e-5)
-    value, _ = ops.l2_tie_forward(theta, 1.0, -2)
-    np.testing.assert_allclose(value, 3 * gap ** 2, rtol=1e-6)
-    uncentred = 2 * np.sum(theta ** 2) - np.sum(theta.sum(0) ** 2)
-    assert abs(uncentred - 3 * gap ** 2) > 0.5 * 3 * gap ** 2  # not one correct digit (it gives 0 here)
-
-
-# ------------------------------------------------------------------------------------------------ cross-stitch
-@given(lead=lead_shapes, K=dims, batch=dims, h=dims, seed=seeds)
-def test_cross_stitch_values_and_gradients(lead, K, batch, h, seed):
-    rng = np.random.default_rng(seed)
-    x, alpha = normal(rng, *lead, K, batch, h), normal(rng, *lead, K, K)
-    mixed, _ = ops.cross_stitch_forward(x, alpha)
-    for r in np.ndindex(*lead):
-        for k in range(K):
-            np.testing.assert_allclose(mixed[r][k], sum(alpha[r][k, l] * x[r][l] for l in range(K)), rtol=1e-12,
-                                       atol=1e-12)
-    assert_op(ops.cross_stitch_forward, ops.cross_stitch_backward, dict(x=x, alpha=alpha))
-
-
 # ------------------------------------------------------------------------------------------------ Tucker
 def naive_tucker(S, U1, U2, U3):
     """W[k] = sum_{a,b,c} S[a,b,c] * U3[k,c] * outer(U1[:, a], U2[:, b]): loops over the core, stacked by task."""

@@ -10,6 +10,7 @@ from modelcheck import KINK_MARGIN, TOL
 
 dims = st.integers(1, 5)
 lead_shapes = st.sampled_from([(), (1,), (3,), (2, 1)])   # no leading axes, a stack axis, a replica axis...
+replica_shapes = st.sampled_from([(), (2,)])               # one model, or a replica axis
 
 
 def normal(seed, *shape):
@@ -138,6 +139,61 @@ def test_mixture_forward_is_gate_weighted_sum_of_experts():
     for k in range(2):
         for b in range(5):
             np.testing.assert_allclose(m[k, b], sum(g[k, b, e] * f[e, b] for e in range(3)), rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ L2 tie
+def pairwise_tie(theta, weight):
+    """The definition: weight * sum over task pairs k < l of ||theta_k - theta_l||^2 (task axis first)."""
+    K = theta.shape[0]
+    return weight * sum(np.sum((theta[k] - theta[l]) ** 2) for k in range(K) for l in range(k + 1, K))
+
+
+@given(lead=replica_shapes, K=dims, shape=st.lists(dims, min_size=1, max_size=2).map(tuple),
+       weight=st.floats(0.01, 3), seed=st.integers(0, 10**6))
+def test_l2_tie_value_and_gradients(lead, K, shape, weight, seed):
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal((*lead, K, *shape))
+    task_axis = -1 - len(shape)
+    value, _ = ops.l2_tie_forward(theta, weight, task_axis)
+    assert np.shape(value) == lead
+    for r in np.ndindex(*lead):
+        np.testing.assert_allclose(value[r], pairwise_tie(theta[r], weight), rtol=1e-12, atol=1e-12)
+        # the uncentred identity of the docs: K sum_k ||t_k||^2 - ||sum_k t_k||^2
+        t = theta[r].reshape(K, -1)
+        np.testing.assert_allclose(value[r], weight * (K * np.sum(t * t) - np.sum(t.sum(0) ** 2)), rtol=1e-9,
+                                   atol=1e-9)
+    assert_op(ops.l2_tie_forward, ops.l2_tie_backward, dict(theta=theta), weight=weight, task_axis=task_axis)
+
+
+def test_l2_tie_gradient_is_2_alpha_times_K_theta_k_minus_the_sum():
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal((3, 4, 2))
+    _, cache = ops.l2_tie_forward(theta, 0.7, -3)
+    np.testing.assert_allclose(ops.l2_tie_backward(1.0, cache), 2 * 0.7 * (3 * theta - theta.sum(0)), rtol=1e-12)
+
+
+def test_l2_tie_has_no_cancellation_when_the_tie_is_tight():
+    # Tasks 1e-7 apart on weights of size 1e4: the uncentred form loses every digit; the centred one keeps them.
+    theta = np.full((2, 3), 1e4)
+    theta[1] += 1e-7
+    gap = theta[1, 0] - theta[0, 0]  # exact (Sterbenz): the 1e-7 as stored, about 1e-7 * (1 + 2e-5)
+    value, _ = ops.l2_tie_forward(theta, 1.0, -2)
+    np.testing.assert_allclose(value, 3 * gap ** 2, rtol=1e-6)
+    uncentred = 2 * np.sum(theta ** 2) - np.sum(theta.sum(0) ** 2)
+    assert abs(uncentred - 3 * gap ** 2) > 0.5 * 3 * gap ** 2  # not one correct digit (it gives 0 here)
+
+
+# ------------------------------------------------------------------------------------------------ cross-stitch
+@given(lead=replica_shapes, K=dims, batch=dims, h=dims, seed=st.integers(0, 10**6))
+def test_cross_stitch_values_and_gradients(lead, K, batch, h, seed):
+    rng = np.random.default_rng(seed)
+    x, alpha = rng.standard_normal((*lead, K, batch, h)), rng.standard_normal((*lead, K, K))
+    mixed, _ = ops.cross_stitch_forward(x, alpha)
+    for r in np.ndindex(*lead):
+        for k in range(K):
+            np.testing.assert_allclose(mixed[r][k], sum(alpha[r][k, l] * x[r][l] for l in range(K)), rtol=1e-12,
+                                       atol=1e-12)
+    assert_op(ops.cross_stitch_forward, ops.cross_stitch_backward, dict(x=x, alpha=alpha))
 
 
 # ------------------------------------------------------------------------------------------------ losses

@@ -97,8 +97,6 @@ class MultiTaskModel:
             layers.append((self.params[f"{name}.{len(layers)}.W"], self.params[f"{name}.{len(layers)}.b"]))
         return layers
 
-    _layers = mlp_layers  # the old private name; sizing.py still calls it
-
     @staticmethod
     def _mlp_grads(name: str, layer_grads: LayerGrads) -> ArrayDict:
         """Name the ``[(dW, db), ...]`` of :func:`mmoe_np.ops.mlp_backward` like the MLP's parameters."""
