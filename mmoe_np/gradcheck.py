@@ -32,7 +32,6 @@ smallest |pre-activation| on the batch so a test can reject such draws instead o
 """
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 

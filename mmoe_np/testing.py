@@ -20,10 +20,11 @@ import numpy as np
 
 from . import _validation as V
 from .gradcheck import (DEFAULT_DIRECTIONS, DEFAULT_STEP, DEFAULT_TOL, GradientReport, check_gradients, check_op,
-                        check_step, check_tol)
+                        check_tol)
+from .models import MODEL_CLASSES
 
 __all__ = ["TOL", "STEP", "KINK_MARGIN", "assert_gradients_close", "off_kinks", "reject_kinks", "data", "jitter",
-           "adam_reference", "assert_matches_adam", "MODEL_CLASSES", "ModelConfig",
+           "adam_reference", "assert_matches_adam", "DRAWN_CLASSES", "ModelConfig",
            "widths", "layer_units", "hidden_units", "tower_units", "task_lists", "seeds", "model_configs",
            "gradient_cases", "op_inputs"]
 
@@ -232,11 +233,12 @@ def seeds() -> Any:
     return _hypothesis().strategies.integers(0, 2 ** 16)
 
 
-MODEL_CLASSES = ("SingleTask", "SharedBottom", "OMoE", "MMoE", "L2Constrained", "CrossStitch", "TensorFactorization")
+# The models (keys of mmoe_np.MODEL_CLASSES) whose options model_configs knows how to draw
+DRAWN_CLASSES = ("SingleTask", "SharedBottom", "OMoE", "MMoE", "L2Constrained", "CrossStitch", "TensorFactorization")
 
 
 class ModelConfig(NamedTuple):
-    """A drawn model: ``build()`` is ``getattr(mmoe_np, name)(n_features, tasks, seed=seed, **options)``, jittered."""
+    """A drawn model: ``build()`` is ``MODEL_CLASSES[name](n_features, tasks, seed=seed, **options)``, jittered."""
 
     name: str
     n_features: int
@@ -246,16 +248,15 @@ class ModelConfig(NamedTuple):
 
     def build(self, jitter_scale: float = 0.3) -> Any:
         """The model in float64, its parameters moved off the initial point by :func:`jitter` (0: not moved)."""
-        import mmoe_np
-        model = getattr(mmoe_np, self.name)(self.n_features, self.tasks, seed=self.seed, **self.options)
+        model = MODEL_CLASSES[self.name](self.n_features, self.tasks, seed=self.seed, **self.options)
         return jitter(model, self.seed, jitter_scale) if jitter_scale else model
 
 
 def _classes(classes: Sequence[str] | None) -> tuple[str, ...]:
     if classes is None:
-        return MODEL_CLASSES
-    if isinstance(classes, str) or not classes or any(c not in MODEL_CLASSES for c in classes):
-        raise ValueError(f"classes must be a non-empty list of model class names from {MODEL_CLASSES}; "
+        return DRAWN_CLASSES
+    if isinstance(classes, str) or not classes or any(c not in DRAWN_CLASSES for c in classes):
+        raise ValueError(f"classes must be a non-empty list of model class names from {DRAWN_CLASSES}; "
                          f"got {classes!r}")
     return tuple(classes)
 

@@ -143,7 +143,11 @@ def test_drawn_models_pass_both_checks_off_their_kinks(case):
     assert set(full.errors) == set(fast.errors) == set(model.params) | {"X"}
 
 
-@pytest.mark.parametrize("name", T.MODEL_CLASSES)
+def test_the_drawn_classes_are_models_of_the_package():
+    assert set(T.DRAWN_CLASSES) <= set(mn.MODEL_CLASSES) and len(T.DRAWN_CLASSES) == 7
+
+
+@pytest.mark.parametrize("name", T.DRAWN_CLASSES)
 @settings(max_examples=5)
 @given(data=st.data())
 def test_every_model_class_can_be_drawn(name, data):
