@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from mmoe_np.experiments.replicas import Run, _Streams
-from mmoe_np.experiments.synthetic import MODELS, make_runs
+from mmoe_np.experiments.lockstep import ReplicaStreams, Run
+from mmoe_np.experiments.synthetic import MODELS, make_runs, model_spec
 from mmoe_np.models import stack_models
 from mmoe_np.optim import Adam
 
@@ -42,12 +42,12 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
           f"R={args.replicas}, batch {args.batch_size}, {args.dtype}")
     runs: list[Run] = make_runs([0.5], args.replicas, seed=0)
-    streams = _Streams(runs, np.dtype(args.dtype))
+    streams = ReplicaStreams(runs, np.dtype(args.dtype))
     draw = best_of(lambda: streams.batch(args.batch_size), args.repeats)
     print(f"{'draw one minibatch for all replicas':40s} {1e3 * draw:7.1f} ms")
     X, Y = streams.batch(args.batch_size)
     for name in args.models:
-        model = stack_models([MODELS[name].build(100, seed, args.dtype) for seed in streams.init_seeds])
+        model = stack_models([model_spec(name).build(100, seed, args.dtype) for seed in streams.init_seeds])
         optimizer = Adam(model.params, lr=1e-3)
         grads = model.forward_backward(X, Y, check=False).grads
         fb = best_of(lambda: model.forward_backward(X, Y, check=False), args.repeats)

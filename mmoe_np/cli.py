@@ -1,27 +1,73 @@
-"""The ``mmoe-np`` command (also ``python -m mmoe_np``): one subcommand per experiment.
+"""The ``mmoe-np`` command (also ``python -m mmoe_np``): one subcommand per study, every parser and the one error
+handler.
 
-Each experiment module in :mod:`mmoe_np.experiments` that defines ``register(subparsers)`` adds its own
-subcommands; ``register`` gives every subcommand a ``func(args) -> int`` default that runs it.
+* ``correlation`` (Fig. 2), ``shared-bottom`` (Fig. 3), ``synthetic`` (Figs. 4 and 5, the main job),
+  ``trainability`` (Fig. 5): :mod:`mmoe_np.experiments.correlation` and :mod:`mmoe_np.experiments.synthetic`;
+* ``census``: :mod:`mmoe_np.experiments.census`.
+
+The same conventions everywhere: ``--models`` takes names separated by commas or spaces in any case
+(``--models mmoe,omoe`` or ``--models MMoE OMoE``); ``--out`` is checked before any training and receives a run's
+files all together (:func:`mmoe_np.experiments.common.staged_outputs`); an error is one line naming the flag
+(``--train-rows``), exit status 2; Ctrl-C prints "interrupted" (exit 130) and SIGTERM "terminated" (exit 143),
+both after stopping the worker processes, with no traceback.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
+import re
+import signal
 import sys
-from typing import Sequence
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
-EXPERIMENT_MODULES = ("synthetic", "census")
+from .experiments import census, correlation, synthetic
+from .experiments.common import prepare_out
+from .training import format_seconds
+
+__all__ = ["build_parser", "main"]
+
+# dest -> flag of every option, filled as the parsers are built: the library's errors name its arguments
+# ("train_rows"), the command's name the flags ("--train-rows").
+_FLAGS: dict[str, str] = {}
 
 
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM, so that the command unwinds (stopping its worker pool, removing its
+    staged files) as on Ctrl-C. A BaseException, like KeyboardInterrupt: no ``except Exception`` swallows it."""
+
+
+def _option(parser: Any, *flags: str, **kwargs: Any) -> None:
+    action = parser.add_argument(*flags, **kwargs)
+    _FLAGS[action.dest] = flags[0]
+
+
+def _models_help(known: Sequence[str], default: Sequence[str]) -> str:
+    return (f"models among {', '.join(known)}, or all; separated by commas or spaces, any case "
+            f"(default: {' '.join(default)})")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The parsers
+# ---------------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmoe-np",
         description="Multi-gate Mixture-of-Experts (Ma et al., KDD 2018) in pure NumPy: the paper's experiments.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in EXPERIMENT_MODULES:
-        module = importlib.import_module(f"mmoe_np.experiments.{name}")
-        module.register(subparsers)
+    _add_correlation(subparsers)
+    for name, help_text, models, correlations in (
+            ("shared-bottom", "Fig. 3: Shared-Bottom (16) test loss vs step at several correlations",
+             ("shared-bottom-16",), synthetic.PAPER_CORRELATIONS),
+            ("synthetic", "Figs. 4 and 5: Shared-Bottom vs OMoE vs MMoE (the main job; a ~2 minute preview "
+                          "without arguments, --profile paper for the paper's scale)", synthetic.COMPARISON_MODELS,
+             synthetic.PAPER_CORRELATIONS),
+            ("trainability", "Fig. 5: histograms of the final loss over repeated runs",
+             synthetic.COMPARISON_MODELS, synthetic.TRAINABILITY_CORRELATIONS)):
+        _add_training_study(subparsers, name, help_text, models, correlations)
+    _add_census(subparsers)
     return parser
 
 
@@ -30,14 +76,244 @@ def _version() -> str:
     return __version__
 
 
+def _add_correlation(subparsers: Any) -> None:
+    p = subparsers.add_parser("correlation", help="Fig. 2: label Pearson correlation vs weight cosine p",
+                              description="Fig. 2 of the paper: for each weight cosine p, the Pearson correlation "
+                                          "of the two synthetic labels over --runs runs of --points points.")
+    _option(p, "--out", default="results/correlation", help="output directory (default: %(default)s)")
+    _option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    _option(p, "--runs", type=int, default=100, help="runs per p (default: %(default)s)")
+    _option(p, "--points", dest="n_points", type=int, default=10_000, help="points per run (default: %(default)s)")
+    _option(p, "--correlations", type=float, nargs="+", default=list(correlation.DEFAULT_CORRELATIONS),
+            metavar="P", help="weight cosines (default: 0 0.1 ... 1)")
+    _option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
+    p.set_defaults(func=_run_correlation)
+
+
+def _add_training_study(subparsers: Any, name: str, help_text: str, models: Sequence[str],
+                        correlations: Sequence[float]) -> None:
+    p = subparsers.add_parser(name, help=help_text, description=help_text + ". Options left out take the "
+                              "values of --profile.")
+    _option(p, "--out", default=f"results/{name}", help="output directory (default: %(default)s)")
+    _option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    _option(p, "--profile", choices=("quick", "paper"), default="quick",
+            help=f"quick: {_describe(synthetic.QUICK)}; paper: {_describe(synthetic.PAPER)} (default: %(default)s)")
+    _option(p, "--runs", type=int, help="independent runs per model and correlation")
+    _option(p, "--steps", type=int, help="training steps per run")
+    _option(p, "--batch-size", type=int, help="fresh samples per step")
+    _option(p, "--lr", type=_learning_rates, metavar="LR|MODEL=LR,...",
+            help="Adam learning rate, one for all or per model, e.g. mmoe=1e-3,omoe=1e-2")
+    _option(p, "--eval-every", type=int, help="steps between test-loss evaluations")
+    _option(p, "--n-test", type=int, help="test points per run")
+    _option(p, "--correlations", type=float, nargs="+", default=list(correlations), metavar="P",
+            help=f"task correlations (default: {' '.join(f'{c:g}' for c in correlations)})")
+    _option(p, "--models", nargs="+", default=list(models), metavar="MODEL",
+            help=_models_help(synthetic.MODELS, models))
+    _option(p, "--dtype", choices=("float32", "float64"), default="float32",
+            help="floating-point type (default: %(default)s)")
+    _option(p, "--workers", type=int, default=min(2, os.cpu_count() or 1),
+            help="worker processes, one BLAS thread each; 0: train in this process (default: %(default)s)")
+    _option(p, "--group-size", type=int, default=200,
+            help="runs trained in lock-step per group (default: %(default)s)")
+    _option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
+    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_run_training_study, study_name=name)
+
+
+def _describe(profile: dict[str, Any]) -> str:
+    return ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in profile.items())
+
+
+def _learning_rates(text: str) -> float | dict[str, float]:
+    """``"1e-3"`` -> 0.001; ``"mmoe=1e-3,omoe=1e-2"`` -> ``{"mmoe": 0.001, "omoe": 0.01}``."""
+    try:
+        if "=" not in text:
+            return float(text)
+        return {name.strip(): float(value) for name, value in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or MODEL=LR pairs separated by commas; got {text!r}")
+
+
+def _units_or_auto(text: str) -> tuple[int, ...] | None:
+    """``--*-units`` values: "auto" -> None, "" -> () (no hidden layer), "32,16" -> (32, 16)."""
+    if text.strip().lower() == "auto":
+        return None
+    if not text.strip():
+        return ()
+    try:
+        return tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or widths separated by commas such as 16 or 32,16; "
+                                         f"got {text!r}") from None
+
+
+def _units(text: str) -> tuple[int, ...]:
+    units = _units_or_auto(text)
+    if units is None:
+        raise argparse.ArgumentTypeError("expected widths separated by commas such as 16 or 32,16; got 'auto'")
+    return units
+
+
+def _add_census(subparsers: Any) -> None:
+    from .data.census import GROUPS, RECIPES
+
+    D = census.DEFAULTS
+    default_dir = census.DEFAULT_DATA_DIR if census.DEFAULT_DATA_DIR.is_dir() else None
+    p = subparsers.add_parser(
+        "census", help="Census-income benchmark: seven models, test AUC per task over several runs",
+        description="Train Single-Task, Shared-Bottom, L2-Constrained, Cross-Stitch, Tensor-Factorization, OMoE and "
+                    "MMoE on UCI Census-income (Ma et al., KDD 2018, Sec. 6.3), with early stopping on task 1's "
+                    "validation AUC; print and write a table of test AUC per task (mean ± std over the runs), and "
+                    "plot the gates of OMoE and MMoE. See docs/results-census.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _option(p, "--data-dir", default=default_dir, required=default_dir is None,
+            help="folder with census-income.data.gz and census-income.test.gz")
+    _option(p, "--group", type=int, default=D["group"],
+            help=f"task group {GROUPS}: 1 = income>50K + never married, 2 = education>=college + never married")
+    _option(p, "--models", nargs="+", default=["all"], metavar="MODEL",
+            help=_models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
+    _option(p, "--runs", type=int, default=D["runs"], help="independent runs per model")
+    _option(p, "--recipe", choices=RECIPES, default=D["recipe"], help="feature recipe")
+    _option(p, "--standardize", action="store_true",
+            help="standardise every non-binary column with training mean/std (for --recipe keras)")
+    _option(p, "--split-seed", type=int, default=D["split_seed"], help="seed of the val/test split")
+    _option(p, "--seed", type=int, default=D["seed"], help="run r uses seed + r (init and shuffling)")
+    _option(p, "--epochs", type=int, default=D["epochs"], help="maximum epochs per run")
+    _option(p, "--batch-size", type=int, default=D["batch_size"], help="minibatch size")
+    _option(p, "--lr", type=float, default=D["lr"], help="Adam learning rate")
+    _option(p, "--patience", type=int, default=D["patience"],
+            help="stop after this many epochs without a better task-1 validation AUC")
+    _option(p, "--dtype", choices=("float32", "float64"), default=D["dtype"],
+            help="dtype of the data and the parameters")
+    _option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
+    _option(p, "--out", default="results/census", help="output folder for the table, CSV, JSON and PNGs")
+    _option(p, "--no-plot", action="store_true", help="skip the gate plots")
+    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
+    sizes = p.add_argument_group("sizes", "MMoE's size; the other models are parameter-matched unless overridden")
+    widths = ",".join
+    _option(sizes, "--experts", dest="n_experts", type=int, default=D["n_experts"], help="experts of OMoE and MMoE")
+    _option(sizes, "--expert-units", type=_units, default=widths(map(str, D["expert_units"])),
+            help="layer widths of every expert, e.g. 16 or 32,16")
+    _option(sizes, "--tower-units", type=_units, default=widths(map(str, D["tower_units"])),
+            help="hidden layer widths of every model's towers")
+    _option(sizes, "--bottom-units", type=_units_or_auto, default="auto",
+            help="Shared-Bottom widths ('auto': parameter-matched)")
+    _option(sizes, "--hidden-units", type=_units_or_auto, default="auto",
+            help="per-task widths of Single-Task, L2-Constrained, Cross-Stitch ('auto': matched)")
+    _option(sizes, "--tf-hidden-units", type=_units_or_auto, default="auto",
+            help="Tensor-Factorization per-task widths ('auto': matched)")
+    _option(sizes, "--tf-ranks", type=_units_or_auto, default="auto",
+            help="Tensor-Factorization Tucker ranks r1,r2,r3 ('auto': w,w,K)")
+    _option(sizes, "--l2-weight", type=float, default=D["l2_weight"], help="L2-Constrained alpha")
+    p.set_defaults(func=_run_census)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The subcommands
+# ---------------------------------------------------------------------------------------------------------------
+def _run_correlation(args: argparse.Namespace) -> int:
+    out = prepare_out(args.out)
+    result = correlation.label_correlation_study(args.correlations, n_points=args.n_points, runs=args.runs,
+                                                 seed=args.seed)
+    print(f"label Pearson correlation over {result.runs} runs of {result.n_points} points (mean +- std)")
+    for p, m, s in zip(result.correlations, result.mean, result.std):
+        print(f"  p = {p:<4g}  {m:7.3f} +- {s:.3f}")
+    _print_written(result.write(out, plots=not args.no_plot), result.seconds)
+    return 0
+
+
+def _run_training_study(args: argparse.Namespace) -> int:
+    profile = synthetic.PAPER if args.profile == "paper" else synthetic.QUICK
+    settings = {key: getattr(args, key) if getattr(args, key) is not None else profile[key] for key in profile}
+    out = prepare_out(args.out)
+    study = synthetic.synthetic_study(args.models, args.correlations, seed=args.seed, dtype=args.dtype,
+                                      workers=args.workers, group_size=args.group_size, progress=not args.quiet,
+                                      label=args.study_name, **settings)
+    print(synthetic.format_table(study))
+    verdicts = synthetic.claims(study)
+    for key in "abcd":
+        holds = verdicts[key]["holds"]
+        if holds is not None:
+            print(f"claim ({key}) {verdicts[key]['claim']}: {'holds' if holds else 'does NOT hold'}")
+    diverged = {m: n for m, n in study.n_diverged().items() if n}
+    if diverged:
+        print(f"diverged (non-finite loss or gradient; held at their last good parameters): "
+              + ", ".join(f"{n} of {study.runs * len(study.correlations)} {synthetic.MODEL_LABELS[m]} runs"
+                          for m, n in diverged.items()))
+    paths = study.write(out, args.study_name, plots=not args.no_plot, histograms=args.study_name != "shared-bottom")
+    _print_written(paths, study.seconds)
+    return 0
+
+
+def _run_census(args: argparse.Namespace) -> int:
+    """Check every setting, then --out, then load and train: bad arguments fail before anything is created."""
+    sizes = {name: getattr(args, name) for name in ("n_experts", "expert_units", "tower_units", "l2_weight",
+                                                    "bottom_units", "hidden_units", "tf_hidden_units", "tf_ranks")}
+    settings = census.check_settings(args.data_dir, group=args.group, models=args.models, runs=args.runs,
+                                     recipe=args.recipe, split_seed=args.split_seed, seed=args.seed,
+                                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                     patience=args.patience, dtype=args.dtype, train_rows=args.train_rows,
+                                     standardize=args.standardize, **sizes)
+    out = prepare_out(args.out)
+    result = census.run_checked(settings, progress=not args.quiet)
+    scaled = ", non-binary columns standardised" if args.standardize else ""
+    print(f"Census-income group {settings['group']} ({args.recipe} recipe{scaled}), {args.runs} run(s) per model, "
+          f"wall time {result.seconds:.0f} s, load average {result.load_average['start']} -> "
+          f"{result.load_average['end']}")
+    print(census.format_table(result))
+    _print_written(result.write(out, plots=not args.no_plot), result.seconds)
+    return 0
+
+
+def _print_written(paths: Sequence[Path], seconds: float) -> None:
+    print(f"wall time {format_seconds(seconds)}; wrote " + ", ".join(str(p) for p in paths))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The one error handler
+# ---------------------------------------------------------------------------------------------------------------
+def _name_flags(message: str) -> str:
+    """``"train_rows must be ..."`` -> ``"--train-rows must be ..."``: every argument name with an underscore, and
+    the one a message starts with, becomes its flag (not inside paths or longer words)."""
+    for dest in sorted(_FLAGS, key=len, reverse=True):
+        where = r"(?<![\w\-/.'\"])" if "_" in dest else r"^"
+        message = re.sub(where + re.escape(dest) + r"(?![\w\-])", _FLAGS[dest], message)
+    return message
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mmoe-np`` with ``argv`` (default: the command line); returns the exit status: 0, 2 for bad arguments,
+    130 after Ctrl-C, 143 after SIGTERM."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # --help, --version, or a usage error that argparse has printed
+        return int(exit.code or 0)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    return _handle(args.command, lambda: int(args.func(args) or 0))
+
+
+def _handle(command: str, run: Callable[[], int]) -> int:
+    """Run ``run()`` with SIGTERM turned into :class:`Terminated`; every error becomes one line and a status."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        return int(args.func(args) or 0)
+        return run()
     except (ValueError, OSError) as err:  # bad arguments or files: a message naming them, not a traceback
-        print(f"mmoe-np {args.command}: error: {err}", file=sys.stderr)
+        print(f"mmoe-np {command}: error: {_name_flags(str(err))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"mmoe-np {command}: interrupted", file=sys.stderr)
+        return 130
+    except Terminated:
+        print(f"mmoe-np {command}: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

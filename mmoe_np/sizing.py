@@ -11,23 +11,27 @@ Two counting conventions, both of ONE model (a model of stacked replicas counts 
   tower layer's weights; so cross-stitch matrices and Tucker cores and factors count.
 
 Matching: the paper compares models of (about) the same size, giving Shared-Bottom a bottom of width
-``13056 / (100 + 8 x 2) ~ 113``. :func:`shared_bottom_width` computes that width for any MoE model, and
+``13056 / (100 + 8 x 2) ~ 113``. :func:`shared_bottom_width` computes that width for any MoE model,
 :func:`match_width` the width of any model family (a function width -> model) whose count is closest to a target::
 
     budget = count_params(mmoe, convention="paper")
     width = match_width(lambda w: mn.CrossStitch(100, tasks, hidden_units=(w,), tower_units=(8,)), budget,
                         convention="paper")
+
+and :func:`matched_sizes` the constructor arguments of all seven models matched to one MMoE (the census study's
+sizes).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import _validation as V
 from .models import MultiTaskModel, SharedBottom
+from .tucker import check_ranks
 
-__all__ = ["CONVENTIONS", "count_params", "match_width", "shared_bottom_width"]
+__all__ = ["CONVENTIONS", "count_params", "match_width", "shared_bottom_width", "matched_sizes", "check_sizes"]
 
 CONVENTIONS = ("full", "paper")
 
@@ -38,7 +42,7 @@ def _counted(model: MultiTaskModel, convention: str) -> list[str]:
         raise ValueError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
     if convention == "full":
         return list(model.params)
-    n_tower_layers = len(model._layers("towers"))
+    n_tower_layers = len(model.tower_units) + 1  # the hidden layers and the output layer
     output_layer = f"towers.{n_tower_layers - 1}.W"
     return [name for name in model.params
             if not name.endswith(".b") and not name.startswith("gates.") and name != output_layer]
@@ -104,3 +108,135 @@ def shared_bottom_width(model: MultiTaskModel, *, convention: str = "paper", dep
                             tower_units=model.tower_units)
 
     return match_width(make, target, convention=convention, max_width=max_width)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Seven models matched to one MMoE
+# ---------------------------------------------------------------------------------------------------------------
+def _tf_ranks(value: Any) -> tuple[int, int, int]:
+    """``tf_ranks``: three positive integers (r1, r2, r3); whether they fit the layers is checked by
+    :func:`matched_sizes`."""
+    ranks = V.units("tf_ranks", value)
+    if len(ranks) != 3:
+        raise ValueError(f"tf_ranks must be three positive integers (r1, r2, r3); got {value!r}")
+    return ranks
+
+
+# The size arguments of matched_sizes and how each is checked.
+_SIZE_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "n_experts": lambda v: V.positive_int("n_experts", v),
+    "expert_units": lambda v: V.units("expert_units", v),
+    "tower_units": lambda v: V.units("tower_units", v, allow_empty=True),
+    "l2_weight": lambda v: V.positive_float("l2_weight", v, allow_zero=True),
+    "bottom_units": lambda v: V.units("bottom_units", v),
+    "hidden_units": lambda v: V.units("hidden_units", v),
+    "tf_hidden_units": lambda v: V.units("tf_hidden_units", v),
+    "tf_ranks": _tf_ranks,
+}
+
+
+def check_sizes(**sizes: Any) -> dict[str, Any]:
+    """The size arguments of :func:`matched_sizes` given (``n_experts``, ``expert_units``, ``tower_units``,
+    ``l2_weight``, ``bottom_units``, ``hidden_units``, ``tf_hidden_units``, ``tf_ranks``), checked and normalised
+    (widths as tuples); a ValueError names the first bad or unknown one. Whether Tucker ranks fit the widths is
+    checked by :func:`matched_sizes`, which knows the widths."""
+    unknown = set(sizes) - set(_SIZE_CHECKS)
+    if unknown:
+        raise ValueError(f"sizes: unknown {sorted(unknown)}; expected names from {list(_SIZE_CHECKS)}")
+    return {name: _SIZE_CHECKS[name](value) for name, value in sizes.items()}
+
+
+def matched_sizes(n_features: int, tasks: Sequence[str], models: Sequence[type], *, n_experts: int = 8,
+                  expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), l2_weight: float = 1e-2,
+                  bottom_units: Sequence[int] | None = None, hidden_units: Sequence[int] | None = None,
+                  tf_hidden_units: Sequence[int] | None = None,
+                  tf_ranks: Sequence[int] | None = None) -> dict[type, dict[str, Any]]:
+    """The constructor keyword arguments of each model class in ``models``: MMoE's size, and the others matched.
+
+    MMoE and OMoE: ``n_experts`` experts of ``expert_units``, towers of ``tower_units``. Every other model keeps the
+    towers and the depth (``len(expert_units)``) and gets the width w whose count, in the paper's convention (weights
+    of the hidden layers and of the towers' hidden layers), is closest to MMoE's:
+
+    * SharedBottom: a bottom of ``(w,) * depth``;
+    * SingleTask, L2Constrained, CrossStitch: one network of ``(w,) * depth`` per task (so the K networks
+      together match MMoE); L2Constrained ties them with ``l2_weight``;
+    * TensorFactorization: ``(w,) * depth`` per task with Tucker ranks ``(w, w, K)``: every task's layer is
+      ``U1 M_k`` with the input factor ``U1`` (d_in x w) shared and a w x w matrix ``M_k`` of its own.
+
+    Any of ``bottom_units``, ``hidden_units`` (SingleTask, L2Constrained, CrossStitch) and ``tf_hidden_units``
+    overrides the matched width; ``tf_ranks`` fixes the Tucker ranks (the width is then matched over widths that
+    admit them, unless given). Given ``tf_hidden_units`` h without ``tf_ranks``, the ranks are the largest every
+    layer admits: ``(min(n_features, h[:-1]), min(h), K)``. Ranks that exceed a dimension they factor raise
+    ValueError here, before any training. A ValueError names the model when no width reaches MMoE's count.
+    """
+    from . import (CrossStitch, L2Constrained, MMoE, OMoE, SingleTask,  # the package's public classes, wherever
+                   TensorFactorization)                                 # their modules live
+
+    n_features, tasks = V.positive_int("n_features", n_features), V.tasks(tasks)
+    K = len(tasks)
+    given = {"bottom_units": bottom_units, "hidden_units": hidden_units, "tf_hidden_units": tf_hidden_units,
+             "tf_ranks": tf_ranks}
+    checked = check_sizes(n_experts=n_experts, expert_units=expert_units, tower_units=tower_units,
+                          l2_weight=l2_weight, **{k: v for k, v in given.items() if v is not None})
+    bottom_units, hidden_units, tf_hidden_units, tf_ranks = (checked.get(k) for k in given)
+    moe = {key: checked[key] for key in ("n_experts", "expert_units", "tower_units")}
+    towers, depth = moe["tower_units"], len(moe["expert_units"])
+    target = count_params(MMoE(n_features, tasks, **moe), convention="paper")
+
+    def matched(what: str, make: Callable[[int], MultiTaskModel], max_width: int = 2048) -> tuple[int, ...]:
+        try:
+            return (match_width(make, target, convention="paper", max_width=max_width),) * depth
+        except ValueError as err:  # no width up to max_width is large enough
+            raise ValueError(f"{what}: no width up to {max_width} reaches MMoE's parameter count {target} "
+                             f"({err}); give the width explicitly") from None
+
+    def shared_bottom() -> dict[str, Any]:
+        if bottom_units is not None:
+            return {"bottom_units": bottom_units, "tower_units": towers}
+        return {"bottom_units": matched("Shared-Bottom", lambda w: SharedBottom(
+            n_features, tasks, bottom_units=(w,) * depth, tower_units=towers)), "tower_units": towers}
+
+    def per_task() -> dict[str, Any]:  # SingleTask, L2Constrained and CrossStitch: the same networks
+        if hidden_units is not None:
+            return {"hidden_units": hidden_units, "tower_units": towers}
+        return {"hidden_units": matched("Single-Task, L2-Constrained, Cross-Stitch", lambda w: SingleTask(
+            n_features, tasks, hidden_units=(w,) * depth, tower_units=towers)), "tower_units": towers}
+
+    def tensor_factorization() -> dict[str, Any]:
+        if tf_ranks is not None:
+            ranks = tf_ranks
+            if tf_hidden_units is not None:
+                hidden = tf_hidden_units
+            else:  # r1 <= every hidden d_in and r2 <= every hidden d_out: the width is at least both
+                floor = max(ranks[:2])
+                widths = matched(f"Tensor-Factorization with tf_ranks = {ranks}", lambda w: TensorFactorization(
+                    n_features, tasks, hidden_units=(max(w, floor),) * depth, tower_units=towers, ranks=ranks))
+                hidden = tuple(max(w, floor) for w in widths)
+        elif tf_hidden_units is not None:  # the largest ranks every layer admits
+            hidden = tf_hidden_units
+            ranks = (min((n_features, *hidden[:-1])), min(hidden), K)
+        else:  # ranks (w, w, K); r1 = w cannot exceed the input width, hence max_width
+            hidden = matched("Tensor-Factorization (ranks w, w, K)", lambda w: TensorFactorization(
+                n_features, tasks, hidden_units=(w,) * depth, tower_units=towers, ranks=(w, w, K)),
+                max_width=n_features)
+            ranks = (hidden[0], hidden[0], K)
+        check_ranks(ranks, (n_features, *hidden[:-1]), hidden, K)  # the check TensorFactorization itself makes
+        return {"hidden_units": hidden, "tower_units": towers, "ranks": ranks}
+
+    sizes: dict[type, dict[str, Any]] = {}
+    shared_width: dict[str, Any] | None = None  # computed once for the three per-task models
+    for cls in models:
+        if cls in (MMoE, OMoE):
+            sizes[cls] = dict(moe)
+        elif cls is SharedBottom:
+            sizes[cls] = shared_bottom()
+        elif cls is TensorFactorization:
+            sizes[cls] = tensor_factorization()
+        elif cls in (SingleTask, L2Constrained, CrossStitch):
+            shared_width = per_task() if shared_width is None else shared_width
+            sizes[cls] = dict(shared_width)
+            if cls is L2Constrained:
+                sizes[cls]["l2_weight"] = checked["l2_weight"]
+        else:
+            raise ValueError(f"models: no size matching for {getattr(cls, '__name__', cls)!r}")
+    return sizes

@@ -1,21 +1,23 @@
-"""Minibatch training: :func:`fit`, its :class:`History`, and :class:`EarlyStopping`.
+"""Minibatch training: :func:`fit`, its :class:`History`, :class:`EarlyStopping`, and :class:`Progress`, the one
+progress reporter of every trainer (``fit``, the lock-step trainer of the synthetic study, the census runs).
 
 ``fit`` works for a single model and for stacked replicas alike: every loss below is then an array with one value
 per replica, and early stopping keeps each replica's own best parameters.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 import numpy as np
 
 from . import _validation as V
 from .optim import Adam, Optimizer
 
-__all__ = ["fit", "History", "EarlyStopping"]
+__all__ = ["fit", "History", "EarlyStopping", "Progress", "format_seconds"]
 
 
 @dataclass
@@ -110,6 +112,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
 
     history = History()
     stopper = _Stopper(early_stopping, model, validate) if early_stopping is not None else None
+    progress = Progress(epochs, label="fit", unit="epochs", interval=0.0) if verbose else None
     n = X.shape[-2]
     start_time = time.perf_counter()
     for epoch in range(epochs):
@@ -132,9 +135,10 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
             total, per_task_val = validate()
             history.val_loss.append(total)
             history.val_task_loss.append(per_task_val)
-        if verbose:
-            _report(epoch, epochs, history, start_time)
-        if stopper is not None and stopper.update(epoch, history):
+        stop = stopper is not None and stopper.update(epoch, history)
+        if progress is not None:
+            progress.update(work=1, detail=_epoch_detail(epoch, epochs, history))
+        if stop:
             break
     if stopper is not None:
         stopper.finish(history)
@@ -178,12 +182,74 @@ class _Stopper:
                 p[...] = self.best_params[name]  # in place: the optimizer keeps references to these arrays
 
 
-def _report(epoch: int, epochs: int, history: History, start_time: float) -> None:
-    elapsed = time.perf_counter() - start_time
-    eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
-    line = f"epoch {epoch + 1}/{epochs}  train loss {np.mean(history.train_loss[-1]):.5f}"
+def _epoch_detail(epoch: int, epochs: int, history: History) -> str:
+    """``epoch 3/10, train loss 0.12345, val loss 0.13, score 0.9``: the means over replicas of the last epoch."""
+    line = f"epoch {epoch + 1}/{epochs}, train loss {np.mean(history.train_loss[-1]):.5f}"
     if history.val_loss:
-        line += f"  val loss {np.mean(history.val_loss[-1]):.5f}"
+        line += f", val loss {np.mean(history.val_loss[-1]):.5f}"
     if history.score:
-        line += f"  score {np.mean(history.score[-1]):.5f}"
-    print(f"{line}  elapsed {elapsed:.1f}s  eta {eta:.1f}s", file=sys.stderr, flush=True)
+        line += f", score {np.mean(history.score[-1]):.5f}"
+    return line
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress on stderr: the one reporter of every trainer
+# ---------------------------------------------------------------------------------------------------------------
+def format_seconds(seconds: float) -> str:
+    """``75.2 -> '1m15s'``, ``3725 -> '1h02m05s'``, ``4.3 -> '4.3s'``."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Progress of ``total_work`` units of work (steps, epochs, runs) on ``stream`` (default stderr).
+
+    ``update(work, runs, detail)`` adds done work and finished runs; a line
+    ``label: x% of the steps, runs done a/b, <detail>, elapsed .., eta ..`` is printed at most every ``interval``
+    seconds (and by :meth:`close`). "runs done" appears when ``total_runs`` is given. The ETA assumes the remaining
+    work goes at the average rate so far. The runs of one lock-step group finish together, so the percentage is
+    the live measure and "runs done" moves once per group.
+    """
+
+    def __init__(self, total_work: int, total_runs: int | None = None, label: str = "training",
+                 stream: TextIO | None = None, interval: float = 10.0, unit: str = "steps") -> None:
+        self.total_work = V.positive_int("total_work", total_work)
+        self.total_runs = None if total_runs is None else V.positive_int("total_runs", total_runs)
+        self.label, self.unit = label, unit
+        self.stream = sys.stderr if stream is None else stream
+        self.interval = V.positive_float("interval", interval, allow_zero=True)
+        self.work = self.runs = 0
+        self.detail = ""
+        self.start = self._last = time.perf_counter()
+
+    def update(self, work: int = 0, runs: int = 0, detail: str = "") -> None:
+        self.work += work
+        self.runs += runs
+        self.detail = detail or self.detail
+        now = time.perf_counter()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._print(now)
+
+    def close(self) -> None:
+        self._print(time.perf_counter())
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = (time.perf_counter() if now is None else now) - self.start
+        fraction = min(self.work / self.total_work, 1.0)
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("inf")
+        parts = [f"{self.label}: {100 * fraction:.0f}% of the {self.unit}"]
+        if self.total_runs is not None:
+            parts.append(f"runs done {self.runs}/{self.total_runs}")
+        if self.detail:
+            parts.append(self.detail)
+        parts += [f"elapsed {format_seconds(elapsed)}", f"eta {format_seconds(eta)}"]
+        return ", ".join(parts)
+
+    def _print(self, now: float) -> None:
+        print(self.line(now), file=self.stream, flush=True)

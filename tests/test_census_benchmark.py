@@ -3,7 +3,6 @@
 The real files live in ../shared/data/census-income beside the repository; the tests that need them are skipped
 when they are absent. Every training here uses a few thousand rows and one to three epochs.
 """
-import argparse
 import csv
 import dataclasses
 import json
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 import mmoe_np as mn
+from mmoe_np import cli
 from mmoe_np.experiments import census
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "census-income"
@@ -35,10 +35,8 @@ def subset(data, n_train, n_eval=None):
 
 
 def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="mmoe-np")
-    census.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """``mmoe-np`` with ``argv``; returns the exit status."""
+    return cli.main(argv)
 
 
 # ---------------------------------------------------------------- training on the real data
@@ -106,11 +104,10 @@ def test_command_writes_table_csv_json_and_gate_plot(tmp_path, capsys):
 
 
 def test_cli_main_has_the_census_command():
-    from mmoe_np import cli  # imports every experiment module: a broken one fails here
-
     args = cli.build_parser().parse_args(["census", "--data-dir", ".", "--group", "2", "--models", "omoe",
                                           "--runs", "3"])
-    assert args.func is census.run_command and (args.group, args.models, args.runs) == (2, "omoe", 3)
+    assert args.command == "census" and callable(args.func)
+    assert (args.group, args.models, args.runs) == (2, ["omoe"], 3)
     assert args.out == "results/census"  # like every other command: results/<command>/
 
 
@@ -223,9 +220,12 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
         census.run_census_benchmark(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("argv, name", [(["--group", "3"], "group"), (["--runs", "0"], "runs"),
-                                        (["--models", "mmoe,bert"], "models"), (["--lr", "-1"], "lr"),
-                                        (["--data-dir", "/no/such/dir"], "data_dir")])
+@pytest.mark.parametrize("argv, name", [(["--group", "3"], "--group"), (["--runs", "0"], "--runs"),
+                                        (["--models", "mmoe,bert"], "--models"), (["--lr", "-1"], "--lr"),
+                                        (["--data-dir", "/no/such/dir"], "--data-dir"),
+                                        (["--train-rows", "0"], "--train-rows"),
+                                        (["--tf-ranks", "2,2"], "--tf-ranks"),
+                                        (["--models", "MMoE", "mmoe"], "--models must not repeat")])
 def test_command_reports_bad_arguments(tmp_path, capsys, argv, name):
     base = ["census", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]
     assert run_cli(base + argv) == 2
@@ -235,7 +235,7 @@ def test_command_reports_bad_arguments(tmp_path, capsys, argv, name):
 
 
 def test_command_checks_out_before_loading_or_training(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(census, "run_census_benchmark", lambda *a, **k: pytest.fail("ran before checking --out"))
+    monkeypatch.setattr(census, "run_checked", lambda *a, **k: pytest.fail("ran before checking --out"))
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert run_cli(["census", "--data-dir", str(tmp_path), "--out", str(blocker / "sub")]) == 2

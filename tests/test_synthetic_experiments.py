@@ -1,6 +1,5 @@
 """Tiny versions of the synthetic experiments (Figs. 2-5) and of their subcommands: the runs' design, the outputs'
 structure, the printed table, and the paper's claim (a) on a small but robust configuration."""
-import argparse
 import csv
 import dataclasses
 import json
@@ -9,6 +8,9 @@ import math
 import numpy as np
 import pytest
 
+import mmoe_np as mn
+from mmoe_np import cli
+from mmoe_np.experiments import correlation, figures
 from mmoe_np.experiments import synthetic as S
 
 TINY = dict(runs=3, steps=30, batch_size=16, eval_every=10, n_test=100, workers=0)
@@ -21,11 +23,8 @@ def tiny():
 
 
 def run_cli(argv):
-    """The subcommands as `mmoe-np` builds them: a parser whose subparsers this module registered."""
-    parser = argparse.ArgumentParser(prog="mmoe-np")
-    S.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """The subcommands as `mmoe-np` runs them; returns the exit status."""
+    return cli.main(argv)
 
 
 def read_csv(path):
@@ -43,9 +42,11 @@ def sample_std(x, axis):
 # ------------------------------------------------------------------------------------------------ the design
 def test_parameter_matching_gives_the_paper_width():
     assert S.MATCHED_BOTTOM_WIDTH == 113  # 13056 / 116 = 112.55 (Sec. 5.1)
-    assert S.MODELS["shared-bottom"].kwargs["bottom_units"] == (113,)
-    assert S.MODELS["shared-bottom-16"].kwargs["bottom_units"] == (16,)
-    assert S.MODELS["mmoe"].kwargs == {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
+    assert S.SIZES["shared-bottom"]["bottom_units"] == (113,)
+    assert S.SIZES["shared-bottom-16"]["bottom_units"] == (16,)
+    assert S.SIZES["mmoe"] == {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
+    assert S.MODELS["shared-bottom"] is S.MODELS["shared-bottom-16"] is mn.SharedBottom and S.MODELS["mmoe"] is mn.MMoE
+    assert S.model_spec("omoe").cls is mn.OMoE and S.model_spec("omoe").kwargs == S.SIZES["omoe"]
 
 
 def test_runs_share_everything_across_correlations_but_w2():
@@ -200,7 +201,7 @@ def test_table_has_one_row_per_model_and_one_column_per_correlation(tiny):
 
 
 def test_written_files(tiny, tmp_path):
-    paths = S.write_outputs(tiny, tmp_path / "out", "synthetic")
+    paths = tiny.write(tmp_path / "out", "synthetic")
     assert [p.name for p in paths] == ["synthetic-curves.csv", "synthetic-final.csv", "synthetic.json",
                                        "synthetic-curves.png", "synthetic-histograms.png"]
     curves = read_csv(paths[0])
@@ -246,7 +247,7 @@ def test_load_average_is_recorded_and_null_where_unavailable(monkeypatch, tmp_pa
 
 def test_single_model_curves_plot(tmp_path):
     study = S.shared_bottom_study((1.0, 0.8, 0.5), **(TINY | {"steps": 10, "eval_every": 5}))
-    png = S.plot_curves(study, tmp_path / "fig3.png")
+    png = figures.plot_curves(study, tmp_path / "fig3.png")
     assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
 
 
@@ -259,9 +260,9 @@ def test_cli_correlation(tmp_path, capsys):
     assert run_cli(["correlation", "--out", str(tmp_path), "--runs", "5", "--points", "500",
                     "--correlations", "0", "0.5", "1"]) == 0
     out = capsys.readouterr().out
-    assert "label Pearson correlation over 5 repeats of 500 points" in out and "p = 0.5" in out
+    assert "label Pearson correlation over 5 runs of 500 points" in out and "p = 0.5" in out
     assert [r["correlation"] for r in read_csv(tmp_path / "correlation.csv")] == ["0", "0.5", "1"]
-    assert json.loads((tmp_path / "correlation.json").read_text())["repeats"] == 5
+    assert json.loads((tmp_path / "correlation.json").read_text())["runs"] == 5
     assert (tmp_path / "correlation.png").read_bytes()[:8] == PNG
 
 
@@ -297,9 +298,7 @@ def test_cli_options(tmp_path, capsys):
 
 
 def test_cli_profiles():
-    parser = argparse.ArgumentParser()
-    S.register(parser.add_subparsers())
-    args = parser.parse_args(["synthetic"])
+    args = cli.build_parser().parse_args(["synthetic"])
     assert args.profile == "quick" and args.runs is None and args.workers >= 1 and args.out == "results/synthetic"
     assert S.PAPER["runs"] == 200 and S.QUICK["runs"] < S.PAPER["runs"]
 
@@ -307,8 +306,7 @@ def test_cli_profiles():
 @pytest.mark.parametrize("argv", [["synthetic", "--lr", "mmoe:1"], ["synthetic", "--models", "nope"],
                                   ["synthetic", "--dtype", "float16"], ["synthetic", "--profile", "huge"]])
 def test_cli_rejects_bad_options(argv, capsys):
-    with pytest.raises(SystemExit):
-        run_cli(argv)
+    assert run_cli(argv) == 2
     assert "error" in capsys.readouterr().err
 
 
@@ -318,9 +316,11 @@ def test_cli_rejects_bad_options(argv, capsys):
     (["synthetic", "--correlations", "1", "1"], "correlations must not repeat"),
     (["synthetic", "--models", "mmoe", "mmoe"], "models must not repeat"),
     (["synthetic", "--lr", "mmoe=1e-3"], "--lr: give one rate for each of the models"),
-    (["synthetic", "--batch-size", "0", "--workers", "2"], "batch_size"),   # checked before the workers start
-    (["synthetic", "--lr", "nan", "--workers", "2"], "lr"),
-    (["shared-bottom", "--eval-every", "0"], "eval_every"),
+    (["synthetic", "--batch-size", "0", "--workers", "2"], "--batch-size"),   # checked before the workers start
+    (["synthetic", "--lr", "nan", "--workers", "2"], "--lr"),
+    (["shared-bottom", "--eval-every", "0"], "--eval-every"),
+    (["synthetic", "--models", "mmoe", "MMoE"], "--models must not repeat"),
+    (["synthetic", "--models", "mmoe,bert"], "--models: unknown model 'bert'"),
     (["trainability", "--seed", "-1"], "seed"),
     (["correlation", "--runs", "0"], "--runs"), (["correlation", "--points", "1"], "--points"),
 ])
@@ -335,7 +335,7 @@ def test_main_reports_bad_arguments_without_a_traceback(argv, message, tmp_path,
 def test_an_unusable_out_folder_fails_before_any_training(command, tmp_path, capsys, monkeypatch):
     from mmoe_np.cli import main
     monkeypatch.setattr(S, "train_in_groups", lambda *a, **k: pytest.fail("trained before checking --out"))
-    monkeypatch.setattr(S.fig2, "label_correlation_study", lambda *a, **k: pytest.fail("ran before checking --out"))
+    monkeypatch.setattr(correlation, "label_correlation_study", lambda *a, **k: pytest.fail("ran before checking --out"))
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert main([command, "--out", str(blocker / "sub")]) == 2
@@ -368,6 +368,8 @@ def test_study_rejects_bad_arguments(kwargs, name):
         S.synthetic_study(**(dict(TINY, steps=1) | kwargs))
 
 
-def test_cli_lr_per_model_must_name_every_model(tmp_path):
+def test_cli_lr_per_model_must_name_every_model(tmp_path, capsys):
+    assert run_cli(["synthetic", "--out", str(tmp_path), "--lr", "mmoe=0.01"] + CLI_TINY) == 2
+    assert "--lr: give one rate for each of the models" in capsys.readouterr().err
     with pytest.raises(ValueError, match="lr"):
-        run_cli(["synthetic", "--out", str(tmp_path), "--lr", "mmoe=0.01"] + CLI_TINY)
+        S.synthetic_study(("mmoe", "omoe"), (0.5,), lr={"mmoe": 0.01}, **TINY)

@@ -39,7 +39,7 @@ import numpy as np
 from .. import _validation as V
 
 __all__ = ["CensusIncome", "load_census_income", "census_label_correlations", "download_census_income",
-           "CENSUS_COLUMNS", "CENSUS_BASE_URL"]
+           "check_group", "check_recipe", "CENSUS_COLUMNS", "CENSUS_BASE_URL", "GROUPS", "RECIPES"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -108,10 +108,13 @@ class _Recipe:
     standardise: bool
 
 
-_RECIPES = {
+_RECIPE_RULES = {
     "paper": _Recipe(dropped=(_EDUCATION, _MARITAL, _INSTANCE_WEIGHT), numeric=_CONTINUOUS, standardise=True),
     "keras": _Recipe(dropped=(), numeric=tuple(sorted(_CONTINUOUS + _KERAS_RAW_CODES)), standardise=False),
 }
+
+GROUPS: tuple[int, ...] = tuple(_GROUP_TASKS)      # the task groups, (1, 2)
+RECIPES: tuple[str, ...] = tuple(_RECIPE_RULES)    # the feature recipes, ("paper", "keras")
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,16 +257,18 @@ def _labels(table: _RawTable, tasks: tuple[_Task, ...], dtype: np.dtype) -> np.n
     return np.stack([table.is_in(t.column, t.positive) for t in tasks], axis=1).astype(dtype)
 
 
-def _group(group: Any) -> int:
+def check_group(group: Any) -> int:
+    """``group`` as 1 or 2 (a ValueError otherwise; bools and floats are refused)."""
     if isinstance(group, (bool, np.bool_)) or not isinstance(group, numbers.Integral) or group not in _GROUP_TASKS:
         raise ValueError(f"group must be 1 (income, marital status) or 2 (education, marital status); "
                          f"got {group!r}")
     return int(group)
 
 
-def _recipe(recipe: Any) -> str:
-    if not isinstance(recipe, str) or recipe not in _RECIPES:
-        raise ValueError(f"recipe must be one of {tuple(_RECIPES)}; got {recipe!r}")
+def check_recipe(recipe: Any) -> str:
+    """``recipe``, one of :data:`RECIPES` (a ValueError otherwise)."""
+    if not isinstance(recipe, str) or recipe not in _RECIPE_RULES:
+        raise ValueError(f"recipe must be one of {RECIPES}; got {recipe!r}")
     return recipe
 
 
@@ -302,8 +307,8 @@ def load_census_income(data_dir: PathLike, group: int = 1, seed: int = 0, recipe
     >>> data.X_train.shape, data.X_val.shape, data.Y_test.shape  # doctest: +SKIP
     ((199523, 486), (49881, 486), (49881, 2))
     """
-    group, recipe, dt, rng = _group(group), _recipe(recipe), V.dtype(dtype), V.rng(seed)
-    rules, tasks = _RECIPES[recipe], _GROUP_TASKS[group]
+    group, recipe, dt, rng = check_group(group), check_recipe(recipe), V.dtype(dtype), V.rng(seed)
+    rules, tasks = _RECIPE_RULES[recipe], _GROUP_TASKS[group]
     train, other = _read(data_dir, _TRAIN_FILE), _read(data_dir, _TEST_FILE)
     dropped = set(rules.dropped) | {t.column for t in tasks}
     categorical = tuple(j for j in range(len(CENSUS_COLUMNS)) if j not in dropped and j not in rules.numeric)

@@ -1,17 +1,67 @@
-"""Small helpers shared by the experiments: statistics over repeated runs, how busy the machine is, and the
-output folder of a command."""
+"""What the studies share: model names, statistics over repeated runs, how busy the machine is, and how a run's
+output files reach their folder.
+
+The vocabulary of every study: a **run** is one independent repetition of a setting (its own seeds, data and
+initialisation); ``MODELS`` maps the names the command line accepts to model classes; a study returns a result with
+``summary()`` (the statistics over the runs), ``as_dict()`` (everything JSON-ready) and ``write(out)`` (its files).
+"""
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import json
 import os
+import shutil
+import signal
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["run_std", "run_sem", "load_average", "prepare_out", "save_png"]
+from .._io import write_text
+
+__all__ = ["parse_models", "run_std", "run_sem", "load_average", "prepare_out", "staged_outputs", "write_csv",
+           "write_json"]
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Model names
+# ---------------------------------------------------------------------------------------------------------------
+def _key(name: str) -> str:
+    """What a model name is matched by: its letters and digits, lower case ("Shared-Bottom" -> "sharedbottom")."""
+    return "".join(c for c in str(name).lower() if c.isalnum())
+
+
+def parse_models(models: str | Sequence[str], known: Mapping[str, Any]) -> list[str]:
+    """The names of ``known`` chosen by ``models``, in the order given: ``"all"``, or names separated by commas
+    and/or given as a list. Matching ignores case, blanks and hyphens, so ``"mmoe,omoe"``, ``["MMoE", "OMoE"]`` and
+    ``["mmoe,", "OMoE"]`` are the same choice. A name that is unknown or given twice is a ValueError.
+    """
+    items = models.split(",") if isinstance(models, str) else [part for item in models
+                                                               for part in str(item).split(",")]
+    items = [item.strip() for item in items if item.strip()]
+    expected = f"'all' or names from {', '.join(known)}"
+    if not items:
+        raise ValueError(f"models must be {expected}; got {models!r}")
+    if any(_key(item) == "all" for item in items):
+        return list(known)
+    by_key = {_key(name): name for name in known}
+    chosen: list[str] = []
+    for item in items:
+        if _key(item) not in by_key:
+            raise ValueError(f"models: unknown model {item!r}; expected {expected}")
+        name = by_key[_key(item)]
+        if name in chosen:
+            raise ValueError(f"models must not repeat a name; got {item!r} twice")
+        chosen.append(name)
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Statistics over runs, machine load
+# ---------------------------------------------------------------------------------------------------------------
 def run_std(x: Any, axis: int | None = None) -> Any:
     """Sample standard deviation over repeated runs (ddof = 1), and 0 for a single run (where it is undefined)."""
     x = np.asarray(x, dtype=np.float64)
@@ -33,6 +83,9 @@ def load_average() -> tuple[float, float, float] | None:
         return None
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Output files
+# ---------------------------------------------------------------------------------------------------------------
 def prepare_out(out: Any) -> Path:
     """The output folder ``--out``, created if needed and checked to be writable *before* a long run starts
     (a study that can only fail when it writes its results would lose them)."""
@@ -46,9 +99,61 @@ def prepare_out(out: Any) -> Path:
     return path
 
 
-def save_png(fig: Any, path: Any) -> Path:
-    """Lay out a matplotlib Figure and write it to ``path`` as PNG; returns the path."""
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (pending, not lost) until the block ends; where the platform cannot, nothing."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def staged_outputs(out: Any, names: Iterable[str] = ()) -> Iterator[Path]:
+    """Write one run's files so that ``out`` holds either all of the earlier run's files or all of the new ones.
+
+    Yields a fresh hidden folder inside ``out`` (the same file system, so a move is a rename) to write the files
+    into. On a clean exit the files are moved into ``out`` with SIGINT and SIGTERM held off, and every file of
+    ``names`` (all the files this study can write) that the run did not write is removed, so an earlier run's
+    figure cannot stay beside new numbers. On an error or an interrupt the hidden folder is removed and ``out`` is
+    left as it was.
+    """
+    out = prepare_out(out)
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        yield stage
+        written = sorted(p.name for p in stage.iterdir())
+        with _signals_held():
+            for name in written:
+                os.replace(stage / name, out / name)
+            for name in set(names) - set(written):
+                (out / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write a CSV file (header, then rows) atomically; returns the path."""
+    text = io.StringIO(newline="")
+    table = csv.writer(text)
+    table.writerow(header)
+    table.writerows(rows)
+    return write_text(path, text.getvalue())
+
+
+def write_json(path: str | Path, doc: Any, indent: int = 2) -> Path:
+    """Write ``doc`` as JSON atomically (NumPy scalars and arrays as numbers and lists); returns the path."""
+    return write_text(path, json.dumps(doc, indent=indent, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

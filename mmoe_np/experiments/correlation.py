@@ -1,19 +1,17 @@
 """Label Pearson correlation vs weight cosine similarity: the paper's Fig. 2 (Ma et al., KDD 2018, Sec. 3.2).
 
-For each task correlation ``p`` (the cosine of ``w1, w2``) the study draws ``repeats`` independent task pairs and
+For each task correlation ``p`` (the cosine of ``w1, w2``) the study draws ``runs`` independent task pairs and
 data sets of ``n_points`` points and measures the Pearson correlation of the two labels; Fig. 2 plots its mean with
 an error bar of 2 standard deviations over 100 trials of 10k points. In the linear case (``n_sines = 0``) the label
 correlation is ``p * c^2 / (c^2 + noise_std^2)``, i.e. ~p; the sines pull it below ``p``.
 
 Shortcut, exact in distribution: the labels see ``x`` only through ``g = U x`` (``U = [u1; u2]``), and for
-``x ~ N(0, I_d)`` with orthonormal ``U``, ``g ~ N(0, I_2)`` whatever ``U`` and ``d`` are. So each repeat draws
+``x ~ N(0, I_d)`` with orthonormal ``U``, ``g ~ N(0, I_2)`` whatever ``U`` and ``d`` are. So each run draws
 ``g`` (n, 2) and ``z = g @ weight_coordinates(p, c).T`` instead of ``X`` (n, d) and ``X @ w.T``: O(R n) work instead of
-O(R n d), vectorised over the repeats. ``tests/test_correlation_study.py`` checks it against :func:`make_synthetic`.
+O(R n d), vectorised over the runs. ``tests/test_correlation_study.py`` checks it against :func:`make_synthetic`.
 """
 from __future__ import annotations
 
-import csv
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,13 +21,14 @@ import numpy as np
 
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec, sine_labels, weight_coordinates
-from .common import run_std, save_png
+from .common import run_std, staged_outputs, write_csv, write_json
 
-__all__ = ["DEFAULT_CORRELATIONS", "CorrelationStudy", "label_correlation_study", "label_pearson",
-           "plot_label_correlation", "write_label_correlation_csv", "write_label_correlation_json"]
+__all__ = ["DEFAULT_CORRELATIONS", "OUTPUT_NAMES", "CorrelationStudy", "label_correlation_study", "label_pearson",
+           "write_label_correlation_csv", "write_label_correlation_json"]
 
 DEFAULT_CORRELATIONS = tuple(round(0.1 * k, 1) for k in range(11))  # 0.0, 0.1, ..., 1.0
-_CHUNK_ELEMENTS = 1 << 22  # cap on the (repeats, n, 2, m) sine temporaries: 4M float64 = 32 MiB
+_CHUNK_ELEMENTS = 1 << 22  # cap on the (runs, n, 2, m) sine temporaries: 4M float64 = 32 MiB
+OUTPUT_NAMES = ("correlation.csv", "correlation.json", "correlation.png")  # what CorrelationStudy.write writes
 
 
 def label_pearson(Y: np.ndarray) -> np.ndarray:
@@ -48,99 +47,91 @@ def label_pearson(Y: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class CorrelationStudy:
-    """``per_repeat[i, r]``: label Pearson correlation of repeat ``r`` at weight cosine ``correlations[i]``.
+    """``per_run[i, r]``: label Pearson correlation of run ``r`` at weight cosine ``correlations[i]``.
 
-    ``correlations`` (P,), ``per_repeat`` (P, R); ``seconds`` is the wall time of the study.
+    ``correlations`` (P,), ``per_run`` (P, R); ``seconds`` is the wall time of the study.
     """
 
     correlations: np.ndarray
-    per_repeat: np.ndarray
+    per_run: np.ndarray
     n_points: int
     seed: int | None
     spec: SyntheticSpec
     seconds: float
 
     @property
-    def repeats(self) -> int:
-        return self.per_repeat.shape[1]
+    def runs(self) -> int:
+        return self.per_run.shape[1]
 
     @property
     def mean(self) -> np.ndarray:
         """Mean label correlation per ``p`` (P,)."""
-        return self.per_repeat.mean(axis=1)
+        return self.per_run.mean(axis=1)
 
     @property
     def std(self) -> np.ndarray:
-        """Standard deviation over the repeats per ``p`` (P,), ddof=1; Fig. 2's error bar is ``2 * std``."""
-        return run_std(self.per_repeat, axis=1)
+        """Standard deviation over the runs per ``p`` (P,), ddof=1; Fig. 2's error bar is ``2 * std``."""
+        return run_std(self.per_run, axis=1)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per ``p`` (as text, e.g. "0.5"), the mean and standard deviation over the runs."""
+        return {f"{p:g}": {"mean": float(m), "std": float(s)} for p, m, s in zip(self.correlations, self.mean,
+                                                                                 self.std)}
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary: settings, wall time, and per ``p`` the mean and std."""
         return {"figure": "Ma et al. KDD 2018, Fig. 2: label Pearson correlation vs weight cosine similarity",
-                "n_points": self.n_points, "repeats": self.repeats, "seed": self.seed, "generator": asdict(self.spec),
+                "n_points": self.n_points, "runs": self.runs, "seed": self.seed, "generator": asdict(self.spec),
                 "seconds": self.seconds, "correlations": self.correlations.tolist(), "mean": self.mean.tolist(),
-                "std": self.std.tolist()}
+                "std": self.std.tolist(), "summary": self.summary()}
+
+    def write(self, out: str | Path, plots: bool = True) -> list[Path]:
+        """Write ``correlation.csv``, ``correlation.json`` and (with ``plots``) ``correlation.png`` into ``out``,
+        all or none (:func:`~mmoe_np.experiments.common.staged_outputs`); returns their paths."""
+        from .figures import plot_label_correlation  # lazy: matplotlib
+
+        with staged_outputs(out, OUTPUT_NAMES) as stage:
+            files = [write_label_correlation_csv(self, stage / "correlation.csv"),
+                     write_label_correlation_json(self, stage / "correlation.json")]
+            if plots:
+                files.append(plot_label_correlation(self, stage / "correlation.png"))
+        return [Path(out) / f.name for f in files]
 
 
 def label_correlation_study(correlations: Sequence[float] = DEFAULT_CORRELATIONS, n_points: int = 10_000,
-                            repeats: int = 100, seed: int | None = 0, **generator_kwargs: Any) -> CorrelationStudy:
-    """Fig. 2: for each ``p``, the label correlation of ``repeats`` fresh task pairs of ``n_points`` points each.
+                            runs: int = 100, seed: int | None = 0, **generator_kwargs: Any) -> CorrelationStudy:
+    """Fig. 2: for each ``p``, the label correlation of ``runs`` fresh task pairs of ``n_points`` points each.
 
-    Each repeat draws new ``alpha, beta`` (and, implicitly, ``u, w, x``) and noise. ``generator_kwargs`` are the
+    Each run draws new ``alpha, beta`` (and, implicitly, ``u, w, x``) and noise. ``generator_kwargs`` are the
     :class:`SyntheticSpec` fields (``scale, n_sines, alpha_std, beta_std, noise_std``); the input dimension does
-    not enter (see the module docstring). The default study (11 values, 10k points, 100 repeats) takes seconds.
+    not enter (see the module docstring). The default study (11 values, 10k points, 100 runs) takes seconds.
     """
     start = time.perf_counter()
     spec = SyntheticSpec(**generator_kwargs)
     ps = np.array([V.correlation(p) for p in correlations], dtype=np.float64)
     if ps.size == 0:
         raise ValueError("correlations must contain at least one value")
-    n, R, rng = V.int_at_least("n_points", n_points, 2), V.positive_int("repeats", repeats), V.rng(seed)
+    n, R, rng = V.int_at_least("n_points", n_points, 2), V.positive_int("runs", runs), V.rng(seed)
     chunk = max(1, _CHUNK_ELEMENTS // (2 * n * max(spec.n_sines, 1)))
-    per_repeat = np.empty((ps.size, R))
+    per_run = np.empty((ps.size, R))
     for i, p in enumerate(ps):
-        alpha, beta = spec.draw_sines(rng, (R,))  # (R, m): fresh sine parameters per repeat
+        alpha, beta = spec.draw_sines(rng, (R,))  # (R, m): fresh sine parameters per run
         z = rng.standard_normal((R, n, 2)) @ weight_coordinates(p, spec.scale).T  # (R, n, 2): z_t = w_t.x
         noise = spec.noise_std * rng.standard_normal((R, n, 2))
         for r in range(0, R, chunk):  # bounds the (chunk, n, 2, m) temporary of sine_labels; no randomness here
             Y = sine_labels(z[r:r + chunk], alpha[r:r + chunk], beta[r:r + chunk]) + noise[r:r + chunk]
-            per_repeat[i, r:r + chunk] = label_pearson(Y)
-    return CorrelationStudy(correlations=ps, per_repeat=per_repeat, n_points=n, seed=seed, spec=spec,
+            per_run[i, r:r + chunk] = label_pearson(Y)
+    return CorrelationStudy(correlations=ps, per_run=per_run, n_points=n, seed=seed, spec=spec,
                             seconds=time.perf_counter() - start)
-
-
-def plot_label_correlation(result: CorrelationStudy, path: str | Path) -> Path:
-    """PNG of Fig. 2: mean label correlation with +-2 std error bars vs ``p``, and the identity line (linear case)."""
-    from matplotlib.figure import Figure  # lazy: plotting is optional; Figure needs no pyplot or backend state
-
-    fig = Figure(figsize=(5.0, 4.2), dpi=120)
-    ax = fig.add_subplot()
-    lo = min(0.0, float(result.correlations.min()))
-    ax.plot([lo, 1.0], [lo, 1.0], ls="--", c="0.6", lw=1, label="identity (linear tasks)")
-    ax.errorbar(result.correlations, result.mean, yerr=2 * result.std, fmt="o-", ms=4, capsize=3,
-                label=f"mean $\\pm$ 2 std over {result.repeats} repeats")
-    s = result.spec
-    ax.set_title(f"{result.n_points} points, c={s.scale:g}, m={s.n_sines}, noise std={s.noise_std:g}", fontsize=9)
-    ax.set_xlabel("weight cosine similarity p (task correlation)")
-    ax.set_ylabel("label Pearson correlation")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    return save_png(fig, path)
 
 
 def write_label_correlation_csv(result: CorrelationStudy, path: str | Path) -> Path:
     """CSV, one row per ``p``: ``correlation, mean, std, lower, upper`` with ``lower/upper = mean -+ 2 std``."""
-    path = Path(path)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["correlation", "mean", "std", "lower", "upper"])
-        for p, m, s in zip(result.correlations, result.mean, result.std):
-            out.writerow([f"{p:.6g}", f"{m:.6f}", f"{s:.6f}", f"{m - 2 * s:.6f}", f"{m + 2 * s:.6f}"])
-    return path
+    return write_csv(path, ["correlation", "mean", "std", "lower", "upper"],
+                     ([f"{p:.6g}", f"{m:.6f}", f"{s:.6f}", f"{m - 2 * s:.6f}", f"{m + 2 * s:.6f}"]
+                      for p, m, s in zip(result.correlations, result.mean, result.std)))
 
 
 def write_label_correlation_json(result: CorrelationStudy, path: str | Path) -> Path:
     """JSON of :meth:`CorrelationStudy.as_dict`."""
-    path = Path(path)
-    path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-    return path
+    return write_json(path, result.as_dict())

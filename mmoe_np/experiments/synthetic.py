@@ -7,7 +7,7 @@
 * Fig. 5 (:func:`trainability_study`): histograms of the final test loss over the repeated runs at p = 1.0 and 0.5.
 
 Every figure comes from one :func:`synthetic_study`: ``runs`` independent runs per correlation, each with its own task
-pair, data stream, test set and initialisation, all trained in lock-step (:mod:`mmoe_np.experiments.replicas`).
+pair, data stream, test set and initialisation, all trained in lock-step (:mod:`mmoe_np.experiments.lockstep`).
 Design (see ``docs/results-synthetic.md``):
 
 * **streamed data**: every step draws a fresh minibatch, as the paper's "repeat until enough data are generated";
@@ -20,11 +20,7 @@ Design (see ``docs/results-synthetic.md``):
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,26 +31,28 @@ from .. import _validation as V
 from ..data.synthetic import SyntheticSpec
 from ..models import MMoE, OMoE, SharedBottom
 from ..sizing import shared_bottom_width
-from . import correlation as fig2
-from .common import load_average, prepare_out, run_sem, run_std, save_png
-from .replicas import ModelSpec, Run, format_seconds, train_in_groups
+from .common import load_average, parse_models, run_sem, run_std, staged_outputs, write_csv, write_json
+from .lockstep import ModelSpec, Run, train_in_groups
 
-__all__ = ["MODELS", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
-           "QUICK", "PAPER", "MATCHED_BOTTOM_WIDTH", "make_runs",
+__all__ = ["MODELS", "SIZES", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
+           "QUICK", "PAPER", "MATCHED_BOTTOM_WIDTH", "model_spec", "make_runs", "output_names",
            "SyntheticStudy", "synthetic_study", "shared_bottom_study", "model_comparison_study",
-           "trainability_study", "claims", "format_table", "plot_curves", "plot_histograms", "write_curves_csv",
-           "write_final_csv", "write_summary_json", "write_outputs", "register"]
+           "trainability_study", "claims", "format_table", "write_curves_csv", "write_final_csv",
+           "write_summary_json"]
 
 
 _EXPERTS = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
 # The paper's parameter matching (Sec. 5.1): the Shared-Bottom whose bottom and tower-hidden weights cost as much as
 # the MoE models' experts and tower-hidden weights, 100 w + 8 w x 2 ~ 100 x 16 x 8 + 16 x 8 x 2 = 13056: w = 113.
 MATCHED_BOTTOM_WIDTH = shared_bottom_width(MMoE(100, ("regression", "regression"), **_EXPERTS), convention="paper")
-MODELS: dict[str, ModelSpec] = {
-    "shared-bottom-16": ModelSpec(SharedBottom, {"bottom_units": (16,), "tower_units": (8,)}),  # Fig. 3
-    "shared-bottom": ModelSpec(SharedBottom, {"bottom_units": (MATCHED_BOTTOM_WIDTH,), "tower_units": (8,)}),
-    "omoe": ModelSpec(OMoE, _EXPERTS),
-    "mmoe": ModelSpec(MMoE, _EXPERTS),
+# The models of the study: the name the command line accepts -> model class, and -> its size arguments.
+MODELS: dict[str, type] = {"shared-bottom-16": SharedBottom, "shared-bottom": SharedBottom, "omoe": OMoE,
+                           "mmoe": MMoE}
+SIZES: dict[str, dict[str, Any]] = {
+    "shared-bottom-16": {"bottom_units": (16,), "tower_units": (8,)},  # Fig. 3
+    "shared-bottom": {"bottom_units": (MATCHED_BOTTOM_WIDTH,), "tower_units": (8,)},
+    "omoe": _EXPERTS,
+    "mmoe": _EXPERTS,
 }
 MODEL_LABELS = {"shared-bottom-16": "Shared-Bottom (16)", "shared-bottom": "Shared-Bottom (113)", "omoe": "OMoE",
                 "mmoe": "MMoE"}
@@ -68,6 +66,17 @@ TRAINABILITY_CORRELATIONS = (1.0, 0.5)
 # minutes on 2 cores: a preview whose numbers are noisier and less converged.
 PAPER = {"runs": 200, "steps": 1000, "batch_size": 128, "lr": 1e-2, "eval_every": 100, "n_test": 2000}
 QUICK = {"runs": 32, "steps": 800, "batch_size": 128, "lr": 1e-2, "eval_every": 50, "n_test": 1000}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The lock-step trainer's :class:`~mmoe_np.experiments.lockstep.ModelSpec` of model ``name``."""
+    return ModelSpec(MODELS[name], SIZES[name])
+
+
+def output_names(name: str) -> tuple[str, ...]:
+    """Every file :meth:`SyntheticStudy.write` can write under ``name``."""
+    return (f"{name}-curves.csv", f"{name}-final.csv", f"{name}.json", f"{name}-curves.png",
+            f"{name}-histograms.png")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -99,15 +108,18 @@ class SyntheticStudy:
     """The results of :func:`synthetic_study`, P = len(correlations), N = runs, T = evaluation points.
 
     ``test_loss[model]`` (P, N, T, 2) and ``train_loss[model]`` (P, N, T, 2): MSE of each task (see
-    :class:`~mmoe_np.experiments.replicas.ReplicaHistory`); ``steps`` (T,); ``seeds`` (N, 2): each run's task-pair
-    and run seed; ``config``: every setting; ``seconds``: wall time; ``load``: the (1, 5, 15-minute) load averages
-    at the start and the end, None where the platform has none (how busy the machine was).
+    :class:`~mmoe_np.experiments.lockstep.ReplicaHistory`); ``diverged[model]`` (P, N): the step at which a run's
+    loss or gradient became non-finite (it was then held at its last good parameters), 0 if never; ``steps`` (T,);
+    ``seeds`` (N, 2): each run's task-pair and run seed; ``config``: every setting; ``seconds``: wall time;
+    ``load``: the (1, 5, 15-minute) load averages at the start and the end, None where the platform has none (how
+    busy the machine was).
     """
 
     config: dict[str, Any]
     steps: np.ndarray
     test_loss: dict[str, np.ndarray]
     train_loss: dict[str, np.ndarray]
+    diverged: dict[str, np.ndarray]
     seeds: np.ndarray
     seconds: float
     load: tuple[tuple[float, float, float] | None, tuple[float, float, float] | None] = (None, None)
@@ -145,8 +157,40 @@ class SyntheticStudy:
                 out[model][f"{p:g}"] = {"mean": float(x.mean()), "std": float(run_std(x)), "sem": float(run_sem(x)),
                                         "min": float(x.min()), "q10": float(q10), "q25": float(q25),
                                         "median": float(q50), "q75": float(q75), "q90": float(q90),
-                                        "max": float(x.max()), "nonfinite": int(np.sum(~np.isfinite(x)))}
+                                        "max": float(x.max()), "nonfinite": int(np.sum(~np.isfinite(x))),
+                                        "diverged": int(np.count_nonzero(self.diverged[model][j]))}
         return out
+
+    def n_diverged(self) -> dict[str, int]:
+        """Per model, how many runs (over every correlation) diverged and were held at their last good parameters."""
+        return {m: int(np.count_nonzero(self.diverged[m])) for m in self.models}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Settings, wall time, machine load, the statistics of the final losses, the diverged runs and the
+        claims (a)-(d): the JSON file."""
+        load_1min = {key: None if load is None else load[0] for key, load in zip(("start", "end"), self.load)}
+        return {"config": self.config, "seconds": self.seconds, "load_average_1min": load_1min,
+                "cpu_count": os.cpu_count(), "summary": self.summary(),
+                "diverged": {m: {"runs": n, "steps": self.diverged[m].tolist()} for m, n in self.n_diverged().items()},
+                "claims": claims(self), **self.extra}
+
+    def write(self, out: str | Path, name: str = "synthetic", plots: bool = True,
+              histograms: bool = True) -> list[Path]:
+        """Write ``{name}-curves.csv``, ``{name}-final.csv`` and ``{name}.json`` into ``out`` (created if needed),
+        and with ``plots`` ``{name}-curves.png`` and (with ``histograms``) ``{name}-histograms.png``; all or none
+        (:func:`~mmoe_np.experiments.common.staged_outputs`: an earlier run's files of this name that this run
+        does not write are removed). Returns the paths."""
+        from . import figures  # lazy: matplotlib
+
+        with staged_outputs(out, output_names(name)) as stage:
+            files = [write_curves_csv(self, stage / f"{name}-curves.csv"),
+                     write_final_csv(self, stage / f"{name}-final.csv"),
+                     write_summary_json(self, stage / f"{name}.json")]
+            if plots:
+                files.append(figures.plot_curves(self, stage / f"{name}-curves.png"))
+            if plots and histograms:
+                files.append(figures.plot_histograms(self, stage / f"{name}-histograms.png"))
+        return [Path(out) / f.name for f in files]
 
 
 def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Sequence[float] = PAPER_CORRELATIONS,
@@ -158,19 +202,17 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     """Train ``runs`` independent runs of every model at every correlation; record the test MSE every ``eval_every``
     steps. Adam with ``lr`` (one rate, or one per model), minibatches of ``batch_size`` fresh samples.
 
-    ``workers=0`` trains in this process, ``workers=N`` in N spawned processes with one BLAS thread each (faster;
-    see :func:`~mmoe_np.experiments.replicas.train_in_groups`). The numbers depend on ``seed`` and the settings, not
-    on ``workers`` or ``group_size`` (each run derives everything from its own seeds). ``progress=True`` prints
-    runs done, elapsed and ETA to stderr.
+    ``models``: names of :data:`MODELS` as :func:`~mmoe_np.experiments.common.parse_models` reads them
+    ("mmoe,omoe", ["MMoE", "OMoE"], "all"). ``workers=0`` trains in this process, ``workers=N`` in N spawned
+    processes with one BLAS thread each (faster; see :func:`~mmoe_np.experiments.lockstep.train_in_groups`). The
+    numbers depend on ``seed`` and the settings, not on ``workers`` or ``group_size`` (each run derives everything
+    from its own seeds). ``progress=True`` prints runs done, elapsed and ETA to stderr.
     """
-    models = tuple(models)
-    if not models:
-        raise ValueError("models must name at least one model")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise ValueError(f"models: unknown {unknown}; expected names from {sorted(MODELS)}")
-    if len(set(models)) != len(models):
-        raise ValueError(f"models must not repeat a name; got {list(models)}")
+    models = tuple(parse_models(models, MODELS))
+    if isinstance(lr, dict):  # one rate per model: named as the models are, each model once
+        lr = dict(zip(parse_models(list(lr), MODELS), lr.values()))
+        if set(lr) != set(models):
+            raise ValueError(f"lr: give one rate for each of the models {list(models)}; got {sorted(lr)}")
     try:
         correlations = tuple(correlations)  # once: a generator would be used up by make_runs
     except TypeError:
@@ -181,7 +223,7 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
         raise ValueError(f"correlations must not repeat a value; got {list(correlations)}")
     dtype = V.dtype(dtype)
     load_start = load_average()
-    history = train_in_groups({m: MODELS[m] for m in models}, all_runs, group_size=group_size, workers=workers,
+    history = train_in_groups({m: model_spec(m) for m in models}, all_runs, group_size=group_size, workers=workers,
                               progress=progress, label=label, steps=steps, batch_size=batch_size, lr=lr,
                               eval_every=eval_every, n_test=n_test, dtype=dtype)
     P, N = len(ps), runs
@@ -189,19 +231,22 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     def by_setting(loss: np.ndarray) -> np.ndarray:  # (T, N * P, 2), run-major -> (P, N, T, 2)
         return loss.reshape(loss.shape[0], N, P, 2).transpose(2, 1, 0, 3)
 
+    def runs_by_setting(per_run: np.ndarray) -> np.ndarray:  # (N * P,), run-major -> (P, N)
+        return per_run.reshape(N, P).T
+
     config = {"models": list(models), "correlations": list(ps), "runs": N, "steps": steps, "batch_size": batch_size,
               "lr": lr if isinstance(lr, dict) else float(lr), "eval_every": eval_every, "n_test": n_test,
               "seed": seed, "dtype": str(dtype), "workers": workers, "group_size": group_size,
               "n_features": n_features, "generator": asdict(spec),
               "optimizer": "Adam(beta1=0.9, beta2=0.999, eps=1e-8)",
-              "architectures": {m: {"class": MODELS[m].cls.__name__, **MODELS[m].kwargs} for m in models},
+              "architectures": {m: {"class": MODELS[m].__name__, **SIZES[m]} for m in models},
               "data": "fresh minibatches every step; test set of n_test points per run",
               "reported_loss": "test MSE of task 1"}
     seeds = np.array([[all_runs[i * P].label["task_seed"], all_runs[i * P].seed] for i in range(N)], dtype=np.int64)
     return SyntheticStudy(config=config, steps=history.steps,
                           test_loss={m: by_setting(history.test_loss[m]) for m in models},
                           train_loss={m: by_setting(history.train_loss[m]) for m in models},
-                          seeds=seeds, seconds=history.seconds, load=(load_start, load_average()))
+                          diverged={m: runs_by_setting(history.diverged[m]) for m in models}, seeds=seeds, seconds=history.seconds, load=(load_start, load_average()))
 
 
 def shared_bottom_study(correlations: Sequence[float] = PAPER_CORRELATIONS, **kwargs: Any) -> SyntheticStudy:
@@ -313,243 +358,33 @@ def format_table(study: SyntheticStudy, digits: int = 4) -> str:
 def write_curves_csv(study: SyntheticStudy, path: str | Path) -> Path:
     """One row per (model, correlation, step): mean, std and standard error over runs of the task-1 test MSE,
     the task-2 mean, and the mean training (minibatch) MSE of task 1."""
-    path = Path(path)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["model", "correlation", "step", "mean_test_mse", "std_test_mse", "sem_test_mse",
-                      "mean_test_mse_task2", "mean_train_mse", "runs"])
+    def rows():
         for m in study.models:
             test, train = study.test_loss[m], study.train_loss[m]
             for j, p in enumerate(study.correlations):
                 for t, step in enumerate(study.steps):
                     x = test[j, :, t, 0]
-                    out.writerow([m, f"{p:g}", int(step), f"{x.mean():.6g}", f"{run_std(x):.6g}",
-                                  f"{run_sem(x):.6g}", f"{test[j, :, t, 1].mean():.6g}",
-                                  f"{np.mean(train[j, :, t, 0]):.6g}", study.runs])
-    return path
+                    yield [m, f"{p:g}", int(step), f"{x.mean():.6g}", f"{run_std(x):.6g}", f"{run_sem(x):.6g}",
+                           f"{test[j, :, t, 1].mean():.6g}", f"{np.mean(train[j, :, t, 0]):.6g}", study.runs]
+
+    return write_csv(path, ["model", "correlation", "step", "mean_test_mse", "std_test_mse", "sem_test_mse",
+                            "mean_test_mse_task2", "mean_train_mse", "runs"], rows())
 
 
 def write_final_csv(study: SyntheticStudy, path: str | Path) -> Path:
     """One row per (model, correlation, run): the run's seeds and its final test MSE of both tasks (Fig. 5's data)."""
-    path = Path(path)
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["model", "correlation", "run", "task_seed", "run_seed", "final_test_mse", "final_test_mse_task2"])
+    def rows():
         for m in study.models:
             task1, task2 = study.final(m, 0), study.final(m, 1)  # (P, N) each
             for j, p in enumerate(study.correlations):
                 for i in range(study.runs):
-                    out.writerow([m, f"{p:g}", i, int(study.seeds[i, 0]), int(study.seeds[i, 1]),
-                                  f"{task1[j, i]:.6g}", f"{task2[j, i]:.6g}"])
-    return path
+                    yield [m, f"{p:g}", i, int(study.seeds[i, 0]), int(study.seeds[i, 1]), f"{task1[j, i]:.6g}",
+                           f"{task2[j, i]:.6g}"]
+
+    return write_csv(path, ["model", "correlation", "run", "task_seed", "run_seed", "final_test_mse",
+                            "final_test_mse_task2"], rows())
 
 
 def write_summary_json(study: SyntheticStudy, path: str | Path) -> Path:
-    """Settings, wall time, machine load, the statistics of the final losses and the claims (a)-(d)."""
-    path = Path(path)
-    load_1min = {key: None if load is None else load[0] for key, load in zip(("start", "end"), study.load)}
-    doc = {"config": study.config, "seconds": study.seconds, "load_average_1min": load_1min,
-           "cpu_count": os.cpu_count(), "summary": study.summary(), "claims": claims(study), **study.extra}
-    path.write_text(json.dumps(doc, indent=2, default=_json_default) + "\n")
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-_COLOURS = {"shared-bottom-16": "tab:blue", "shared-bottom": "tab:blue", "omoe": "tab:orange", "mmoe": "tab:green"}
-
-
-def plot_curves(study: SyntheticStudy, path: str | Path) -> Path:
-    """Figs. 3/4: mean task-1 test MSE over the runs vs training step, with a band of +-2 standard errors.
-
-    One model (Fig. 3): one panel, one line per correlation. Several models (Fig. 4): one panel per correlation,
-    one line per model. Log y axis: the losses fall from ~1 to a few hundredths.
-    """
-    from matplotlib.figure import Figure  # lazy: plotting is optional; Figure needs no pyplot or backend state
-
-    single = len(study.models) == 1
-    panels = 1 if single else len(study.correlations)
-    fig = Figure(figsize=(5.2 if single else 3.6 * panels, 4.0), dpi=120)
-    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
-    cmap = __import__("matplotlib").colormaps["viridis"]
-    for m in study.models:
-        mean, sem = study.curve(m)
-        for j, p in enumerate(study.correlations):
-            ax = axes[0 if single else j]
-            if single:
-                colour, name = cmap(j / max(len(study.correlations) - 1, 1)), f"p = {p:g}"
-            else:
-                colour, name = _COLOURS[m], MODEL_LABELS[m]
-            ax.plot(study.steps, mean[j], color=colour, lw=1.5, label=name)
-            ax.fill_between(study.steps, mean[j] - 2 * sem[j], mean[j] + 2 * sem[j], color=colour, alpha=0.2, lw=0)
-    for j, ax in enumerate(axes):
-        ax.set_yscale("log")
-        ax.set_xlabel("training step")
-        ax.grid(alpha=0.3, which="both")
-        ax.set_title(MODEL_LABELS[study.models[0]] if single else f"correlation p = {study.correlations[j]:g}",
-                     fontsize=10)
-    axes[0].set_ylabel(f"test MSE of task 1 (mean of {study.runs} runs)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"batch {study.config['batch_size']}, Adam lr {study.config['lr']}, band: mean $\\pm$ 2 s.e.",
-                 fontsize=8)
-    return save_png(fig, path)
-
-
-def plot_histograms(study: SyntheticStudy, path: str | Path) -> Path:
-    """Fig. 5: histograms of the final task-1 test MSE over the runs; one row per correlation, one column per model,
-    the same log-spaced bins everywhere so that the panels compare."""
-    from matplotlib.figure import Figure  # lazy, as above
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
-
-    finals = np.concatenate([study.final(m).ravel() for m in study.models])
-    finals = finals[np.isfinite(finals) & (finals > 0)]
-    bins = np.geomspace(finals.min(), finals.max(), 31) if finals.size and finals.min() < finals.max() else 30
-    rows, cols = len(study.correlations), len(study.models)
-    fig = Figure(figsize=(3.3 * cols, 2.4 * rows + 0.4), dpi=120)
-    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
-    for j, p in enumerate(study.correlations):
-        for k, m in enumerate(study.models):
-            ax, x = axes[j, k], study.final(m)[j]
-            ax.hist(x[np.isfinite(x)], bins=bins, color=_COLOURS[m], alpha=0.85)
-            ax.axvline(np.median(x), color="k", lw=1, ls="--")
-            ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # ticks at 1, 2, 5 x 10^k, labelled
-            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(f"{MODEL_LABELS[m]}, p = {p:g}", fontsize=9)
-            ax.grid(alpha=0.3)
-            if k == 0:
-                ax.set_ylabel("runs")
-            if j == rows - 1:
-                ax.set_xlabel("final test MSE of task 1")
-    fig.suptitle(f"{study.runs} runs per panel after {study.config['steps']} steps; dashed: median", fontsize=9)
-    return save_png(fig, path)
-
-
-def write_outputs(study: SyntheticStudy, out: str | Path, name: str, plots: bool = True,
-                  histograms: bool = True) -> list[Path]:
-    """Write ``{name}-curves.csv``, ``{name}-final.csv`` and ``{name}.json`` into ``out`` (created if needed), and
-    with ``plots`` ``{name}-curves.png`` and (with ``histograms``) ``{name}-histograms.png``; returns the paths."""
-    out = prepare_out(out)
-    paths = [write_curves_csv(study, out / f"{name}-curves.csv"), write_final_csv(study, out / f"{name}-final.csv"),
-             write_summary_json(study, out / f"{name}.json")]
-    if plots:
-        paths.append(plot_curves(study, out / f"{name}-curves.png"))
-    if plots and histograms:
-        paths.append(plot_histograms(study, out / f"{name}-histograms.png"))
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The subcommands
-# ---------------------------------------------------------------------------------------------------------------
-def register(subparsers: Any) -> None:
-    """Add ``correlation`` (Fig. 2), ``shared-bottom`` (Fig. 3), ``synthetic`` (Figs. 4 and 5, the main job) and
-    ``trainability`` (Fig. 5) to the ``mmoe-np`` command."""
-    p = subparsers.add_parser("correlation", help="Fig. 2: label Pearson correlation vs weight cosine p",
-                              description="Fig. 2 of the paper: for each weight cosine p, the Pearson correlation "
-                                          "of the two synthetic labels over --runs repeats of --points points.")
-    p.add_argument("--out", default="results/correlation", help="output directory (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--runs", type=int, default=100, help="repeats per p (default: %(default)s)")
-    p.add_argument("--points", type=int, default=10_000, help="points per repeat (default: %(default)s)")
-    p.add_argument("--correlations", type=float, nargs="+", default=list(fig2.DEFAULT_CORRELATIONS),
-                   metavar="P", help="weight cosines (default: 0 0.1 ... 1)")
-    p.set_defaults(func=_run_correlation)
-
-    for name, help_text, models, correlations in (
-            ("shared-bottom", "Fig. 3: Shared-Bottom (16) test loss vs step at several correlations",
-             ("shared-bottom-16",), PAPER_CORRELATIONS),
-            ("synthetic", "Figs. 4 and 5: Shared-Bottom vs OMoE vs MMoE (the main job; a ~2 minute preview "
-                          "without arguments, --profile paper for the paper's scale)", COMPARISON_MODELS,
-             PAPER_CORRELATIONS),
-            ("trainability", "Fig. 5: histograms of the final loss over repeated runs",
-             COMPARISON_MODELS, TRAINABILITY_CORRELATIONS)):
-        p = subparsers.add_parser(name, help=help_text, description=help_text + ". Options left out take the "
-                                  "values of --profile.")
-        p.add_argument("--out", default=f"results/{name}", help="output directory (default: %(default)s)")
-        p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-        p.add_argument("--profile", choices=("quick", "paper"), default="quick",
-                       help=f"quick: {_describe(QUICK)}; paper: {_describe(PAPER)} (default: %(default)s)")
-        p.add_argument("--runs", type=int, help="independent runs per model and correlation")
-        p.add_argument("--steps", type=int, help="training steps per run")
-        p.add_argument("--batch-size", type=int, help="fresh samples per step")
-        p.add_argument("--lr", type=_learning_rates, metavar="LR|MODEL=LR,...",
-                       help="Adam learning rate, one for all or per model, e.g. mmoe=1e-3,omoe=1e-2")
-        p.add_argument("--eval-every", type=int, help="steps between test-loss evaluations")
-        p.add_argument("--n-test", type=int, help="test points per run")
-        p.add_argument("--correlations", type=float, nargs="+", default=list(correlations), metavar="P",
-                       help=f"task correlations (default: {' '.join(f'{c:g}' for c in correlations)})")
-        p.add_argument("--models", nargs="+", default=list(models), choices=sorted(MODELS), metavar="MODEL",
-                       help=f"models among {', '.join(sorted(MODELS))} (default: {' '.join(models)})")
-        p.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                       help="floating-point type (default: %(default)s)")
-        p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
-                       help="worker processes, one BLAS thread each; 0: train in this process "
-                            "(default: %(default)s)")
-        p.add_argument("--group-size", type=int, default=200,
-                       help="runs trained in lock-step per group (default: %(default)s)")
-        p.add_argument("--no-plot", action="store_true", help="write the numbers only, no PNG")
-        p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-        p.set_defaults(func=_run_training_study, study_name=name)
-
-
-def _describe(profile: dict[str, Any]) -> str:
-    return ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in profile.items())
-
-
-def _learning_rates(text: str) -> float | dict[str, float]:
-    """``"1e-3"`` -> 0.001; ``"mmoe=1e-3,omoe=1e-2"`` -> ``{"mmoe": 0.001, "omoe": 0.01}``."""
-    try:
-        if "=" not in text:
-            return float(text)
-        return {name.strip(): float(value) for name, value in (item.split("=") for item in text.split(","))}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or MODEL=LR pairs separated by commas; got {text!r}")
-
-
-def _run_correlation(args: argparse.Namespace) -> int:
-    V.positive_int("--runs", args.runs)  # named as the options; the study calls them repeats and n_points
-    V.int_at_least("--points", args.points, 2)
-    out = prepare_out(args.out)
-    start = time.perf_counter()
-    result = fig2.label_correlation_study(args.correlations, n_points=args.points, repeats=args.runs, seed=args.seed)
-    paths = [fig2.write_label_correlation_csv(result, out / "correlation.csv"),
-             fig2.write_label_correlation_json(result, out / "correlation.json"),
-             fig2.plot_label_correlation(result, out / "correlation.png")]
-    print(f"label Pearson correlation over {result.repeats} repeats of {result.n_points} points (mean +- std)")
-    for p, m, s in zip(result.correlations, result.mean, result.std):
-        print(f"  p = {p:<4g}  {m:7.3f} +- {s:.3f}")
-    _print_written(paths, time.perf_counter() - start)
-    return 0
-
-
-def _run_training_study(args: argparse.Namespace) -> int:
-    profile = PAPER if args.profile == "paper" else QUICK
-    settings = {key: getattr(args, key) if getattr(args, key) is not None else profile[key] for key in profile}
-    if isinstance(settings["lr"], dict) and set(settings["lr"]) != set(args.models):
-        raise ValueError(f"--lr: give one rate for each of the models {args.models}; got {sorted(settings['lr'])}")
-    out = prepare_out(args.out)
-    study = synthetic_study(args.models, args.correlations, seed=args.seed, dtype=args.dtype, workers=args.workers,
-                            group_size=args.group_size, progress=not args.quiet, label=args.study_name, **settings)
-    print(format_table(study))
-    verdicts = claims(study)
-    for key in "abcd":
-        holds = verdicts[key]["holds"]
-        if holds is not None:
-            print(f"claim ({key}) {verdicts[key]['claim']}: {'holds' if holds else 'does NOT hold'}")
-    paths = write_outputs(study, out, args.study_name, plots=not args.no_plot,
-                          histograms=args.study_name != "shared-bottom")
-    _print_written(paths, study.seconds)
-    return 0
-
-
-def _print_written(paths: Sequence[Path], seconds: float) -> None:
-    print(f"wall time {format_seconds(seconds)}; wrote " + ", ".join(str(p) for p in paths))
+    """JSON of :meth:`SyntheticStudy.as_dict`."""
+    return write_json(path, study.as_dict())

@@ -1,5 +1,5 @@
-"""The lock-step replica trainer: R replicas == R separate runs, the data each replica sees, groups and workers,
-progress lines, and bad arguments."""
+"""The lock-step replica trainer: R replicas == R separate runs, the data each replica sees, diverging replicas,
+groups and workers, progress lines, and bad arguments."""
 import io
 import re
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import mmoe_np as mn
-from mmoe_np.experiments import replicas as replicas_module
+from mmoe_np.experiments import lockstep as lockstep_module
 from mmoe_np.data import SyntheticSpec
-from mmoe_np.experiments.replicas import (ModelSpec, Progress, Run, format_seconds, replica_streams, train_in_groups,
-                                          train_replicas)
+from mmoe_np.experiments.lockstep import ModelSpec, Run, replica_streams, train_in_groups, train_replicas
+from mmoe_np.training import Progress, format_seconds
 
 D = 6  # a small input dimension keeps every test fast; nothing below depends on d = 100
 SMALL = {
@@ -116,6 +116,63 @@ def test_per_model_learning_rates():
     assert not np.allclose(mixed.test_loss["omoe"][1:], same.test_loss["omoe"][1:])
 
 
+# ------------------------------------------------------------------------------------------------ divergence
+def poisoned(replica, step):
+    """A SharedBottom whose gradient of ``replica`` turns NaN at the ``step``-th training step (a constructed
+    divergence, exactly placed)."""
+    calls = []
+
+    class Poisoned(mn.SharedBottom):
+        def forward_backward(self, X, Y, *, backward=True, **kwargs):
+            result = super().forward_backward(X, Y, backward=backward, **kwargs)
+            if backward:
+                calls.append(1)
+                if len(calls) == step:
+                    result.grads["towers.0.W"][replica] = np.nan
+            return result
+
+    return {"sb": ModelSpec(Poisoned, {"bottom_units": (5,), "tower_units": (3,)})}
+
+
+def test_a_diverging_replica_is_held_at_its_last_good_parameters_and_the_others_train_on():
+    runs = make_runs(3)
+    together, healthy = [], []
+    h = train_replicas(poisoned(replica=1, step=3), runs, dtype=np.float64, callback=record_params(together),
+                       **TRAIN)
+    # the other replicas follow exactly the runs trained without the diverging one
+    alone = train_replicas(poisoned(replica=99, step=0), [runs[0], runs[2]], dtype=np.float64,
+                           callback=record_params(healthy), **TRAIN)
+    for key, value in together[-1]["sb"].items():
+        np.testing.assert_allclose(value[[0, 2]], healthy[-1]["sb"][key], rtol=1e-12, err_msg=key)
+        # replica 1: from step 3 on, the parameters after step 1 (the last with a finite loss and gradient)
+        for step in range(2, TRAIN["steps"]):
+            np.testing.assert_array_equal(together[step]["sb"][key][1], together[0]["sb"][key][1], err_msg=key)
+        assert np.all(np.isfinite(value))
+    np.testing.assert_array_equal(h.diverged["sb"], [0, 3, 0])
+    np.testing.assert_array_equal(alone.diverged["sb"], [0, 0])
+    assert np.all(np.isfinite(h.test_loss["sb"]))
+    np.testing.assert_allclose(h.test_loss["sb"][:, [0, 2]], alone.test_loss["sb"], rtol=1e-12)
+
+
+def test_a_run_with_overflowing_labels_diverges_alone():
+    # Labels of order 1e30 overflow the float32 MSE at the first step: that run is held at its initial parameters.
+    runs = make_runs(2) + [Run(SyntheticSpec(scale=1e30).draw(D, 0.5, 3), seed=11)]
+    h = train_replicas(SMALL, runs, dtype=np.float32, **TRAIN)
+    for name in SMALL:
+        np.testing.assert_array_equal(h.diverged[name], [0, 0, 1])
+        for key, value in h.models[name].params.items():
+            assert np.all(np.isfinite(value)), (name, key)
+        assert np.all(h.test_loss[name][-1, :2] < h.test_loss[name][0, :2])  # the other two learn
+
+
+def test_diverged_steps_survive_groups_and_workers():
+    runs = make_runs(2) + [Run(SyntheticSpec(scale=1e30).draw(D, 0.5, 3), seed=11)] + make_runs(1)
+    kwargs = {k: v for k, v in TRAIN.items() if k != "eval_chunk"}
+    h = train_in_groups(SMALL, runs, group_size=2, workers=2, **kwargs)
+    for name in SMALL:
+        np.testing.assert_array_equal(h.diverged[name], [0, 0, 1, 0])
+
+
 # ------------------------------------------------------------------------------------------------ groups, workers
 def test_groups_and_workers_do_not_change_the_numbers():
     runs = make_runs(5)
@@ -176,7 +233,7 @@ def test_train_in_groups_checks_every_setting_before_starting_workers(kwargs, na
     def no_pool(*args, **kw):
         raise AssertionError("the workers were started before the settings were checked")
 
-    monkeypatch.setattr(replicas_module, "_train_in_processes", no_pool)
+    monkeypatch.setattr(lockstep_module, "_train_in_processes", no_pool)
     with pytest.raises(ValueError, match=name):
         train_in_groups(SMALL, make_runs(2), workers=2, **(TRAIN | kwargs))
 

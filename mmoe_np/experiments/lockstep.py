@@ -12,9 +12,13 @@ and model initialization" (Ma et al., KDD 2018, Sec. 5.1). Run r here is a :clas
 All R replicas of one model are one stacked model (:func:`~mmoe_np.stack_models`, parameters (R, ...)), and one
 forward/backward on X (R, B, d), Y (R, B, 2) gives replica r exactly the gradient of its own loss on its own batch
 (nothing in the ops mixes the leading axis). Adam is elementwise. So R replicas trained together follow, step for
-step, the parameters of R separate runs of this same code (``tests/test_replicas.py`` checks it to 1e-10 in float64)
+step, the parameters of R separate runs of this same code (``tests/test_lockstep.py`` checks it to 1e-10 in float64)
 at the cost of one vectorised step instead of R Python-level ones. When several models are given, they are trained
 on the *same* minibatches and test sets (the data are drawn once per step), so their comparison is paired.
+
+A replica whose loss or gradient becomes non-finite (a diverging run) must not stop the other R - 1, and its NaNs
+must not reach the optimizer (which refuses them): it is put back to its last good parameters (those of the previous
+step) and held there, its gradient zeroed, while the others train on; ``ReplicaHistory.diverged`` records the step.
 
 :func:`train_replicas` trains one group in this process; :func:`train_in_groups` splits many runs into groups and
 trains them here or hands them to worker processes (one BLAS thread each), printing progress (runs done, elapsed,
@@ -22,15 +26,17 @@ ETA) to stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import multiprocessing
 import os
 import queue as queue_module
-import sys
+import signal
+import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -38,9 +44,10 @@ from .. import _validation as V
 from ..data.synthetic import SyntheticTasks
 from ..models import MultiTaskModel, stack_models
 from ..optim import Adam
+from ..training import Progress
 
-__all__ = ["Run", "ModelSpec", "ReplicaHistory", "Progress", "replica_streams", "train_replicas",
-           "train_in_groups", "format_seconds"]
+__all__ = ["Run", "ModelSpec", "ReplicaHistory", "ReplicaStreams", "replica_streams", "train_replicas",
+           "train_in_groups"]
 
 TASKS = ("regression", "regression")  # the synthetic task pair: two regression tasks
 _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -101,6 +108,8 @@ class ReplicaHistory:
     * ``test_loss[name]`` (T, R, 2): each replica's MSE per task on its own test set;
     * ``train_loss[name]`` (T, R, 2): the mean minibatch MSE over the steps since the previous evaluation
       (NaN at step 0). With fresh data every step it estimates the same quantity as the test loss, a bit earlier;
+    * ``diverged[name]`` (R,): the step at which the replica's loss or gradient first became non-finite, 0 if never.
+      From that step on the replica is held at its last good parameters (its later losses are those of that model);
     * ``models[name]``: the trained stacked model (filled by :func:`train_replicas`, empty after
       :func:`train_in_groups`, which does not send parameters back from its workers);
     * ``seconds``: wall time.
@@ -109,66 +118,57 @@ class ReplicaHistory:
     steps: np.ndarray
     test_loss: dict[str, np.ndarray]
     train_loss: dict[str, np.ndarray]
+    diverged: dict[str, np.ndarray]
     runs: list[Run]
     seconds: float
     models: dict[str, MultiTaskModel] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Progress on stderr
-# ---------------------------------------------------------------------------------------------------------------
-def format_seconds(seconds: float) -> str:
-    """``75.2 -> '1m15s'``, ``3725 -> '1h02m05s'``, ``4.3 -> '4.3s'``."""
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+class _DivergenceGuard:
+    """Keeps the diverged replicas of one stacked model (R replicas) out of training.
 
-
-class Progress:
-    """Progress of ``total_work`` units of work (replica-steps) making up ``total_runs`` runs, on ``stream``.
-
-    ``update(work, runs)`` adds done work and finished runs; a line ``label: x% of the steps, runs done a/b,
-    elapsed .., eta ..`` is printed at most every ``interval`` seconds (and by :meth:`close`). The ETA assumes the
-    remaining work goes at the average rate so far. The runs of one lock-step group finish together, so the
-    percentage is the live measure and "runs done" moves once per group. ``unit`` names the work ("steps").
+    Each step: :meth:`check` marks the replicas whose loss (R, K) or gradient is non-finite, puts them back to
+    ``last_good`` (the parameters before the previous update, the last ones with a finite loss and gradient) and
+    zeroes every held replica's gradient; :meth:`before_update` saves the others' parameters as ``last_good``;
+    :meth:`after_update` undoes the optimizer's move of the held replicas (Adam's momentum would still move them).
     """
 
-    def __init__(self, total_work: int, total_runs: int, label: str = "training", stream: TextIO | None = None,
-                 interval: float = 10.0, unit: str = "steps") -> None:
-        self.total_work = V.positive_int("total_work", total_work)
-        self.total_runs = V.positive_int("total_runs", total_runs)
-        self.label, self.unit = label, unit
-        self.stream = sys.stderr if stream is None else stream
-        self.interval = V.positive_float("interval", interval, allow_zero=True)
-        self.work = self.runs = 0
-        self.start = self._last = time.perf_counter()
+    def __init__(self, model: MultiTaskModel) -> None:
+        self.params = model.params
+        self.last_good = {key: p.copy() for key, p in self.params.items()}
+        self.held = np.zeros(model.replica_shape[0], dtype=bool)
+        self.diverged = np.zeros(model.replica_shape[0], dtype=np.int64)
 
-    def update(self, work: int = 0, runs: int = 0) -> None:
-        self.work += work
-        self.runs += runs
-        now = time.perf_counter()
-        if now - self._last >= self.interval:
-            self._last = now
-            self._print(now)
+    def _mask(self, mask: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return mask.reshape(mask.shape + (1,) * (p.ndim - 1))  # (R,) -> (R, 1, ..., 1): broadcasts over p
 
-    def close(self) -> None:
-        self._print(time.perf_counter())
+    def check(self, step: int, per_task: np.ndarray, grads: dict[str, np.ndarray]) -> None:
+        R = self.held.size
+        bad = ~np.isfinite(per_task).all(axis=-1)
+        for g in grads.values():
+            bad |= ~np.isfinite(g.reshape(R, -1)).all(axis=1)
+        new = bad & ~self.held
+        if new.any():
+            self.held |= new
+            self.diverged[new] = step
+            self.after_update()  # back to the last good parameters
+        if self.held.any():
+            for g in grads.values():
+                g[self.held] = 0.0
 
-    def line(self, now: float | None = None) -> str:
-        elapsed = (time.perf_counter() if now is None else now) - self.start
-        fraction = min(self.work / self.total_work, 1.0)
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("inf")
-        return (f"{self.label}: {100 * fraction:.0f}% of the {self.unit}, runs done {self.runs}/{self.total_runs}, "
-                f"elapsed {format_seconds(elapsed)}, eta {format_seconds(eta)}")
+    def before_update(self) -> None:
+        for key, p in self.params.items():
+            np.copyto(self.last_good[key], p, where=self._mask(~self.held, p))
 
-    def _print(self, now: float) -> None:
-        print(self.line(now), file=self.stream, flush=True)
+    def after_update(self) -> None:
+        if self.held.any():
+            for key, p in self.params.items():
+                np.copyto(p, self.last_good[key], where=self._mask(self.held, p))
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Progress from worker processes
+# ---------------------------------------------------------------------------------------------------------------
 class _QueueProgress:
     """A worker's stand-in for :class:`Progress`: sends its updates to the parent through a queue, at most every
     ``interval`` seconds (and always when runs finish)."""
@@ -189,7 +189,7 @@ class _QueueProgress:
 # ---------------------------------------------------------------------------------------------------------------
 # One group of replicas in lock-step
 # ---------------------------------------------------------------------------------------------------------------
-class _Streams:
+class ReplicaStreams:
     """The R runs' data: ``batch(B)`` -> X (R, B, d), Y (R, B, 2), row r drawn from run r's own training stream."""
 
     def __init__(self, runs: Sequence[Run], dtype: np.dtype) -> None:
@@ -230,6 +230,8 @@ def _test_mse(model: MultiTaskModel, X: np.ndarray, Y: np.ndarray, chunk: int) -
     return total
 
 
+# A diverging replica overflows; the divergence guard finds and holds it, so NumPy need not warn at every step.
+@np.errstate(over="ignore", invalid="ignore")
 def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, steps: int, batch_size: int = 128,
                    lr: float | Mapping[str, float] = 1e-3, eval_every: int = 100, n_test: int = 2000,
                    eval_chunk: int = 500, dtype: Any = np.float32, progress: Any = None,
@@ -248,12 +250,13 @@ def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, step
         models, steps, batch_size, lr, eval_every, n_test, eval_chunk, dtype)
 
     start_time = time.perf_counter()
-    data = _Streams(runs, dtype)
+    data = ReplicaStreams(runs, dtype)
     n_features, R = runs[0].tasks.n_features, len(runs)
     # One stacked model per name: replica r initialised from run r's seed (the same seed for every model of run r).
     stacked = {name: stack_models([spec.build(n_features, seed, dtype) for seed in data.init_seeds])
                for name, spec in models.items()}
     optimizers = {name: Adam(model.params, lr=rates[name]) for name, model in stacked.items()}
+    guards = {name: _DivergenceGuard(model) for name, model in stacked.items()}
     X_test, Y_test = data.test_set(n_test)
 
     eval_steps = sorted({0, *range(eval_every, steps, eval_every), steps})
@@ -267,8 +270,13 @@ def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, step
     for step in range(1, steps + 1):
         X, Y = data.batch(batch_size)  # shared by every model: a paired comparison
         for name, model in stacked.items():
-            _, per_task, grads, _ = model.forward_backward(X, Y, check=False)  # per_task (R, 2): each replica's MSE on its own batch
+            # per_task (R, 2): each replica's MSE on its own batch
+            _, per_task, grads, _ = model.forward_backward(X, Y, check=False)
+            guard = guards[name]
+            guard.check(step, per_task, grads)
+            guard.before_update()
             optimizers[name].step(grads)
+            guard.after_update()
             running[name] += per_task
         since += 1
         if callback is not None:
@@ -283,7 +291,8 @@ def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, step
             progress.update(work=R)
     if progress is not None:
         progress.update(runs=R * len(stacked))
-    return ReplicaHistory(steps=np.array(eval_steps), test_loss=test_loss, train_loss=train_loss, runs=runs,
+    return ReplicaHistory(steps=np.array(eval_steps), test_loss=test_loss, train_loss=train_loss,
+                          diverged={name: guard.diverged for name, guard in guards.items()}, runs=runs,
                           seconds=time.perf_counter() - start_time, models=stacked)
 
 
@@ -331,8 +340,13 @@ _worker_sink: Any = None  # the progress queue of a worker process, set by _init
 
 
 def _init_worker(sink: Any) -> None:
+    """Set up a worker: its progress queue, and Ctrl-C left to the parent (also when the pool was started from a
+    thread, where :func:`_spawning_workers` cannot ignore it). A terminal's Ctrl-C reaches every process of the
+    group; the parent alone handles it (one "interrupted" line, no traceback per worker) and stops the pool, whose
+    workers end on the SIGTERM that ``Pool.terminate`` sends."""
     global _worker_sink
     _worker_sink = sink
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _train_group(job: tuple[Mapping[str, ModelSpec], list[Run], dict[str, Any]]) -> ReplicaHistory:
@@ -351,6 +365,7 @@ def _merge(histories: Sequence[ReplicaHistory], seconds: float) -> ReplicaHistor
         test_loss={name: np.concatenate([h.test_loss[name] for h in histories], axis=1) for name in first.test_loss},
         train_loss={name: np.concatenate([h.train_loss[name] for h in histories], axis=1)
                     for name in first.train_loss},
+        diverged={name: np.concatenate([h.diverged[name] for h in histories]) for name in first.diverged},
         runs=[run for h in histories for run in h.runs], seconds=seconds)
 
 
@@ -397,25 +412,41 @@ def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, gro
 
 def _train_in_processes(models: Mapping[str, ModelSpec], groups: list[list[Run]], workers: int,
                         progress: Progress | None, train_kwargs: dict[str, Any]) -> list[ReplicaHistory]:
-    """Run the groups on a pool of ``workers`` spawned processes; forward their progress messages to ``progress``."""
+    """Run the groups on a pool of ``workers`` spawned processes; forward their progress messages to ``progress``.
+
+    Leaving the ``with pool`` block for any reason (an error, Ctrl-C, the command's SIGTERM exception) terminates
+    the workers: none is left training after the parent has gone."""
     context = multiprocessing.get_context("spawn")
     sink = context.Queue()
+    with _spawning_workers():
+        pool = context.Pool(min(workers, len(groups)), initializer=_init_worker, initargs=(sink,))
+    with pool:
+        pending = pool.map_async(_train_group, [(models, group, train_kwargs) for group in groups], chunksize=1)
+        while not pending.ready():
+            _drain(sink, progress, first_wait=0.5, next_wait=0.0)
+        histories = pending.get()  # re-raises a worker's exception here
+        _drain(sink, progress, first_wait=0.2, next_wait=0.2)  # the last messages may still be in flight
+    return histories
+
+
+@contextlib.contextmanager
+def _spawning_workers() -> Iterator[None]:
+    """While a pool starts its workers: one BLAS thread each (read by their fresh numpy), and Ctrl-C ignored, which
+    a spawned Python inherits and keeps, so that even a worker still starting up leaves Ctrl-C to the parent."""
     saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in _BLAS_THREAD_VARIABLES})  # read by the workers' fresh numpy
+    os.environ.update({name: "1" for name in _BLAS_THREAD_VARIABLES})
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
     try:
-        with context.Pool(min(workers, len(groups)), initializer=_init_worker, initargs=(sink,)) as pool:
-            pending = pool.map_async(_train_group, [(models, group, train_kwargs) for group in groups], chunksize=1)
-            while not pending.ready():
-                _drain(sink, progress, first_wait=0.5, next_wait=0.0)
-            histories = pending.get()  # re-raises a worker's exception here
-            _drain(sink, progress, first_wait=0.2, next_wait=0.2)  # the last messages may still be in flight
+        yield
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, sigint)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    return histories
 
 
 def _drain(sink: Any, progress: Progress | None, first_wait: float, next_wait: float) -> None:
