@@ -318,7 +318,7 @@ class GradientReport:
         """The table, the worst ``worst`` entries of each failing array, and a PASS/FAIL line at ``tol``."""
         tol = check_tol(tol)
         V.int_at_least("worst", worst, 0)
-        width = max(map(len, self.errors), default=5)
+        width = max([len("array"), *map(len, self.errors)])
         values = "directions" if self.mode == "fast" else "entries"
         rows = [f"gradient check ({self.mode}: compares {values}; step {self.step:g}; tol {tol:g})",
                 f"{'array':<{width}}  rel. error   abs. error   noise"]
