@@ -1,0 +1,202 @@
+"""Save a model to one ``.npz`` file and load it back, bit for bit; loading never runs code from the file.
+
+A checkpoint is a NumPy ``.npz`` (a zip of ``.npy`` arrays, each with a CRC-32) holding
+
+* every parameter array under its own key (``"experts.0.W"``, ...), in the model's dtype, with the leading replica
+  axis of a stacked model (:func:`mmoe_np.stack_models`);
+* ``"__mmoe_np__"``: a uint8 array, the UTF-8 bytes of a JSON object::
+
+    {"format": "mmoe_np model", "format_version": 1, "package_version": "0.1.0", "class": "MMoE",
+     "config": {"n_features": 4, "tasks": [...], ..., "dtype": "float32", "seed": 0}, "replica_shape": []}
+
+  ``config`` holds every constructor argument, so ``cls(**config)`` rebuilds the model; for a stacked model
+  ``seed`` is the list of the R replicas' seeds and ``replica_shape`` is ``[R]``.
+
+:func:`load` rebuilds the model from the JSON description and then copies the arrays in, after checking that their
+keys, shapes and dtypes are exactly those the description builds. Nothing is unpickled: ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+from . import _validation as V
+from ._io import atomic_path
+
+if TYPE_CHECKING:
+    from .models import MultiTaskModel
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+FORMAT_NAME = "mmoe_np model"
+FORMAT_VERSION = 1  # raised whenever a file written now could not be read by an older load
+METADATA_KEY = "__mmoe_np__"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, or an empty zip's directory end
+
+
+def _model_classes() -> dict[str, type]:
+    """The concrete model classes that can be saved, by class name.
+
+    Imported when first needed, not with this module: the models may call :func:`save` themselves.
+    """
+    from . import models
+    classes = getattr(models, "MODEL_CLASSES", None)
+    if classes is not None:
+        return dict(classes)
+    import mmoe_np
+    exported = (getattr(mmoe_np, name) for name in mmoe_np.__all__)
+    return {cls.__name__: cls for cls in exported if isinstance(cls, type)
+            and issubclass(cls, models.MultiTaskModel) and cls is not models.MultiTaskModel}
+
+
+def _metadata(model: MultiTaskModel) -> dict[str, Any]:
+    """The JSON description of ``model``: format, class, full config (dtype and seed included), replicas."""
+    import mmoe_np
+    config = {**model.config(), "dtype": model.dtype.name, "seed": model.seed}  # whether config() has them or not
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "package_version": mmoe_np.__version__,
+            "class": type(model).__name__, "config": config, "replica_shape": list(model.replica_shape)}
+
+
+def _to_json(value: Any) -> Any:
+    """``json.dumps``' fallback for the NumPy values a config may hold: scalars, arrays and dtypes."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if isinstance(value, np.dtype):
+        return value.name
+    raise TypeError(f"config value {value!r} of type {type(value).__name__} cannot be written as JSON")
+
+
+def save(model: MultiTaskModel, path: str | os.PathLike) -> Path:
+    """Write ``model`` (single or stacked) to the ``.npz`` file ``path``, atomically; returns the path.
+
+    The file is written under a temporary name in the same folder and renamed over ``path`` only once complete, so
+    an interrupted save leaves any earlier file at ``path`` as it was. ``path`` is used as given (no suffix added).
+    """
+    classes = _model_classes()
+    if classes.get(type(model).__name__) is not type(model):
+        raise ValueError(f"model must be one of mmoe_np's models {sorted(classes)}; got {type(model).__name__}")
+    if len(model.replica_shape) > 1:
+        raise ValueError(f"model must be a single or a stacked model (replicas (R,)); got replicas "
+                         f"{model.replica_shape}")
+    if METADATA_KEY in model.params:
+        raise ValueError(f"model.params must not use the key {METADATA_KEY!r}, which holds the checkpoint's metadata")
+    path = _checked_path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"path: the folder {str(path.parent)!r} does not exist")
+    text = json.dumps(_metadata(model), default=_to_json, allow_nan=False)
+    arrays = {METADATA_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **model.params}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+        np.savez(f, allow_pickle=False, **arrays)
+    return path
+
+
+def _checked_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a file name (str or Path); got {type(path).__name__}")
+    return Path(path)
+
+
+def load(path: str | os.PathLike) -> MultiTaskModel:
+    """The model saved at ``path`` by :func:`save`: the same class, config, dtype, seed(s) and parameters, bit for bit.
+
+    Raises ``ValueError`` naming the file and the problem for a missing, truncated, damaged or foreign file, an
+    unknown class, a newer format version, or arrays whose keys, shapes or dtypes do not match the config.
+    """
+    path = _checked_path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if len(magic) < 4:
+        raise ValueError(f"{path}: empty or truncated file ({len(magic)} bytes)")
+    if magic not in ZIP_MAGIC:  # checked here, so np.load never even considers another format (such as a pickle)
+        raise ValueError(f"{path}: not an mmoe_np model file (not a .npz archive)")
+    with _reading(path, "the archive's directory"):
+        npz = np.load(path, allow_pickle=False)
+    with npz:
+        meta = _read_metadata(path, npz)
+        model = _build(path, meta)
+        names = set(npz.files) - {METADATA_KEY}
+        if names != model.params.keys():
+            missing, extra = sorted(model.params.keys() - names), sorted(names - model.params.keys())
+            raise ValueError(f"{path}: the arrays do not match the config of {meta['class']}; missing {missing}, "
+                             f"extra {extra}")
+        for name, target in model.params.items():
+            with _reading(path, f"array {name!r}"):
+                stored = npz[name]  # the whole member is read, so its CRC-32 is checked
+            if stored.shape != target.shape or stored.dtype != target.dtype:
+                raise ValueError(f"{path}: array {name!r} has shape {stored.shape} and dtype {stored.dtype}; "
+                                 f"the config gives shape {target.shape} and dtype {target.dtype}")
+            target[...] = stored
+    return model
+
+
+@contextlib.contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Turn whatever a damaged zip or .npy makes zipfile or NumPy raise into one ValueError naming the file.
+
+    That is any ``Exception``: a bad CRC or header (BadZipFile), missing bytes (EOFError, ValueError), a garbled
+    compression method or flag (NotImplementedError, RuntimeError), an unparsable .npy header (ValueError,
+    tokenize.TokenError), a shape too large to allocate (MemoryError), and more. Only library reads run inside.
+    """
+    try:
+        yield
+    except Exception as err:
+        raise ValueError(f"{path}: damaged or truncated file: cannot read {what} ({type(err).__name__}: {err})") \
+            from err
+
+
+def _read_metadata(path: Path, npz: Any) -> dict[str, Any]:
+    """The checked JSON description stored in ``npz``."""
+    if METADATA_KEY not in npz.files:
+        raise ValueError(f"{path}: not an mmoe_np model file (a .npz without the {METADATA_KEY!r} entry)")
+    with _reading(path, "the metadata"):
+        raw = npz[METADATA_KEY]
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ValueError(f"{path}: its {METADATA_KEY!r} entry is {raw.dtype} of shape {raw.shape}, not UTF-8 bytes")
+    with _reading(path, "the metadata's JSON"):
+        meta = json.loads(raw.tobytes().decode("utf-8"))  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path}: not an mmoe_np model file (its metadata has no format {FORMAT_NAME!r})")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path}: written in format version {version} by mmoe_np "
+                         f"{meta.get('package_version', '?')}; this mmoe_np reads format versions up to "
+                         f"{FORMAT_VERSION} (upgrade mmoe_np)")
+    for key, kind in (("class", str), ("config", dict), ("replica_shape", list)):
+        if not isinstance(meta.get(key), kind):
+            raise ValueError(f"{path}: metadata {key!r} must be a {kind.__name__}; got {meta.get(key)!r}")
+    return meta
+
+
+def _build(path: Path, meta: dict[str, Any]) -> MultiTaskModel:
+    """A fresh model of the described class, config and replicas (the caller overwrites its arrays)."""
+    import mmoe_np
+    classes = _model_classes()
+    cls = classes.get(meta["class"])
+    if cls is None:
+        raise ValueError(f"{path}: unknown model class {meta['class']!r}; expected one of {sorted(classes)}")
+    config = dict(meta["config"])
+    seed = config.pop("seed", None)
+    replica_shape = meta["replica_shape"]
+    if replica_shape:
+        n = replica_shape[0] if len(replica_shape) == 1 else None
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1 or not isinstance(seed, list) or len(seed) != n:
+            raise ValueError(f"{path}: a stacked model needs replica_shape [R] and R seeds; got replica_shape "
+                             f"{replica_shape} and seed {seed!r}")
+    try:
+        if not replica_shape:
+            return cls(**config, seed=seed)
+        seeds = tuple(V.int_at_least("seed", s, 0) for s in seed)
+        stacked = mmoe_np.stack_models([cls(**config, seed=seeds[0])] * replica_shape[0])
+    except (TypeError, ValueError) as err:  # a config the constructor refuses
+        raise ValueError(f"{path}: its config does not build a {cls.__name__}: {err}") from err
+    stacked.seed = seeds  # as stack_models sets it: one seed per replica
+    return stacked
