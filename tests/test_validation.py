@@ -147,6 +147,7 @@ def test_bad_sizes(cls, kwargs, match):
     (mn.MMoE, dict(n_expert=3)), (mn.SharedBottom, dict(hidden_units=(3,))), (mn.SingleTask, dict(foo=1)),
     (mn.L2Constrained, dict(l2=0.1)), (mn.CrossStitch, dict(alpha=0.9)),
     (mn.TensorFactorization, dict(ranks=(1, 1, 1), rank=2)), (mn.MixtureOfExperts, dict(n_gate=1)),
+    (mn.MMoE, dict(n_gates=1)), (mn.OMoE, dict(n_gates=1)),
 ])
 def test_unknown_options_are_rejected_naming_the_class(cls, kwargs):
     unknown = [k for k in kwargs if k != "ranks"]

@@ -42,20 +42,26 @@ class MixtureOfExperts(MultiTaskModel):
     * ``towers.{l}.W`` (K, d_in, d_out), ``towers.{l}.b`` (K, d_out): the towers, (expert_units[-1], *tower_units, 1)
     """
 
+    default_n_gates: int | None = None  # the number of gates without n_gates; None: one per task
+
     def __init__(self, n_features: int, tasks: Sequence[str], n_experts: int = 8,
                  expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), n_gates: int | None = None,
                  **kwargs: Any) -> None:
         self.n_experts = V.positive_int("n_experts", n_experts)
         self.expert_units = V.units("expert_units", expert_units)
         self.tower_units = V.units("tower_units", tower_units, allow_empty=True)
-        self.n_gates = n_gates  # checked against n_tasks in _build, once the tasks are checked
+        if n_gates is not None and not self._gates_are_an_option():
+            kwargs["n_gates"] = n_gates  # OMoE and MMoE fix their gates: the base reports an unknown option
+        self.n_gates = self.default_n_gates if n_gates is None else n_gates  # checked in _build, with the tasks
         super().__init__(n_features, tasks, **kwargs)
+
+    @classmethod
+    def _gates_are_an_option(cls) -> bool:
+        return "n_gates" in inspect.signature(cls).parameters  # not for OMoE and MMoE
 
     def _sizes(self) -> dict[str, Any]:
         sizes = {"n_experts": self.n_experts, "expert_units": self.expert_units, "tower_units": self.tower_units}
-        if "n_gates" in inspect.signature(type(self)).parameters:  # not for OMoE and MMoE, which fix it
-            sizes["n_gates"] = self.n_gates
-        return sizes
+        return {**sizes, "n_gates": self.n_gates} if self._gates_are_an_option() else sizes
 
     def _build(self, rng: np.random.Generator) -> None:
         if self.n_gates is None:
@@ -116,9 +122,11 @@ class OMoE(MixtureOfExperts):
     computed once and read by every tower, so the gate's gradient is the sum over all tasks.
     """
 
+    default_n_gates = 1
+
     def __init__(self, n_features: int, tasks: Sequence[str], n_experts: int = 8,
                  expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), **kwargs: Any) -> None:
-        super().__init__(n_features, tasks, n_experts, expert_units, tower_units, n_gates=1, **kwargs)
+        super().__init__(n_features, tasks, n_experts, expert_units, tower_units, **kwargs)  # without n_gates
 
 
 class MMoE(MixtureOfExperts):
@@ -134,4 +142,4 @@ class MMoE(MixtureOfExperts):
 
     def __init__(self, n_features: int, tasks: Sequence[str], n_experts: int = 8,
                  expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), **kwargs: Any) -> None:
-        super().__init__(n_features, tasks, n_experts, expert_units, tower_units, n_gates=None, **kwargs)
+        super().__init__(n_features, tasks, n_experts, expert_units, tower_units, **kwargs)  # without n_gates
