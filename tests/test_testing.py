@@ -2,6 +2,7 @@
 the reference Adam, argument checks, and that hypothesis stays optional."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,3 +247,17 @@ def test_without_hypothesis_the_strategies_say_what_to_install_and_the_rest_work
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "True", "mmoe_np.testing's strategies need hypothesis, an optional dependency: pip install mmoe-np[test]"]
+
+
+# ------------------------------------------------------------------------------------------------ the docs' command
+def test_the_documented_speed_comparison_runs_as_written_on_a_small_model(monkeypatch, capsys):
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "gradient-testing.md").read_text()
+    snippet = doc.split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    assert "N_FEATURES, N_SAMPLES = 486, 32" in snippet and "fast=True" in snippet
+    monkeypatch.setattr(ops, "softmax_backward", ops.softmax_backward)  # the snippet plants a bug: undone after
+    exec(compile(snippet.replace("= 486, 32", "= 6, 4"), "gradient-testing.md", "exec"), {})
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith(f"{8 * 6 * 16 + 8 * 16 + 2 * 6 * 8 + 2 * 8 + 2 * 16 * 8 + 2 * 8 + 2 * 8 + 2 + 4 * 6} "
+                            "entries; full: ")
+    assert first.count("passed True") == 2 and "x faster" in first
+    assert second.startswith("fast mode on the planted bug: passed False ; failing: FAIL: ")
