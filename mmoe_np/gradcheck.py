@@ -148,10 +148,10 @@ def directional_derivatives(f: Callable[[], float], a: np.ndarray, directions: n
     """
     h = check_step(h, "h")
     _perturbable(f, a)
-    directions = np.asarray(directions, dtype=np.float64)
-    if directions.shape[1:] != a.shape:
-        raise ValueError(f"directions must have shape (k, *a.shape) = (k, {', '.join(map(str, a.shape))}); "
-                         f"got {directions.shape}")
+    directions = _finite_array("directions", directions)
+    if directions.ndim != a.ndim + 1 or directions.shape[1:] != a.shape or len(directions) == 0:
+        raise ValueError(f"directions must have shape (k, *a.shape) = (k, {', '.join(map(str, a.shape))}) with "
+                         f"k >= 1; got {directions.shape}")
     original = a.copy()
     numeric = np.empty(len(directions))
     steps = np.empty((len(directions), a.size))
@@ -264,9 +264,14 @@ class GradientReport:
         k = int(np.flatnonzero(~np.isfinite(values))[0])
         return f"{values[k]} at {self._label(name, k)}"
 
+    def _known(self, name: Any) -> str:
+        if name not in self.errors:
+            raise ValueError(f"name must be one of the checked arrays {list(self.errors)}; got {name!r}")
+        return name
+
     def resolved(self, name: str, tol: float = DEFAULT_TOL) -> bool:
         """Is the array's gradient large enough for a relative error of ``tol`` to be measured?"""
-        tol = check_tol(tol)
+        tol, name = check_tol(tol), self._known(name)
         if name in self.nonfinite:
             return True  # nothing about a non-finite value is below the resolution
         scale = self.abs_errors[name] / self.errors[name] if self.errors[name] > 0 else float("inf")
@@ -275,7 +280,7 @@ class GradientReport:
     def passed_array(self, name: str, tol: float = DEFAULT_TOL) -> bool:
         """Finite, and a relative error below ``tol``, or (for a gradient too small to resolve) agreement to the
         noise level. A resolved gradient that fails the relative tolerance never passes on its absolute error."""
-        tol = check_tol(tol)
+        tol, name = check_tol(tol), self._known(name)
         if name in self.nonfinite:
             return False
         return self.errors[name] < tol or (not self.resolved(name, tol)
@@ -304,9 +309,7 @@ class GradientReport:
         """The ``n`` compared values of one array that disagree most: ``(label, analytic, numeric, rel. error)``,
         non-finite ones first, then by |analytic - numeric|."""
         V.positive_int("n", n)
-        if name not in self.errors:
-            raise ValueError(f"name must be one of the checked arrays {list(self.errors)}; got {name!r}")
-        a, num = self.analytic[name], self.numeric[name]
+        a, num = self.analytic[self._known(name)], self.numeric[name]
         with np.errstate(invalid="ignore"):
             diff = np.where(np.isfinite(a) & np.isfinite(num), np.abs(a - num), np.inf)
             scale = np.maximum(np.abs(a), np.abs(num))

@@ -143,6 +143,8 @@ def adam_reference(param: Any, grads: Sequence[Any], *, lr: float = 1e-3, beta1:
     for name, beta in (("beta1", beta1), ("beta2", beta2)):
         if not 0 <= V.positive_float(name, beta, allow_zero=True) < 1:
             raise ValueError(f"{name} must be in [0, 1); got {beta!r}")
+    if isinstance(grads, (str, bytes, np.ndarray)) or not isinstance(grads, Sequence):
+        raise ValueError(f"grads must be a list of gradients, one per step; got {type(grads).__name__}")
     m, v, trajectory = np.zeros_like(theta), np.zeros_like(theta), []
     for t, g in enumerate(grads, start=1):
         g = np.asarray(g, dtype=np.float64)
@@ -248,6 +250,7 @@ class ModelConfig(NamedTuple):
 
     def build(self, jitter_scale: float = 0.3) -> Any:
         """The model in float64, its parameters moved off the initial point by :func:`jitter` (0: not moved)."""
+        V.positive_float("jitter_scale", jitter_scale, allow_zero=True)
         model = MODEL_CLASSES[self.name](self.n_features, self.tasks, seed=self.seed, **self.options)
         return jitter(model, self.seed, jitter_scale) if jitter_scale else model
 

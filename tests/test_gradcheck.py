@@ -86,6 +86,18 @@ def test_a_nan_in_the_numerical_gradient_fails_and_names_the_entry():
         assert report.nonfinite["z"].startswith("numerical gradient nan at z[1]"), fast
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_nan_from_a_models_backward_fails_the_arrays_it_reaches(fast, monkeypatch):
+    correct = ops.relu_backward
+    monkeypatch.setattr(ops, "relu_backward", lambda da, cache: correct(da, cache) * np.nan)
+    model = make_model()
+    X, Y = data(6, 4, model.tasks, 0)
+    report = mn.check_gradients(model, X, Y, fast=fast)
+    assert not report.passed() and report.errors["experts.0.W"] == np.inf
+    assert report.nonfinite["experts.0.W"] == "analytic gradient nan at experts.0.W[0, 0, 0]"
+    assert "towers.1.W" not in report.nonfinite and report.passed_array("towers.1.W")  # after the last ReLU
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered",
                             "ignore:divide by zero encountered")
 def test_a_non_finite_loss_or_output_is_refused():
@@ -389,6 +401,10 @@ def test_bad_tolerances_are_refused(tol):
     (lambda: gradcheck.rounding_noise(np.inf, 2, 1e-5), "f_value must be finite"),
     (lambda: gradcheck.rounding_noise(1.0, -1, 1e-5), "n_entries"),
     (lambda: report_for([1.0], [1.0]).worst_entries("v"), "name must be one of the checked arrays"),
+    (lambda: report_for([1.0], [1.0]).passed_array("v"), "name must be one of the checked arrays"),
+    (lambda: report_for([1.0], [1.0]).resolved(0), "name must be one of the checked arrays"),
+    (lambda: gradcheck.directional_derivatives(lambda: 0.0, np.ones(2), np.zeros((0, 2))), "directions must have"),
+    (lambda: gradcheck.directional_derivatives(lambda: 0.0, np.ones(2), [[np.nan, 1.0]]), "directions contains"),
     (lambda: report_for([1.0], [1.0]).worst_entries("w", 0), "n must be"),
     (lambda: report_for([1.0], [1.0]).format(worst=-1), "worst must be"),
 ])

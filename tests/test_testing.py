@@ -156,6 +156,8 @@ def test_every_model_class_can_be_drawn(name, data):
     assert config.name == name and 1 <= config.n_features <= 3
     model = config.build()
     assert type(model).__name__ == name and model.tasks == config.tasks
+    with pytest.raises(ValueError, match="jitter_scale"):
+        config.build(jitter_scale=-1)
     unmoved = config.build(jitter_scale=0)
     fresh = getattr(mn, name)(config.n_features, config.tasks, seed=config.seed, **config.options)
     for key in fresh.params:
@@ -215,6 +217,7 @@ def test_adam_reference_first_step_is_about_lr_times_the_sign():
     (lambda: T.adam_reference(np.zeros(2), [np.ones(3)]), r"grads\[0\] has shape"),
     (lambda: T.adam_reference(np.zeros(2), [], beta1=1.0), "beta1"),
     (lambda: T.adam_reference(np.zeros(2), [], lr=0), "lr"),
+    (lambda: T.adam_reference(np.zeros(2), np.ones((3, 2))), "grads must be a list"),
     (lambda: T.assert_matches_adam("Adam"), "optimizer_class"),
     (lambda: T.assert_matches_adam(mn.Adam, steps=0), "steps"),
     (lambda: T.assert_matches_adam(mn.Adam, rtol=0), "tol"),
