@@ -254,10 +254,13 @@ class GradientReport:
             self.nonfinite[name] = f"analytic gradient {self._where(name, a)}"
 
     def _label(self, name: str, k: int) -> str:
-        """Entry ``k`` of the compared values: ``name[i, j]``, or ``name . u_k`` for a random direction."""
+        """Compared value ``k``: the entry ``name[i, j]`` (``name`` for a 0-d input), or ``<dname, u_k>``, the
+        gradient along random direction k."""
         if self.entries.get(name) is None:
             return f"<d{name}, u_{k}>"
-        index = np.unravel_index(int(self.entries[name][k]), self.shapes[name]) if self.shapes[name] else ()
+        if not self.shapes[name]:
+            return name
+        index = np.unravel_index(int(self.entries[name][k]), self.shapes[name])
         return f"{name}[{', '.join(str(int(i)) for i in index)}]"
 
     def _where(self, name: str, values: np.ndarray) -> str:
@@ -322,13 +325,13 @@ class GradientReport:
         tol = check_tol(tol)
         V.int_at_least("worst", worst, 0)
         width = max([len("array"), *map(len, self.errors)])
-        values = "directions" if self.mode == "fast" else "entries"
+        values = "random directions (small arrays: entries)" if self.mode == "fast" else "every entry"
         rows = [f"gradient check ({self.mode}: compares {values}; step {self.step:g}; tol {tol:g})",
-                f"{'array':<{width}}  rel. error   abs. error   noise"]
+                f"{'array':<{width}}  {'rel. error':<10}  {'abs. error':<10}  noise"]
         for name in self.errors:
             verdict = "" if self.passed_array(name, tol) else "  FAILS"
             resolution = "" if self.resolved(name, tol) else "  (below resolution: agrees within 10x noise)"
-            rows.append(f"{name:<{width}}  {self.errors[name]:.3e}  {self.abs_errors[name]:.3e}  "
+            rows.append(f"{name:<{width}}  {self.errors[name]:<10.3e}  {self.abs_errors[name]:<10.3e}  "
                         f"{self.noise[name]:.1e}{verdict}{resolution if not verdict else ''}")
         failing = [name for name in self.errors if not self.passed_array(name, tol)]
         for name in failing:

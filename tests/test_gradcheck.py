@@ -260,7 +260,10 @@ def test_fast_mode_compares_the_gradient_along_unit_directions():
     np.testing.assert_allclose(report.numeric["w"], report.analytic["w"], rtol=1e-8)
     dout = np.random.default_rng(0).standard_normal(())  # the seed's first draw: v
     assert np.all(np.abs(report.analytic["w"]) <= abs(dout) * np.linalg.norm(c) * (1 + 1e-9))  # u is a unit vector
-    assert "<dw, u_0>" in report._label("w", 0)
+    assert report._label("w", 0) == "<dw, u_0>"
+    assert "(fast: compares random directions (small arrays: entries)" in str(report)
+    scalar = mn.check_op(lambda w: (np.sin(w), w), lambda d, w: d, {"w": 0.5})  # d sin = cos, not 1
+    assert scalar.worst_entries("w", 1)[0][0] == "w" and "  w: analytic " in str(scalar)
 
 
 # ------------------------------------------------------------------------------------------------ the report
