@@ -40,18 +40,13 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, o
 
 
 def _model_classes() -> dict[str, type]:
-    """The concrete model classes that can be saved, by class name.
+    """The model classes that can be saved, by class name: the seven of ``mmoe_np.MODEL_CLASSES`` and the public
+    :class:`~mmoe_np.MixtureOfExperts` they specialise.
 
-    Imported when first needed, not with this module: the models may call :func:`save` themselves.
+    Imported when first needed, not with this module: the models call :func:`save` themselves.
     """
     from . import models
-    classes = getattr(models, "MODEL_CLASSES", None)
-    if classes is not None:
-        return dict(classes)
-    import mmoe_np
-    exported = (getattr(mmoe_np, name) for name in mmoe_np.__all__)
-    return {cls.__name__: cls for cls in exported if isinstance(cls, type)
-            and issubclass(cls, models.MultiTaskModel) and cls is not models.MultiTaskModel}
+    return {**models.MODEL_CLASSES, "MixtureOfExperts": models.MixtureOfExperts}
 
 
 def _metadata(model: MultiTaskModel) -> dict[str, Any]:

@@ -338,3 +338,22 @@ def test_stacked_checkpoints_need_one_seed_per_replica(tmp_path):
     rewrite(path, lambda meta: meta.update({"replica_shape": [2], "config": {**meta["config"], "seed": [3, 1]}}))
     refused(path, r"array 'experts.0.W' has shape \(3, 3, 5, 4\) and dtype float64; the config gives shape "
                   r"\(2, 3, 5, 4\)")
+
+
+def test_model_save_and_mn_load_are_the_public_entry_points(tmp_path):
+    model = mn.MMoE(5, ("binary", "regression"), n_experts=3, expert_units=(4,), tower_units=(2,), seed=3,
+                    dtype=np.float32)
+    path = model.save(tmp_path / "m.npz")
+    assert path == tmp_path / "m.npz"
+    loaded = mn.load(path)
+    assert type(loaded) is mn.MMoE and loaded.config() == model.config()
+    assert all(np.array_equal(loaded.params[k], model.params[k]) and loaded.params[k].dtype == np.float32
+               for k in model.params)
+
+
+def test_a_general_mixture_of_experts_round_trips(tmp_path):
+    model = mn.MixtureOfExperts(4, ("binary", "binary"), n_experts=2, expert_units=(3,), tower_units=(), n_gates=1)
+    loaded = mn.load(model.save(tmp_path / "moe.npz"))
+    assert type(loaded) is mn.MixtureOfExperts and loaded.config() == model.config()
+    X = np.random.default_rng(0).standard_normal((6, 4))
+    assert np.array_equal(loaded.forward(X), model.forward(X))

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
+from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from .. import _validation as V
-from .. import ops
+from .. import ops, persist
 from ..gradcheck import relu_caches
 from ..init import glorot_uniform
 from ..metrics import roc_auc
@@ -222,6 +224,11 @@ class MultiTaskModel:
         return float(min(margins)) if margins else float("inf")
 
     # ------------------------------------------------------------------ copies and configuration
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this model (params, class, full config, package version) to one ``.npz`` file, atomically; the
+        file is read back by :func:`mmoe_np.load`. Returns the path."""
+        return persist.save(self, path)
+
     def copy(self, dtype: Any = None) -> "MultiTaskModel":
         """A deep copy, optionally cast to another dtype (float32 or float64)."""
         new = copy.copy(self)
