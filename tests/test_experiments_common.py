@@ -1,6 +1,10 @@
-"""The small helpers every experiment shares: statistics over runs, the load average, the output folder."""
+"""The helpers every study shares: model names, statistics over runs, the load average, the output folder and how a
+run's files reach it."""
+import json
 import math
 import os
+import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,3 +40,70 @@ def test_prepare_out_creates_the_folder_or_names_the_option(tmp_path):
         common.prepare_out(blocker)
     with pytest.raises(ValueError, match="--out"):
         common.prepare_out(blocker / "below")
+
+
+# ------------------------------------------------------------------------------------------------ model names
+KNOWN = {"Shared-Bottom": 1, "OMoE": 2, "MMoE": 3}
+
+
+@pytest.mark.parametrize("models", ["mmoe,shared-bottom", ["MMoE", "Shared-Bottom"], ["mmoe,", " SharedBottom"],
+                                    "MMOE , shared bottom"])
+def test_parse_models_commas_lists_any_case_in_the_order_given(models):
+    assert common.parse_models(models, KNOWN) == ["MMoE", "Shared-Bottom"]
+    assert common.parse_models("all", KNOWN) == common.parse_models(["ALL"], KNOWN) == list(KNOWN)
+
+
+@pytest.mark.parametrize("models, message", [("", "models must be 'all' or names from Shared-Bottom, OMoE, MMoE"),
+                                             ([" , "], "models must be"), ("mmoe,bert", "unknown model 'bert'"),
+                                             (["MMoE", "mmoe"], "must not repeat")])
+def test_parse_models_rejects_empty_unknown_and_repeated_names(models, message):
+    with pytest.raises(ValueError, match=message):
+        common.parse_models(models, KNOWN)
+
+
+# ------------------------------------------------------------------------------------------------ output files
+def test_staged_outputs_replace_the_old_files_together_and_remove_stale_ones(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, text in (("a.csv", "old a"), ("a.png", "old figure"), ("other.txt", "not ours")):
+        (out / name).write_text(text)
+    with common.staged_outputs(out, names=("a.csv", "a.json", "a.png")) as stage:
+        assert stage.parent == out and stage.name.startswith(".staging-")
+        common.write_csv(stage / "a.csv", ["x", "y"], [[1, 2.5]])
+        common.write_json(stage / "a.json", {"n": np.int64(3), "v": np.arange(2.0)})
+        assert (out / "a.csv").read_text() == "old a"  # nothing reaches out before the end
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "a.json", "other.txt"]  # old a.png gone: not ours now
+    assert (out / "a.csv").read_bytes() == b"x,y\r\n1,2.5\r\n"  # as csv writes it
+    assert json.loads((out / "a.json").read_text()) == {"n": 3, "v": [0.0, 1.0]}
+
+
+def test_an_interrupt_while_writing_leaves_the_old_files_and_no_staging_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.csv").write_text("old a")
+    (out / "a.png").write_text("old figure")
+    with pytest.raises(KeyboardInterrupt):
+        with common.staged_outputs(out, names=("a.csv", "a.png")) as stage:
+            (stage / "a.csv").write_text("new a")
+            raise KeyboardInterrupt  # e.g. Ctrl-C while the figure is drawn
+    assert {p.name: p.read_text() for p in out.iterdir()} == {"a.csv": "old a", "a.png": "old figure"}
+
+
+def test_a_signal_during_the_move_waits_until_every_file_is_in(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    moved = []
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        if not moved:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C right after the first file moved
+        moved.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        with common.staged_outputs(out, names=("a.csv", "b.csv")) as stage:
+            (stage / "a.csv").write_text("a")
+            (stage / "b.csv").write_text("b")
+    assert sorted(moved) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]  # both in: the interrupt came after

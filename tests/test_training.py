@@ -1,4 +1,7 @@
 """Optimizers, fit, early stopping, replicas trained in lock-step, and a convergence test."""
+import io
+import re
+
 import numpy as np
 import pytest
 
@@ -172,6 +175,29 @@ def test_early_stopping_defaults_to_validation_loss():
     h = mn.fit(model, X, Y, epochs=5, batch_size=16, validation=(Xv, Yv), early_stopping=mn.EarlyStopping())
     assert h.score == h.val_loss
     np.testing.assert_allclose(model.losses(Xv, Yv)[0], min(h.val_loss))
+
+
+def test_fit_verbose_reports_every_epoch_through_the_one_progress_reporter(capsys):
+    model = small_mmoe()
+    X, Y = data(32, 5, TASKS, 9)
+    Xv, Yv = data(16, 5, TASKS, 10)
+    h = mn.fit(model, X, Y, epochs=3, batch_size=16, validation=(Xv, Yv), early_stopping=mn.EarlyStopping(),
+               verbose=True)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == h.epochs == 3
+    for e, line in enumerate(lines):
+        assert re.fullmatch(rf"fit: {round(100 * (e + 1) / 3)}% of the epochs, epoch {e + 1}/3, train loss \S+, "
+                            r"val loss \S+, score \S+, elapsed \S+, eta \S+", line), line
+        assert f"val loss {h.val_loss[e]:.5f}, score {h.score[e]:.5f}" in line
+
+
+def test_progress_without_runs_and_with_a_detail():
+    stream = io.StringIO()
+    progress = mn.training.Progress(total_work=4, label="job", stream=stream, interval=0.0, unit="epochs")
+    progress.update(work=1, detail="epoch 1/4")
+    progress.update(work=1)  # the detail stays until a new one comes
+    assert re.fullmatch(r"job: 25% of the epochs, epoch 1/4, elapsed \S+, eta \S+\n"
+                        r"job: 50% of the epochs, epoch 1/4, elapsed \S+, eta \S+\n", stream.getvalue())
 
 
 # ------------------------------------------------------------------------------------------------ replicas

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -101,16 +102,24 @@ def prepare_out(out: Any) -> Path:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait (pending, not lost) until the block ends; where the platform cannot, nothing."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """SIGINT and SIGTERM arriving inside the block wait until it ends, then go to the handlers in place before
+    (Ctrl-C raises KeyboardInterrupt there). Outside the main thread, where handlers cannot be set, nothing waits.
+
+    Held in Python rather than by a signal mask: a mask holds a signal off one thread only, and the process may
+    have others (a worker pool's), to which the kernel would deliver it."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    arrived: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: arrived.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for signum in arrived:
+            signal.raise_signal(signum)
 
 
 @contextlib.contextmanager
