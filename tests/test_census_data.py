@@ -38,9 +38,15 @@ def plain_columns(path):
     return [list(column) for column in zip(*rows)]
 
 
-@pytest.fixture(scope="module")
+_PLAIN = {}
+
+
+@pytest.fixture
 def plain():
-    return {name: plain_columns(DATA_DIR / name) for name in (TRAIN, TEST)}
+    """The oracle's columns of both files, parsed once and kept (``_PLAIN``) until a test needs the memory."""
+    if not _PLAIN:
+        _PLAIN.update({name: plain_columns(DATA_DIR / name) for name in (TRAIN, TEST)})
+    return _PLAIN
 
 
 def load(**kwargs):
@@ -153,26 +159,6 @@ def test_test_file_is_split_disjointly_and_completely(paper1):
     np.testing.assert_array_equal(np.sort(rows), np.arange(N_OTHER))
 
 
-@needs_data
-def test_split_is_determined_by_the_seed():
-    _KEPT.clear()  # the float64 encoding (~1.2 GB) is loaded alone, then kept as float32
-    again = load(group=1, seed=0, dtype=np.float64)
-    assert again.X_train.dtype == again.Y_val.dtype == np.float64
-    names = ("X_train", "Y_train", "X_val", "Y_val", "X_test", "Y_test", "val_rows", "test_rows")
-    arrays = {name: getattr(again, name) for name in names}
-    del again
-    for name in names:  # one array at a time: a single float64 array is converted at once
-        arrays[name] = arrays[name].astype(np.float32) if arrays[name].dtype == np.float64 else arrays[name]
-    paper1 = loaded(group=1)
-    for name in names:
-        assert_equal_by_blocks(arrays[name], getattr(paper1, name))
-    del arrays
-    other = load(group=1, seed=1)
-    assert_equal_by_blocks(other.X_train, paper1.X_train)
-    assert not np.array_equal(other.val_rows, paper1.val_rows)
-    assert len(np.intersect1d(other.val_rows, paper1.val_rows)) < 0.6 * N_HALF
-
-
 # ---------------------------------------------------------------- features
 
 
@@ -269,9 +255,33 @@ def test_keras_recipe_has_499_columns_raw_numbers_and_education(keras1, plain):
 
 @needs_data
 def test_keras_recipe_group_2_swaps_education_for_income():
-    data = load(group=2, recipe="keras")
+    data = loaded(group=2, recipe="keras")
     assert data.n_features == 499 - 17 + 2
     assert "income" in data.vocabulary and "education" not in data.vocabulary
+
+
+# ---------------------------------------------------------------- the split seed and the dtype
+
+
+@needs_data
+def test_split_is_determined_by_the_seed():
+    _KEPT.clear()  # the float64 encoding (~1.2 GB) is loaded alone (the oracle's columns too are gone), then kept
+    _PLAIN.clear()  # as float32
+    again = load(group=1, seed=0, dtype=np.float64)
+    assert again.X_train.dtype == again.Y_val.dtype == np.float64
+    names = ("X_train", "Y_train", "X_val", "Y_val", "X_test", "Y_test", "val_rows", "test_rows")
+    arrays = {name: getattr(again, name) for name in names}
+    del again
+    for name in names:  # one array at a time: a single float64 array is converted at once
+        arrays[name] = arrays[name].astype(np.float32) if arrays[name].dtype == np.float64 else arrays[name]
+    paper1 = loaded(group=1)
+    for name in names:
+        assert_equal_by_blocks(arrays[name], getattr(paper1, name))
+    del arrays
+    other = load(group=1, seed=1)
+    assert_equal_by_blocks(other.X_train, paper1.X_train)
+    assert not np.array_equal(other.val_rows, paper1.val_rows)
+    assert len(np.intersect1d(other.val_rows, paper1.val_rows)) < 0.6 * N_HALF
 
 
 # ---------------------------------------------------------------- correlations
