@@ -394,39 +394,65 @@ def _compare(report: GradientReport, f: Callable[[], float], name: str, array: n
         report._add(name, flat[indices], numeric.reshape(-1)[indices], f_value, entries=indices, shape=array.shape)
 
 
+def _model_chain(model: Any, X: Any, Y: Any) -> tuple[Any, np.ndarray, Callable[[bool], tuple[Any, Any, Any]]]:
+    """A float64 copy of ``model``, a private float64 X (perturbed in place), and ``run(backward)`` returning
+    ``(loss, grads, dX)`` on it: the chain the checker differentiates.
+
+    The model's own checks of X and Y run first (names, shapes, labels), on the model as given, after its parameters
+    were found finite (a NaN weight would otherwise be blamed on X). A model with ``check_inputs`` and
+    ``forward_backward`` (every mmoe_np model) then runs its chain unchecked (``check=False``): the checker itself
+    sees a non-finite loss or gradient and names where it is, where the checked path would refuse it as an overflow
+    of X; and the thousands of perturbed passes skip the input checks. Any other model runs through ``losses`` and
+    ``loss_and_grads``.
+    """
+    missing = [m for m in ("params", "copy", "losses", "loss_and_grads") if not hasattr(model, m)]
+    if missing:
+        raise ValueError(f"model must be a model with params, copy, losses and loss_and_grads (e.g. mn.MMoE); "
+                         f"{type(model).__name__} lacks {missing}")
+    for name, p in model.params.items():
+        _finite_array(f"parameter {name!r}", p)
+    unchecked = hasattr(model, "check_inputs") and hasattr(model, "forward_backward")
+    if unchecked:
+        model.check_inputs(X, Y)
+    else:
+        model.losses(X, Y)
+    model = model.copy(np.float64)
+    X, Y = _finite_array("X", X), _finite_array("Y", Y)  # private copies, in the copy's dtype
+
+    def run(backward: bool) -> tuple[Any, Any, Any]:
+        if unchecked:
+            result = model.forward_backward(X, Y, backward=backward, input_grad=backward, check=False)
+            return result.loss, result.grads, result.dX
+        return model.loss_and_grads(X, Y, input_grad=True) if backward else (model.losses(X, Y)[0], None, None)
+
+    return model, X, run
+
+
 def check_gradients(model: Any, X: Any, Y: Any, *, step: float = DEFAULT_STEP, max_entries: int | None = None,
                     seed: int = 0, fast: bool = False, n_directions: int = DEFAULT_DIRECTIONS) -> GradientReport:
-    """Compare ``model.loss_and_grads`` with central differences, for every parameter array and for X.
+    """Compare the model's analytic gradients with central differences, for every parameter array and for X.
 
     Works on a float64 copy of the model (``model.copy(np.float64)``), so the model itself is untouched.
     ``max_entries`` checks a random subset of that many entries per array (for large models); ``None`` checks all.
     ``fast=True`` checks each array along ``n_directions`` random unit directions instead (two forward passes per
     direction, see the module docstring). The model needs ``params``, ``copy(dtype)``, ``losses(X, Y)``,
-    ``loss_and_grads(X, Y, input_grad=True)`` and, optionally, ``relu_margin(X)``.
+    ``loss_and_grads(X, Y, input_grad=True)`` and, optionally, ``relu_margin(X)``; with ``check_inputs`` and
+    ``forward_backward`` it is run as :func:`_model_chain` says.
     """
     step, rng, fast, n_directions = _options(step, seed, fast, n_directions)
     if max_entries is not None:
         V.positive_int("max_entries", max_entries)
         if fast:
             raise ValueError("max_entries and fast=True are two ways to check a large model; choose one")
-    missing = [m for m in ("params", "copy", "losses", "loss_and_grads") if not hasattr(model, m)]
-    if missing:
-        raise ValueError(f"model must be a model with params, copy, losses and loss_and_grads (e.g. mn.MMoE); "
-                         f"{type(model).__name__} lacks {missing}")
-    model.losses(X, Y)  # the model's own checks of X and Y (names, shapes, labels, finiteness), before any conversion
-    model = model.copy(np.float64)
-    for name, p in model.params.items():
-        _finite_array(f"parameter {name!r}", p)
-    X = _finite_array("X", X)  # a private copy: it is perturbed in place
-    Y = _finite_array("Y", Y)
-    loss, grads, dX = model.loss_and_grads(X, Y, input_grad=True)
+    model, X, run = _model_chain(model, X, Y)
+    loss, grads, dX = run(True)
     f_value = float(np.sum(loss))
     if not np.isfinite(f_value):
         raise ValueError(f"the model's loss is {f_value} at these parameters and inputs; gradients of a non-finite "
                          "loss cannot be checked")
 
     def total_loss() -> float:
-        return float(np.sum(model.losses(X, Y)[0]))  # replicas: the sum, whose gradient is each replica's own
+        return float(np.sum(run(False)[0]))  # replicas: the sum, whose gradient is each replica's own
 
     report = GradientReport(step=step, mode="fast" if fast else "full")
     targets = {**{name: (model.params[name], grads[name]) for name in model.params}, "X": (X, dX)}

@@ -128,6 +128,42 @@ def test_gradient_error_of_non_finite_values_is_infinite():
         gradcheck.gradient_error(np.zeros(2), np.zeros(3))
 
 
+class LeastSquares:
+    """A model written from scratch, without mmoe_np's base class: loss = mean((X w - y)^2), only the methods
+    check_gradients documents (params, copy, losses, loss_and_grads, no relu_margin)."""
+
+    def __init__(self, w, factor=2.0):
+        self.params, self.factor = {"w": np.asarray(w, dtype=float)}, factor
+
+    def copy(self, dtype):
+        return LeastSquares(self.params["w"].astype(dtype), self.factor)
+
+    def losses(self, X, Y):
+        if np.shape(X)[1] != self.params["w"].size:
+            raise ValueError("X must have one column per weight")
+        r = X @ self.params["w"] - Y[:, 0]
+        return np.mean(r * r), None
+
+    def loss_and_grads(self, X, Y, input_grad=False):
+        r = X @ self.params["w"] - Y[:, 0]
+        dr = self.factor * r / len(r)
+        return np.mean(r * r), {"w": X.T @ dr}, np.outer(dr, self.params["w"])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_any_model_with_the_documented_methods_can_be_checked():
+    X, Y = data(5, 3, ("regression",), 0)
+    report = mn.check_gradients(LeastSquares([0.5, -1.0, 2.0]), X, Y)
+    assert report.passed() and set(report.errors) == {"w", "X"} and report.relu_margin == np.inf
+    assert "ReLU" not in str(report)
+    wrong = mn.check_gradients(LeastSquares([0.5, -1.0, 2.0], factor=1.0), X, Y, fast=True)  # the missing 2
+    assert not wrong.passed() and wrong.errors["w"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="X must have one column per weight"):  # the model's own checks run
+        mn.check_gradients(LeastSquares([1.0]), X, Y)
+    with pytest.raises(ValueError, match="the model's loss is inf"):
+        mn.check_gradients(LeastSquares([1e200, 1e200, 1e200]), X, Y)
+
+
 # ------------------------------------------------------------------------------------------------ the parts
 def test_check_gradients_leaves_the_model_and_inputs_alone():
     model = make_model().copy(np.float32)
