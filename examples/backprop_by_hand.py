@@ -2,7 +2,10 @@
 
 Run it with ``python examples/backprop_by_hand.py``. Every line below is a call to a pure op of ``mmoe_np.ops``;
 ``docs/backprop.md`` derives each backward pass. The printed shapes follow the data through the network:
-B samples, d features, E experts, K tasks, h expert width, t tower width.
+B samples, d features, E experts, K tasks, h expert width, t tower width. Every backward op computes a
+vector-Jacobian product (VJP): the upstream gradient times its op's Jacobian, without ever building the Jacobian.
+For the same pass with every value and gradient as a number, on a model small enough for pencil and paper, see
+``examples/worked_example.py`` and ``docs/worked-example.md``.
 """
 import numpy as np
 
@@ -42,7 +45,8 @@ show("dm  (from the towers)", dm)
 dg, df = ops.mixture_backward(dm, mixture_cache)
 show("dg = dm f^T  (per sample)", dg)
 show("df = sum_k g_k^T dm_k  (all tasks)", df)
-dx_gates, dWg, dbg = ops.gate_backward(dg, gate_cache)                    # softmax VJP: g * (dg - <dg, g>)
+dx_gates, dWg, dbg = ops.gate_backward(dg, gate_cache)                    # the softmax VJP g * (dg - <dg, g>),
+#                                                                           then the gate's dense layer
 dx_experts, expert_grads = ops.mlp_backward(df, expert_cache)
 dX = (dx_experts + dx_gates)[0]                                           # x feeds experts and gates: add
 show("dX = dX_experts + dX_gates", dX)
