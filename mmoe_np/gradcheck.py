@@ -109,32 +109,30 @@ def numerical_gradient(f: Callable[[], float], a: np.ndarray, h: float = DEFAULT
                        indices: Sequence[int] | None = None) -> np.ndarray:
     """Central-difference gradient of ``f()`` with respect to the float array ``a``, which ``f`` reads.
 
-    ``a`` is perturbed in place, one entry at a time, and restored exactly (also if ``f`` raises). ``indices``
-    (flat) limits the entries; the others are NaN in the result, so they can never be mistaken for checked ones.
+    ``a`` is perturbed in place, one entry at a time, and restored exactly (also if ``f`` raises); it may be a
+    strided view (a parameter that lives in a larger buffer). ``indices`` (flat, C order) limits the entries; the
+    others are NaN in the result, so they can never be mistaken for checked ones.
     """
     h = check_step(h, "h")
     _perturbable(f, a)
-    flat = a.reshape(-1)
-    if not np.shares_memory(flat, a):
-        raise ValueError("a must be contiguous so it can be perturbed in place")
     if indices is None:
-        indices = range(flat.size)
+        indices = range(a.size)
     else:
         indices = np.asarray(indices)
-        if indices.dtype.kind not in "iu" or indices.ndim != 1 or np.any((indices < 0) | (indices >= flat.size)):
-            raise ValueError(f"indices must be flat integer indices into a's {flat.size} entries; got {indices!r}")
+        if indices.dtype.kind not in "iu" or indices.ndim != 1 or np.any((indices < 0) | (indices >= a.size)):
+            raise ValueError(f"indices must be flat integer indices into a's {a.size} entries; got {indices!r}")
     grad = np.full(a.shape, np.nan)
-    grad_flat = grad.reshape(-1)
     for i in indices:
-        original = flat[i]
+        entry = np.unravel_index(i, a.shape)  # a multi-index: works on any view, contiguous or not
+        original = a[entry]
         try:
-            flat[i] = original + h
+            a[entry] = original + h
             f_plus = f()
-            flat[i] = original - h
+            a[entry] = original - h
             f_minus = f()
         finally:
-            flat[i] = original
-        grad_flat[i] = (f_plus - f_minus) / (2 * h)
+            a[entry] = original
+        grad[entry] = (f_plus - f_minus) / (2 * h)
     return grad
 
 
