@@ -226,7 +226,7 @@ def tower_units(max_layers: int = 2, max_width: int = 4) -> Any:
 def task_lists(max_tasks: int = 3) -> Any:
     """Task mixes: 1..max_tasks tasks, each "regression" or "binary"."""
     st = _hypothesis().strategies
-    return st.lists(st.sampled_from(V.TASK_TYPES), min_size=1,
+    return st.lists(st.sampled_from(list(V.TASK_TYPES)), min_size=1,
                     max_size=V.positive_int("max_tasks", max_tasks)).map(tuple)
 
 

@@ -111,6 +111,11 @@ def test_data_jitter_and_the_constants_are_the_project_tests_own():
     for name in a.params:
         np.testing.assert_array_equal(a.params[name], b.params[name])
     assert (T.TOL, T.STEP, T.KINK_MARGIN) == (modelcheck.TOL, modelcheck.STEP, modelcheck.KINK_MARGIN)
+    # the same strategies, defined alike (so hypothesis draws the same examples from them)
+    for ours, theirs in [(T.widths(), modelcheck.widths), (T.hidden_units(), modelcheck.hidden),
+                         (T.tower_units(), modelcheck.towers), (T.task_lists(), modelcheck.task_lists),
+                         (T.seeds(), modelcheck.seeds)]:
+        assert repr(ours) == repr(theirs)
 
 
 def test_off_kinks_reads_the_models_relu_margin():
