@@ -28,6 +28,8 @@ class History:
     ``train_loss`` is the sample-weighted mean of the minibatch losses seen during the epoch (the model changes
     during the epoch, as in Keras); ``val_loss`` is computed on the validation set after the epoch.
     ``step``/``step_val_loss``/``step_val_task_loss`` hold the validation loss every ``eval_every`` steps.
+    ``stopped`` says why training ended before ``epochs`` (early stopping, or a non-finite loss or gradient with
+    ``on_divergence="stop"``), None if it ran them all.
     """
 
     train_loss: list = field(default_factory=list)
@@ -40,6 +42,7 @@ class History:
     step_val_task_loss: list = field(default_factory=list)
     best_epoch: Any = None
     seconds: float = 0.0
+    stopped: str | None = None
 
     @property
     def epochs(self) -> int:
@@ -69,17 +72,30 @@ class EarlyStopping:
             raise ValueError(f"mode must be 'min' or 'max'; got {self.mode!r}")
         V.positive_int("patience", self.patience)
         V.positive_float("min_delta", self.min_delta, allow_zero=True)
+        _flag("restore_best", self.restore_best)
+
+
+def _flag(name: str, value: Any) -> bool:
+    """``value`` as a bool; strings such as "no" (which are true) and numbers are refused."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
 
 
 def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epochs: int = 10, batch_size: int = 32,
         validation: tuple[Any, Any] | None = None, seed: int = 0, shuffle: bool = True,
         early_stopping: EarlyStopping | None = None, eval_every: int | None = None,
-        verbose: bool = False) -> History:
+        verbose: bool = False, on_divergence: str = "raise") -> History:
     """Train ``model`` on X (N, d), Y (N, K) with minibatches; returns the :class:`History`.
 
     ``optimizer`` defaults to ``Adam(model.params, lr=1e-3)``. Each epoch visits the N samples once in an order
     drawn from ``np.random.default_rng(seed)`` (the same order for every replica); the last batch may be smaller.
     ``validation=(X_val, Y_val)`` adds validation losses after every epoch (and every ``eval_every`` steps).
+
+    A minibatch whose loss or gradient is not finite (a diverging run, e.g. SGD with a far too large rate) stops
+    training before any parameter takes it: the parameters go back to the last ones whose loss and gradient were
+    finite (those before the previous update), and ``on_divergence="raise"`` (the default) raises a ValueError saying where, while ``"stop"`` returns
+    the history with ``history.stopped`` saying why.
     """
     X, Y = model.check_inputs(X, Y)
     if validation is not None:
@@ -105,6 +121,9 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
         raise ValueError(f"optimizer must be an optimizer such as mn.Adam(model.params); got {optimizer!r}")
     if optimizer.params is not model.params:
         raise ValueError("optimizer must have been built on this model's params (e.g. mn.Adam(model.params))")
+    shuffle, verbose = _flag("shuffle", shuffle), _flag("verbose", verbose)
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be 'raise' or 'stop'; got {on_divergence!r}")
 
     def validate() -> tuple[Any, np.ndarray]:
         total, per_task, _, _ = model.forward_backward(X_val, Y_val, backward=False, check=False)
@@ -113,6 +132,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     history = History()
     stopper = _Stopper(early_stopping, model, validate) if early_stopping is not None else None
     progress = Progress(epochs, label="fit", unit="epochs", interval=0.0) if verbose else None
+    last_good = {name: p.copy() for name, p in model.params.items()}  # the last parameters with a finite step
     n = X.shape[-2]
     start_time = time.perf_counter()
     for epoch in range(epochs):
@@ -120,7 +140,19 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
         loss_sum, task_sum = 0.0, 0.0
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
-            loss, per_task, grads, _ = model.forward_backward(X[..., batch, :], Y[..., batch, :], check=False)
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging step is caught just below
+                loss, per_task, grads, _ = model.forward_backward(X[..., batch, :], Y[..., batch, :], check=False)
+            what = _nonfinite(loss, grads)
+            if what is not None:
+                for name, p in model.params.items():
+                    p[...] = last_good[name]  # in place: the optimizer keeps references to these arrays
+                # the parameters that gave this step's non-finite loss came from the previous step's update
+                kept = f"after step {optimizer.t - 1}" if optimizer.t > 0 else "the initial ones"
+                history.stopped = (f"diverged: non-finite {what} at step {optimizer.t + 1} (epoch {epoch + 1}); "
+                                   f"the parameters are those {kept}, the last with a finite loss and gradient")
+                break
+            for name, p in model.params.items():
+                np.copyto(last_good[name], p)
             optimizer.step(grads)
             loss_sum = loss_sum + loss * len(batch)
             task_sum = task_sum + per_task * len(batch)
@@ -129,6 +161,8 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
                 history.step.append(optimizer.t)
                 history.step_val_loss.append(total)
                 history.step_val_task_loss.append(per_task_val)
+        if history.stopped is not None:  # diverged: this epoch's partial losses are not an epoch's
+            break
         history.train_loss.append(loss_sum / n)
         history.train_task_loss.append(task_sum / n)
         if validation is not None:
@@ -139,11 +173,21 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
         if progress is not None:
             progress.update(work=1, detail=_epoch_detail(epoch, epochs, history))
         if stop:
+            history.stopped = f"early stopping: the score did not improve for {early_stopping.patience} epochs"
             break
-    if stopper is not None:
-        stopper.finish(history)
     history.seconds = time.perf_counter() - start_time
+    if history.stopped is not None and history.stopped.startswith("diverged") and on_divergence == "raise":
+        raise ValueError(f"fit: training {history.stopped}; try a smaller learning rate")
+    if stopper is not None and history.epochs > 0:
+        stopper.finish(history)
     return history
+
+
+def _nonfinite(loss: Any, grads: dict[str, np.ndarray]) -> str | None:
+    """What of a step is not finite: "loss", "gradient of 'key'", or None when everything is."""
+    if not np.all(np.isfinite(loss)):
+        return "loss"
+    return next((f"gradient of {key!r}" for key, g in grads.items() if not np.all(np.isfinite(g))), None)
 
 
 class _Stopper:
@@ -176,6 +220,9 @@ class _Stopper:
         return bool(np.all(epoch - self.best_epoch >= self.config.patience))
 
     def finish(self, history: History) -> None:
+        if np.any(self.best_epoch < 0):  # never improved on +inf: every score was NaN (or infinite)
+            raise ValueError("early_stopping: the score was NaN or infinite in every epoch, so there is no best "
+                             "epoch to restore; check the score function and the validation data")
         history.best_epoch = int(self.best_epoch) if self.best_epoch.ndim == 0 else self.best_epoch
         if self.config.restore_best:
             for name, p in self.model.params.items():

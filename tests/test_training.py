@@ -177,6 +177,73 @@ def test_early_stopping_defaults_to_validation_loss():
     np.testing.assert_allclose(model.losses(Xv, Yv)[0], min(h.val_loss))
 
 
+def regression_mmoe(dtype=np.float32):
+    return mn.MMoE(5, ("regression", "regression"), n_experts=3, expert_units=(4,), tower_units=(3,), seed=0,
+                   dtype=dtype)
+
+
+def test_a_diverging_fit_stops_and_restores_the_last_finite_step():
+    # SGD with lr 10 on full batches (one step per epoch) overflows float32 after some steps: training must stop
+    # there, with the parameters of the step before, exactly those of a run of that many steps.
+    X, Y = data(32, 5, ("regression", "regression"), 1)
+    model = regression_mmoe()
+    h = mn.fit(model, X, Y, optimizer=mn.SGD(model.params, lr=10.0), epochs=200, batch_size=32,
+               on_divergence="stop")
+    match = re.fullmatch(r"diverged: non-finite (loss|gradient of '\S+') at step (\d+) \(epoch \d+\); the "
+                         r"parameters are those after step (\d+), the last with a finite loss and gradient", h.stopped)
+    assert match, h.stopped
+    last_good = int(match.group(3))  # step last_good + 1 was finite and moved them; step last_good + 2 was not
+    assert int(match.group(2)) == last_good + 2 and h.epochs == last_good + 1 < 200
+    reference = regression_mmoe()
+    mn.fit(reference, X, Y, optimizer=mn.SGD(reference.params, lr=10.0), epochs=last_good, batch_size=32)
+    for key, value in model.params.items():
+        assert np.all(np.isfinite(value)), key
+        np.testing.assert_array_equal(value, reference.params[key], err_msg=key)
+
+
+def test_a_diverging_fit_raises_by_default_naming_the_step(recwarn):
+    X, Y = data(32, 5, ("regression", "regression"), 1)
+    model = regression_mmoe()
+    with pytest.raises(ValueError, match=r"fit: training diverged: non-finite .* at step \d+ .*smaller learning rate"):
+        mn.fit(model, X, Y, optimizer=mn.SGD(model.params, lr=100.0), epochs=50, batch_size=32)
+    assert all(np.all(np.isfinite(p)) for p in model.params.values())
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # caught, not warned about
+
+
+def test_early_stopping_records_why_training_stopped():
+    model = small_mmoe()
+    X, Y = data(32, 5, TASKS, 5)
+    scores = iter([1.0, 2.0, 3.0, 4.0])
+    h = mn.fit(model, X, Y, epochs=10, batch_size=16,
+               early_stopping=mn.EarlyStopping(score=lambda m: next(scores), patience=2))
+    assert h.epochs == 3 and h.stopped == "early stopping: the score did not improve for 2 epochs"
+    assert mn.fit(small_mmoe(), X, Y, epochs=2, batch_size=16).stopped is None
+
+
+def test_early_stopping_with_a_nan_score_every_epoch_raises():
+    model = small_mmoe()
+    X, Y = data(32, 5, TASKS, 5)
+    before = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(ValueError, match="early_stopping: the score was NaN or infinite in every epoch"):
+        mn.fit(model, X, Y, epochs=4, batch_size=16,
+               early_stopping=mn.EarlyStopping(score=lambda m: float("nan"), patience=2))
+    assert any(not np.array_equal(before[k], v) for k, v in model.params.items())  # not silently reset
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(shuffle="no"), "shuffle"), (dict(shuffle=1), "shuffle"),
+                                          (dict(verbose="yes"), "verbose"),
+                                          (dict(on_divergence="ignore"), "on_divergence")])
+def test_fit_refuses_non_boolean_flags(kwargs, name):
+    X, Y = data(8, 5, TASKS, 5)
+    with pytest.raises(ValueError, match=name):
+        mn.fit(small_mmoe(), X, Y, epochs=1, **kwargs)
+
+
+def test_early_stopping_refuses_a_non_boolean_restore_best():
+    with pytest.raises(ValueError, match="restore_best must be True or False; got 'no'"):
+        mn.EarlyStopping(restore_best="no")
+
+
 def test_fit_verbose_reports_every_epoch_through_the_one_progress_reporter(capsys):
     model = small_mmoe()
     X, Y = data(32, 5, TASKS, 9)
