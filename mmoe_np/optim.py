@@ -3,6 +3,12 @@
 All updates are elementwise, so stacked replicas (a leading replica axis) are optimised exactly as R separate runs.
 A step either applies to every parameter or to none: every gradient is checked (keys, shapes, dtypes, finite values)
 before the first array changes.
+
+**The flat path.** A model's ``params`` and the ``grads`` of its ``forward_backward`` are views into one flat buffer
+each, in one layout (:mod:`mmoe_np.models.flat`). An optimizer built on such params keeps its own state (Adam's
+``m`` and ``v``, SGD's velocity) in the same layout, and a step whose grads share it runs the same elementwise
+update once on the whole buffers: a handful of NumPy calls instead of a handful per array, with the same numbers
+bit for bit (every operation is elementwise). Any other dict of arrays takes the per-array path.
 """
 from __future__ import annotations
 
@@ -38,6 +44,28 @@ class Optimizer:
         self.params = _check_params(params)
         self.lr = V.positive_float("lr", lr)
         self.t = 0  # number of steps taken
+        # the flat path: params in one buffer, and this class's own per-array update (a subclass that overrides
+        # _update gets the per-array path, so its update is the one applied)
+        self._flat = hasattr(params, "flat") and hasattr(params, "intact") and type(self)._update in _FLAT_UPDATES
+
+    def _zeros(self, dtype_of: Any = lambda dtype: dtype) -> Mapping[str, np.ndarray]:
+        """Optimizer state mirroring ``params``: zeros of dtype ``dtype_of(param dtype)``, in the params' flat
+        layout when they have one."""
+        if self._flat:
+            flat = self.params.flat
+            return type(self.params)(np.zeros(flat.shape, dtype=dtype_of(flat.dtype)), self.params.layout)
+        return {name: np.zeros(p.shape, dtype=dtype_of(p.dtype)) for name, p in self.params.items()}
+
+    def _flat_grads(self, grads: Any) -> np.ndarray | None:
+        """``grads.flat`` when a step can run on whole buffers: params and grads intact views of one layout, the
+        same dtype, every value finite. None otherwise (then the per-array path checks and names what is wrong)."""
+        if not (self._flat and getattr(grads, "layout", None) is self.params.layout and grads.intact()
+                and self.params.intact()):
+            return None
+        g = grads.flat
+        if g.dtype != self.params.flat.dtype or not np.isfinite(g).all():
+            return None
+        return g
 
     def _check(self, grads: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every gradient as a finite real array of its parameter's dtype, all checked before any parameter changes.
@@ -64,14 +92,24 @@ class Optimizer:
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Apply one update from ``grads`` (the keys and shapes of ``params``, finite values)."""
+        flat = self._flat_grads(grads)
+        if flat is not None:  # one update of the whole buffer
+            self.t += 1
+            self.params.flat -= self._update(None, flat)
+            return
         grads = self._check(grads)
         self.t += 1
         for name, p in self.params.items():
             p -= self._update(name, grads[name])
 
-    def _update(self, name: str, g: np.ndarray) -> np.ndarray:
-        """The amount to subtract from ``params[name]`` for gradient ``g``; updates this optimizer's state."""
+    def _update(self, name: str | None, g: np.ndarray) -> np.ndarray:
+        """The amount to subtract from ``params[name]`` for gradient ``g`` (name None: the whole flat buffer);
+        updates this optimizer's state."""
         raise NotImplementedError
+
+    def _state(self, state: Any, name: str | None) -> np.ndarray:
+        """``state[name]``, or the whole flat buffer of ``state`` for the flat path (name None)."""
+        return state.flat if name is None else state[name]
 
 
 class SGD(Optimizer):
@@ -82,10 +120,10 @@ class SGD(Optimizer):
         self.momentum = V.positive_float("momentum", momentum, allow_zero=True)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
-        self.velocity = {name: np.zeros_like(p) for name, p in params.items()}
+        self.velocity = self._zeros()
 
-    def _update(self, name: str, g: np.ndarray) -> np.ndarray:
-        v = self.velocity[name]
+    def _update(self, name: str | None, g: np.ndarray) -> np.ndarray:
+        v = self._state(self.velocity, name)
         v *= self.momentum
         v += g
         return self.lr * v
@@ -115,11 +153,11 @@ class Adam(Optimizer):
                 raise ValueError(f"{name} must be in [0, 1); got {beta!r}")
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = V.positive_float("eps", eps)
-        self.m = {name: np.zeros_like(p) for name, p in params.items()}
-        self.v = {name: np.zeros(p.shape, dtype=np.promote_types(p.dtype, np.float64)) for name, p in params.items()}
+        self.m = self._zeros()
+        self.v = self._zeros(lambda dtype: np.promote_types(dtype, np.float64))
 
-    def _update(self, name: str, g: np.ndarray) -> np.ndarray:
-        m, v = self.m[name], self.v[name]
+    def _update(self, name: str | None, g: np.ndarray) -> np.ndarray:
+        m, v = self._state(self.m, name), self._state(self.v, name)
         m *= self.beta1
         m += (1 - self.beta1) * g
         v *= self.beta2
@@ -131,3 +169,6 @@ class Adam(Optimizer):
         update = np.divide(m, denominator, out=denominator)  # reuse the buffer
         update *= lr_t
         return update
+
+
+_FLAT_UPDATES = (SGD._update, Adam._update)  # the updates that may run on a whole flat buffer (not an override)

@@ -1,5 +1,8 @@
 """The core models: gradients (hypothesis, float64), forward values against a naive reference, and the contract of
 ``loss_and_grads`` (purity, determinism, grads mirroring params), dtypes and gates."""
+import copy
+import pickle
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -398,3 +401,42 @@ def test_every_model_lists_its_mlp_layers():
     assert [(W.shape, b.shape) for W, b in layers] == [((2, 2, 3), (2, 3)), ((2, 3, 1), (2, 1))]
     assert layers[0][0] is model.params["towers.0.W"] and len(model.mlp_layers("experts")) == 2
     assert model.mlp_layers("bottom") == []
+
+
+# ------------------------------------------------------------------------------------------------ the flat buffer
+def views_of_the_flat_buffer(model):
+    """Every parameter is a view into model.params.flat, and together they cover every number of it exactly once."""
+    flat = model.params.flat
+    start = flat.__array_interface__["data"][0]
+    covered = np.zeros(flat.size, dtype=f"i{flat.itemsize}")  # same item size: the views' offsets and strides fit
+    for name, p in model.params.items():
+        assert np.shares_memory(p, flat), name
+        np.ndarray(p.shape, covered.dtype, covered, p.__array_interface__["data"][0] - start, p.strides)[...] += 1
+    return np.all(covered == 1)
+
+
+@pytest.mark.parametrize("name", list(SEVEN))
+def test_params_and_grads_are_named_views_of_one_flat_buffer_each(name):
+    model = jitter(mn.MODEL_CLASSES[name](4, ("regression", "binary"), seed=5, **SEVEN[name]), 5)
+    assert views_of_the_flat_buffer(model)
+    X, Y = data(6, 4, model.tasks, 5)
+    _, first = model.loss_and_grads(X, Y)
+    kept = {k: g.copy() for k, g in first.items()}
+    model.params["towers.0.b"] += 1.0  # in place: the flat buffer changes with it
+    _, second = model.loss_and_grads(X, Y)
+    assert second.flat is not first.flat and second.layout is first.layout is model.params.layout
+    for k in kept:  # a later call never overwrites the grads of an earlier one
+        np.testing.assert_array_equal(first[k], kept[k])
+    assert not np.array_equal(first["towers.0.W"], second["towers.0.W"])
+    for copied in (model.copy(), model.copy(np.float32), copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert views_of_the_flat_buffer(copied) and not np.shares_memory(copied.params.flat, model.params.flat)
+        assert all(np.array_equal(copied.params[k], model.params[k].astype(copied.dtype)) for k in model.params)
+        np.testing.assert_allclose(copied.loss_and_grads(X, Y)[0], second_loss := model.loss_and_grads(X, Y)[0],
+                                   rtol=1e-6)
+    stacked = mn.stack_models([model, model.copy()])
+    assert views_of_the_flat_buffer(stacked)
+    singles = mn.unstack_models(stacked)
+    for single in singles:
+        assert views_of_the_flat_buffer(single) and single.params.layout.lead == ()
+        assert all(np.array_equal(single.params[k], model.params[k]) for k in model.params)
+        assert single.loss_and_grads(X, Y)[0] == second_loss

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import mmoe_np as mn
+from mmoe_np.testing import jitter
 
 OPTIMIZERS = {"sgd": lambda params: mn.SGD(params, lr=0.1, momentum=0.9), "adam": lambda params: mn.Adam(params)}
 B1, B2, EPS, LR = 0.9, 0.999, 1e-8, 1e-3
@@ -228,3 +229,52 @@ def test_adam_at_5e20_agrees_with_torch_float32_adam():
     w.grad = torch.tensor(g)
     torch.optim.Adam([w], lr=LR).step()
     np.testing.assert_allclose(params["w"], w.detach().numpy(), rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ the flat path
+def flat_model(dtype=np.float64):
+    return mn.MMoE(5, ("regression", "binary"), n_experts=3, expert_units=(4,), tower_units=(2,), dtype=dtype, seed=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", OPTIMIZERS.values(), ids=OPTIMIZERS)
+def test_the_flat_path_takes_the_per_array_steps_bit_for_bit(make, dtype):
+    # a model's params and grads are views into one buffer each: the optimizer updates the whole buffer at once;
+    # the same steps on a plain dict of copies (the per-array path) give the same numbers exactly
+    model = jitter(flat_model(dtype), 0)
+    plain = {k: p.copy() for k, p in model.params.items()}
+    fast, slow = make(model.params), make(plain)
+    assert fast._flat and not slow._flat
+    rng = np.random.default_rng(0)
+    for step in range(4):
+        X = rng.standard_normal((6, 5)).astype(dtype)
+        Y = np.column_stack([rng.standard_normal(6), rng.integers(0, 2, 6)]).astype(dtype)
+        grads = model.forward_backward(X, Y, check=False).grads
+        assert grads.layout is model.params.layout
+        fast.step(grads)
+        slow.step(dict(grads))  # a plain dict of the same arrays: the per-array path
+        assert all(np.array_equal(model.params[k], plain[k]) for k in plain), step
+    assert fast.t == slow.t == 4
+
+
+def test_the_flat_path_refuses_a_non_finite_gradient_naming_its_array():
+    model = flat_model()
+    opt = mn.Adam(model.params)
+    X, Y = np.ones((2, 5)), np.array([[0.5, 1.0], [0.0, 0.0]])
+    grads = model.forward_backward(X, Y, check=False).grads
+    grads["gates.b"][0, 1] = np.nan  # a view: the flat buffer holds the NaN
+    before = state(opt)
+    with pytest.raises(ValueError, match=r"grads\['gates.b'\] contains NaN or inf"):
+        opt.step(grads)
+    assert_same_state(before, state(opt))
+
+
+def test_a_replaced_parameter_array_turns_the_flat_path_off_and_still_steps():
+    model = flat_model()
+    opt = mn.SGD(model.params, lr=0.5)
+    X, Y = np.ones((2, 5)), np.array([[0.5, 1.0], [0.0, 0.0]])
+    grads = model.forward_backward(X, Y, check=False).grads
+    model.params["towers.1.b"] = model.params["towers.1.b"].copy()  # no longer a view of the flat buffer
+    assert not model.params.intact()
+    opt.step(grads)
+    np.testing.assert_array_equal(model.params["towers.1.b"], -0.5 * grads["towers.1.b"])

@@ -25,6 +25,7 @@ from .. import ops, persist
 from ..gradcheck import relu_caches
 from ..init import glorot_uniform
 from ..metrics import roc_auc
+from .flat import FlatArrays, FlatLayout
 
 __all__ = ["ArrayDict", "LossResult", "MultiTaskModel", "stack_models", "unstack_models"]
 
@@ -69,6 +70,7 @@ class MultiTaskModel:
         self.params: ArrayDict = {}
         self._build(np.random.default_rng(self.seed))
         self._base_shapes = {name: p.shape for name, p in self.params.items()}
+        self._bind(FlatArrays.of(self.params, self._layout()))  # the same numbers, now views into one buffer
 
     # ------------------------------------------------------------------ structure
     @property
@@ -80,6 +82,26 @@ class MultiTaskModel:
         """Leading axes shared by every parameter: ``()`` for one model, ``(R,)`` for R stacked replicas."""
         name, base = next(iter(self._base_shapes.items()))
         return self.params[name].shape[: self.params[name].ndim - len(base)]
+
+    # ------------------------------------------------------------------ the flat buffer (see models/flat.py)
+    def _layout(self) -> FlatLayout:
+        """Where the parameters live in the flat buffer: here every parameter is its own block, in the order of
+        ``params``; a model that fuses parameters into one block (one matmul for several of them) overrides this."""
+        return FlatLayout.separate(self._base_shapes)
+
+    def _bind(self, params: FlatArrays) -> None:
+        """Make ``params`` (views into one flat buffer) the model's parameters; ``_blocks`` are the blocks the
+        model's chain reads (for a separate layout, the parameters themselves)."""
+        self.params = params
+        self._blocks = params.blocks()
+
+    def _flat_grads(self, block_grads: ArrayDict) -> FlatArrays:
+        """The gradient of every block (keyed like the layout's blocks), copied into one fresh flat buffer and seen
+        through the names of ``params``: a new buffer per call, so grads kept from an earlier call never change."""
+        layout = self.params.layout
+        packed = np.concatenate([np.ravel(block_grads[name]) for name, _ in layout.blocks], dtype=self.dtype,
+                                casting="same_kind")
+        return FlatArrays(packed, layout)
 
     # ------------------------------------------------------------------ MLP parameters: {name}.{l}.W and {name}.{l}.b
     def _add_mlp(self, rng: np.random.Generator, name: str, sizes: Sequence[int], stack: int | None = None) -> None:
@@ -100,10 +122,11 @@ class MultiTaskModel:
         return layers
 
     @staticmethod
-    def _mlp_grads(name: str, layer_grads: LayerGrads) -> ArrayDict:
-        """Name the ``[(dW, db), ...]`` of :func:`mmoe_np.ops.mlp_backward` like the MLP's parameters."""
+    def _mlp_grads(name: str, layer_grads: LayerGrads, first: int = 0) -> ArrayDict:
+        """Name the ``[(dW, db), ...]`` of :func:`mmoe_np.ops.mlp_backward` like the MLP's parameters, from layer
+        ``first`` on."""
         grads = {}
-        for layer, (dW, db) in enumerate(layer_grads):
+        for layer, (dW, db) in enumerate(layer_grads, start=first):
             grads[f"{name}.{layer}.W"], grads[f"{name}.{layer}.b"] = dW, db
         return grads
 
@@ -143,23 +166,48 @@ class MultiTaskModel:
         """One pass of the whole chain: the loss ``sum_k w_k L_k`` plus the model's penalty, each task's loss, and,
         with ``backward``, the gradients of every parameter (and of X with ``input_grad``).
 
-        ``check=False`` skips the input checks: for trainers that passed X and Y through :meth:`check_inputs` once
-        (they must then be arrays of the model's dtype and shapes). Returns a :class:`LossResult`.
+        ``check=True`` checks X and Y first, and refuses (ValueError naming X, Y) a pass that overflows the dtype
+        instead of returning inf or NaN. ``check=False`` skips both: for trainers that passed X and Y through
+        :meth:`check_inputs` once (arrays of the model's dtype and shapes) and watch the loss themselves.
+        Returns a :class:`LossResult`.
         """
-        if check:
-            X, Y = self.check_inputs(X, Y)
+        if not check:
+            return self._forward_backward(X, Y, backward, input_grad)[0]
+        X, Y = self.check_inputs(X, Y)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+            result, out = self._forward_backward(X, Y, backward, input_grad)
+        self._refuse_overflow(X, out, result.loss)
+        if backward and not all(np.all(np.isfinite(g)) for g in (*result.grads.values(), result.dX) if g is not None):
+            raise ValueError(f"X, Y: the gradients overflow {self.dtype} (the loss is finite but X or the errors "
+                             "are too large); scale the inputs or the targets down")
+        return result
+
+    def _forward_backward(self, X: np.ndarray, Y: np.ndarray, backward: bool,
+                          input_grad: bool) -> tuple[LossResult, np.ndarray]:
+        """The chain itself, on checked X and Y: model forward, loss, loss backward, model backward. Returns the
+        result and the raw outputs."""
         out, cache = self._forward(X)
         (total, per_task), loss_cache = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
         penalty, penalty_grads = self._penalty()
         loss = self._scalar(total + penalty)
         if not backward:
-            return LossResult(loss, per_task, None, None)
+            return LossResult(loss, per_task, None, None), out
         dout = ops.multitask_loss_backward(np.ones_like(total), loss_cache)
         grads, dX = self._backward(dout, cache, input_grad)
         for name, g in penalty_grads.items():
             grads[name] = grads[name] + g
-        grads = {name: grads[name] for name in self.params}  # the keys, and their order, of params
-        return LossResult(loss, per_task, grads, ops.sum_to_shape(dX, X.shape) if input_grad else None)
+        grads = self._flat_grads(grads)  # the keys, the order and the flat layout of params
+        return LossResult(loss, per_task, grads, ops.sum_to_shape(dX, X.shape) if input_grad else None), out
+
+    def _refuse_overflow(self, X: np.ndarray, out: np.ndarray, loss: Any = 0.0) -> None:
+        """A ValueError naming X (or X and Y) when a pass overflowed the dtype: inputs so large that the outputs are
+        inf or NaN, or finite outputs so far from Y that the loss is."""
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"X is too large for a {self.dtype} model: the forward pass overflows to inf or NaN "
+                             f"(largest |X| = {float(np.max(np.abs(X))):.3g}); scale the inputs down")
+        if not np.all(np.isfinite(loss)):
+            raise ValueError(f"X, Y: the loss overflows {self.dtype} (the outputs are finite but too far from Y); "
+                             "scale the inputs or the targets down")
 
     def loss_and_grads(self, X: Any, Y: Any, *, input_grad: bool = False):
         """``(loss, grads)``, or ``(loss, grads, dX)`` with ``input_grad=True``.
@@ -182,8 +230,16 @@ class MultiTaskModel:
     # ------------------------------------------------------------------ inference
     def forward(self, X: Any) -> np.ndarray:
         """Raw outputs (N, n_tasks) for inputs X (N, n_features); logits for binary tasks."""
-        out, _ = self._forward(self._check_X(X))
+        out, _ = self._finite_forward(self._check_X(X))
         return out
+
+    def _finite_forward(self, X: np.ndarray) -> tuple[np.ndarray, Any]:
+        """``_forward`` on checked X, refusing inputs so large that the pass overflows (a ValueError naming X, not
+        inf outputs, NaN gradients and warnings)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            out, cache = self._forward(X)
+        self._refuse_overflow(X, out)
+        return out, cache
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions (N, n_tasks): the probability ``sigmoid(logit)`` for a "binary" task, the value itself for a
@@ -199,8 +255,10 @@ class MultiTaskModel:
         for a regression task. ``loss`` is the task's mean training loss, unweighted (for regression it equals the
         MSE). Floats, or arrays of one value per replica for stacked models."""
         X, Y = self.check_inputs(X, Y)
-        out, _ = self._forward(X)
-        (_, per_task), _ = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out, _ = self._forward(X)
+            (_, per_task), _ = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
+        self._refuse_overflow(X, out, per_task)
         Y = np.broadcast_to(Y, out.shape)  # one Y shared by every replica
         scores: dict[int, dict[str, Any]] = {}
         for k, kind in enumerate(self.tasks):
@@ -233,7 +291,7 @@ class MultiTaskModel:
         """A deep copy, optionally cast to another dtype (float32 or float64)."""
         new = copy.copy(self)
         new.dtype = self.dtype if dtype is None else V.dtype(dtype)
-        new.params = {name: p.astype(new.dtype, copy=True) for name, p in self.params.items()}
+        new._bind(FlatArrays(self.params.flat.astype(new.dtype, copy=True), self.params.layout))
         new.task_weights = self.task_weights.astype(new.dtype)
         return new
 
@@ -272,7 +330,7 @@ def stack_models(models: Sequence[MultiTaskModel]) -> MultiTaskModel:
         if m.replica_shape:
             raise ValueError(f"models[{i}] is already stacked (replicas {m.replica_shape}); stack single models")
     stacked = first.copy()
-    stacked.params = {name: np.stack([m.params[name] for m in models]) for name in first.params}
+    stacked._bind(FlatArrays.stack([m.params for m in models]))  # every block (R, ...)
     stacked.seed = tuple(m.seed for m in models)  # one seed per replica
     return stacked
 
@@ -286,7 +344,7 @@ def unstack_models(model: MultiTaskModel) -> list[MultiTaskModel]:
     singles = []
     for r in range(n_replicas):
         single = copy.copy(model)  # shares the configuration; gets its own arrays below
-        single.params = {name: p[r].copy() for name, p in model.params.items()}
+        single._bind(model.params.unstack(r))
         single.task_weights = model.task_weights.copy()
         single.seed = seeds[r]
         singles.append(single)
