@@ -116,6 +116,9 @@ def _add_training_study(subparsers: Any, name: str, help_text: str, models: Sequ
     _option(p, "--group-size", type=int, default=200,
             help="runs trained in lock-step per group (default: %(default)s)")
     _option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
+    _option(p, "--save-models", action="store_true",
+            help=f"also save the trained models, per model and correlation the runs as one stacked model: "
+                 f"{name}-MODEL-pP.npz (read back with mmoe_np.load)")
     _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_run_training_study, study_name=name)
 
@@ -188,6 +191,8 @@ def _add_census(subparsers: Any) -> None:
     _option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
     _option(p, "--out", default="results/census", help="output folder for the table, CSV, JSON and PNGs")
     _option(p, "--no-plot", action="store_true", help="skip the gate plots")
+    _option(p, "--save-models", action="store_true",
+            help="also save every run's trained model: model-MODEL-groupG-runR.npz (read back with mmoe_np.load)")
     _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
     sizes = p.add_argument_group("sizes", "MMoE's size; the other models are parameter-matched unless overridden")
     widths = ",".join
@@ -228,7 +233,7 @@ def _run_training_study(args: argparse.Namespace) -> int:
     out = prepare_out(args.out)
     study = synthetic.synthetic_study(args.models, args.correlations, seed=args.seed, dtype=args.dtype,
                                       workers=args.workers, group_size=args.group_size, progress=not args.quiet,
-                                      label=args.study_name, **settings)
+                                      label=args.study_name, keep_models=args.save_models, **settings)
     print(synthetic.format_table(study))
     verdicts = synthetic.claims(study)
     for key in "abcd":
@@ -255,7 +260,7 @@ def _run_census(args: argparse.Namespace) -> int:
                                      patience=args.patience, dtype=args.dtype, train_rows=args.train_rows,
                                      standardize=args.standardize, **sizes)
     out = prepare_out(args.out)
-    result = census.run_checked(settings, progress=not args.quiet)
+    result = census.run_checked(settings, progress=not args.quiet, keep_models=args.save_models)
     scaled = ", non-binary columns standardised" if args.standardize else ""
     print(f"Census-income group {settings['group']} ({args.recipe} recipe{scaled}), {args.runs} run(s) per model, "
           f"wall time {result.seconds:.0f} s, load average {result.load_average['start']} -> "

@@ -1,6 +1,7 @@
 """The `mmoe-np` command as a user meets it: one --models syntax everywhere, --help naming the models, errors naming
 the flags, diverged runs counted, and a run interrupted by Ctrl-C (SIGINT) or killed (SIGTERM) leaving its output
 folder as it was, one line on stderr and no worker process behind."""
+import csv
 import json
 import os
 import signal
@@ -9,11 +10,16 @@ import sys
 import time
 from pathlib import Path
 
+import types
+
+import numpy as np
 import pytest
 
+import mmoe_np as mn
 from mmoe_np import cli
 from mmoe_np.experiments import census
 from mmoe_np.experiments import synthetic as S
+from mmoe_np.experiments.lockstep import replica_streams
 
 TINY = ["--runs", "2", "--steps", "4", "--batch-size", "8", "--eval-every", "2", "--n-test", "20", "--workers", "0",
         "--quiet", "--no-plot", "--correlations", "0.5"]
@@ -32,7 +38,7 @@ def test_synthetic_models_commas_or_spaces_any_case(models, tmp_path, capsys):
 def test_census_models_commas_or_spaces_any_case(models, tmp_path, capsys, monkeypatch):
     chosen = []
 
-    def stop(settings, progress):  # the settings reach the run already checked; nothing is loaded
+    def stop(settings, **kwargs):  # the settings reach the run already checked; nothing is loaded
         chosen.append(settings["models"])
         raise ValueError("stopped before loading")
 
@@ -90,6 +96,45 @@ def test_diverged_runs_are_counted_and_recorded(tmp_path, capsys):
     doc = json.loads((tmp_path / "synthetic.json").read_text())
     assert doc["diverged"]["mmoe"]["runs"] == 2 and all(s > 0 for s in doc["diverged"]["mmoe"]["steps"][0])
     assert doc["summary"]["mmoe"]["0.5"]["diverged"] == 2
+
+
+def test_synthetic_save_models_writes_one_stacked_model_per_model_and_correlation(tmp_path, capsys):
+    argv = ["synthetic", "--out", str(tmp_path), "--models", "mmoe", "shared-bottom", "--save-models"] + TINY
+    assert cli.main(argv[:-1] + ["1", "0.5"]) == 0  # TINY ends with --correlations 0.5: two correlations here
+    final = {(r["model"], r["correlation"], int(r["run"])): float(r["final_test_mse"])
+             for r in csv.DictReader((tmp_path / "synthetic-final.csv").open())}
+    for model, cls in (("mmoe", mn.MMoE), ("shared-bottom", mn.SharedBottom)):
+        for p in ("1", "0.5"):
+            stacked = mn.load(tmp_path / f"synthetic-{model}-p{p}.npz")
+            assert type(stacked) is cls and stacked.replica_shape == (2,)
+            # replica i is run i: its own test set gives back the final test MSE the CSV reports
+            for i, single in enumerate(mn.unstack_models(stacked)):
+                run = S.make_runs((float(p),), 2, seed=0)[i]
+                _, test_rng, _ = replica_streams(run.seed)
+                X, Y = run.tasks.sample(20, test_rng, np.float32)
+                mse = single.forward_backward(X, Y, backward=False).task_losses[0]
+                assert np.isclose(mse, final[(model, p, i)], rtol=1e-4), (model, p, i)
+    # a run without --save-models removes them: the folder holds one run's files
+    assert cli.main(["synthetic", "--out", str(tmp_path), "--models", "mmoe"] + TINY) == 0
+    assert not list(tmp_path.glob("*.npz"))
+
+
+def test_census_save_models_writes_every_run(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 6)).astype(np.float32)
+    Y = (X[:, :2] > 0).astype(np.float32)
+    data = types.SimpleNamespace(X_train=X, Y_train=Y, X_val=X, Y_val=Y, X_test=X, Y_test=Y)
+    sizes = census.census_sizes(6, models="mmoe")["MMoE"]
+    result = census.train_runs("MMoE", data, sizes, runs=2, epochs=1, batch_size=32, keep_models=True)
+    bench = census.CensusBenchmark({"group": 1}, ("a", "b"), [result], 1.0, {"start": None, "end": None}, X_test=X)
+    paths = bench.write(tmp_path, plots=False)
+    assert [p.name for p in paths] == ["group1.md", "group1.csv", "group1.json", "model-mmoe-group1-run1.npz",
+                                       "model-mmoe-group1-run2.npz"]
+    for r, run in enumerate(result.runs):
+        model = mn.load(tmp_path / f"model-mmoe-group1-run{r + 1}.npz")
+        assert model.seed == run.seed
+        np.testing.assert_array_equal(census.task_aucs(model, X, Y), run.test_auc)
+    assert census.train_runs("MMoE", data, sizes, runs=1, epochs=1, batch_size=32).trained == []
 
 
 # ------------------------------------------------------------------------------------------------ Ctrl-C and SIGTERM

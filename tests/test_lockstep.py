@@ -233,7 +233,7 @@ def test_train_in_groups_checks_every_setting_before_starting_workers(kwargs, na
     def no_pool(*args, **kw):
         raise AssertionError("the workers were started before the settings were checked")
 
-    monkeypatch.setattr(lockstep_module, "_train_in_processes", no_pool)
+    monkeypatch.setattr(lockstep_module, "map_in_workers", no_pool)
     with pytest.raises(ValueError, match=name):
         train_in_groups(SMALL, make_runs(2), workers=2, **(TRAIN | kwargs))
 

@@ -134,8 +134,8 @@ class RunResult:
 
 @dataclass
 class ModelResult:
-    """Every run of one model: ``runs`` (list of :class:`RunResult`), its sizes and parameter counts, and the
-    model of run 0 (kept for the gate plot)."""
+    """Every run of one model: ``runs`` (list of :class:`RunResult`), its sizes and parameter counts, the model of
+    run 0 (kept for the gate plot) and, with ``keep_models``, every run's trained model (``trained``)."""
 
     name: str
     sizes: dict[str, Any]
@@ -143,6 +143,7 @@ class ModelResult:
     params_paper: int
     runs: list[RunResult] = field(default_factory=list)
     first_model: MultiTaskModel | None = None
+    trained: list[MultiTaskModel] = field(default_factory=list)
 
     def _stack(self, key: str) -> np.ndarray:
         return np.array([getattr(r, key) for r in self.runs], dtype=np.float64)
@@ -191,13 +192,14 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAU
                seed: int = DEFAULTS["seed"], epochs: int = DEFAULTS["epochs"],
                batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
                patience: int = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"],
-               progress: bool = False, on_run: Callable[[RunResult], None] | None = None) -> ModelResult:
+               progress: bool = False, on_run: Callable[[RunResult], None] | None = None,
+               keep_models: bool = False) -> ModelResult:
     """Train ``runs`` independent runs of model ``name`` on ``data`` (a :class:`~mmoe_np.data.CensusIncome` or any
     object with ``X_train, Y_train, X_val, Y_val, X_test, Y_test``), one after the other.
 
     Run r: init and shuffling seed ``seed + r``; Adam(lr); early stopping on task 1's validation AUC with
     ``patience``, best parameters restored; then the test AUC of every task. ``on_run(result)`` (optional) is called
-    after every run.
+    after every run; ``keep_models`` keeps every run's trained model in ``ModelResult.trained``.
     """
     [name] = parse_models([name])
     runs, epochs = V.positive_int("runs", runs), V.positive_int("epochs", epochs)
@@ -220,6 +222,8 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAU
                         val_auc=score.history[history.best_epoch], best_epoch=int(history.best_epoch),
                         epochs=history.epochs, seconds=history.seconds, val_auc_history=np.array(score.history))
         result.runs.append(run)
+        if keep_models:
+            result.trained.append(model)
         if progress:
             print(f"{name} run {r + 1}/{runs}: test AUC " + " ".join(f"{a:.4f}" for a in run.test_auc)
                   + f" (best epoch {run.best_epoch + 1} of {run.epochs}, {run.seconds:.1f}s)",
@@ -250,8 +254,9 @@ class CensusBenchmark:
                 "load_average": self.load_average, "models": [m.as_dict() for m in self.models]}
 
     def write(self, out: str | Path, plots: bool = True) -> list[Path]:
-        """Write ``group{G}.md`` (the table), ``.csv`` and ``.json`` into ``out``, and with ``plots`` the gate plot
-        ``gates-{model}-group{G}.png`` of run 1 of OMoE and MMoE; all or none
+        """Write ``group{G}.md`` (the table), ``.csv`` and ``.json`` into ``out``, with ``plots`` the gate plot
+        ``gates-{model}-group{G}.png`` of run 1 of OMoE and MMoE, and the kept models as
+        ``model-{model}-group{G}-run{r}.npz`` (load with :func:`mmoe_np.load`); all or none
         (:func:`~mmoe_np.experiments.common.staged_outputs`). Returns the paths."""
         from . import figures  # lazy: matplotlib
 
@@ -267,13 +272,16 @@ class CensusBenchmark:
                         m.first_model, self.X_test, stage / f"gates-{m.name.lower()}-group{group}.png",
                         task_names=self.task_names,
                         title=f"{m.name}, Census-income group {group}: gate weights on the test set (run 1)"))
+            for m in self.models:
+                files += [model.save(stage / f"model-{m.name.lower()}-group{group}-run{r + 1}.npz")
+                          for r, model in enumerate(m.trained)]
         return [Path(out) / f.name for f in files]
 
 
 def output_names(group: int) -> tuple[str, ...]:
     """Every file :meth:`CensusBenchmark.write` can write for task group ``group``."""
     return (f"group{group}.md", f"group{group}.csv", f"group{group}.json",
-            *(f"gates-{name.lower()}-group{group}.png" for name in GATED))
+            *(f"gates-{name.lower()}-group{group}.png" for name in GATED), f"model-*-group{group}-run*.npz")
 
 
 def standardize_non_binary(data: Any) -> Any:
@@ -337,10 +345,11 @@ def run_census_benchmark(data_dir: Any, *, group: int = DEFAULTS["group"], model
                          epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
                          lr: float = DEFAULTS["lr"], patience: int = DEFAULTS["patience"],
                          dtype: Any = DEFAULTS["dtype"], train_rows: int | None = None, standardize: bool = False,
-                         progress: bool = False,
+                         progress: bool = False, keep_models: bool = False,
                          **size_overrides: Any) -> CensusBenchmark:
     """Load Census-income (``group``, ``recipe``, validation/test split ``split_seed``) and train ``runs`` runs of
-    every model in ``models``; see :func:`train_runs` for one model and :func:`census_sizes` for the sizes and the
+    every model in ``models`` (``keep_models``: keep every trained model, see :meth:`CensusBenchmark.write`); see
+    :func:`train_runs` for one model and :func:`census_sizes` for the sizes and the
     ``size_overrides`` (``n_experts``, ``expert_units``, ``tower_units``, ``l2_weight``, ``bottom_units``,
     ``hidden_units``, ``tf_hidden_units``, ``tf_ranks``; None means the default). ``train_rows`` keeps only the
     first rows of the training set (for quick checks and tests); ``standardize`` applies
@@ -349,12 +358,12 @@ def run_census_benchmark(data_dir: Any, *, group: int = DEFAULTS["group"], model
     return run_checked(check_settings(data_dir, group=group, models=models, runs=runs, recipe=recipe,
                                       split_seed=split_seed, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                                       patience=patience, dtype=dtype, train_rows=train_rows, standardize=standardize,
-                                      **size_overrides), progress=progress)
+                                      **size_overrides), progress=progress, keep_models=keep_models)
 
 
-def run_checked(s: dict[str, Any], *, progress: bool = False) -> CensusBenchmark:
+def run_checked(s: dict[str, Any], *, progress: bool = False, keep_models: bool = False) -> CensusBenchmark:
     """The benchmark of settings ``s`` already checked by :func:`check_settings` (the command line checks them,
-    then its ``--out`` folder, then runs)."""
+    then its ``--out`` folder, then runs); ``keep_models`` keeps every run's trained model (for ``write``)."""
     from ..data import load_census_income
 
     start, load_start = time.perf_counter(), load_average()
@@ -381,7 +390,7 @@ def run_checked(s: dict[str, Any], *, progress: bool = False) -> CensusBenchmark
             print(f"== {name} {sizes[name]}", file=sys.stderr, flush=True)
         results.append(train_runs(name, data, sizes[name], runs=s["runs"], seed=s["seed"], epochs=s["epochs"],
                                   batch_size=s["batch_size"], lr=s["lr"], patience=s["patience"], dtype=s["dtype"],
-                                  progress=progress,
+                                  progress=progress, keep_models=keep_models,
                                   on_run=None if overall is None else lambda run: overall.update(work=1, runs=1)))
     return CensusBenchmark(settings, tuple(data.task_names), results, time.perf_counter() - start,
                            {"start": load_start, "end": load_average()}, X_test=data.X_test)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fnmatch
 import io
 import json
 import os
@@ -128,9 +129,9 @@ def staged_outputs(out: Any, names: Iterable[str] = ()) -> Iterator[Path]:
 
     Yields a fresh hidden folder inside ``out`` (the same file system, so a move is a rename) to write the files
     into. On a clean exit the files are moved into ``out`` with SIGINT and SIGTERM held off, and every file of
-    ``names`` (all the files this study can write) that the run did not write is removed, so an earlier run's
-    figure cannot stay beside new numbers. On an error or an interrupt the hidden folder is removed and ``out`` is
-    left as it was.
+    ``out`` matching ``names`` (all the files this study can write: names or glob patterns such as
+    ``"model-*.npz"``) that the run did not write is removed, so an earlier run's figure cannot stay beside new
+    numbers. On an error or an interrupt the hidden folder is removed and ``out`` is left as it was.
     """
     out = prepare_out(out)
     stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
@@ -140,8 +141,10 @@ def staged_outputs(out: Any, names: Iterable[str] = ()) -> Iterator[Path]:
         with _signals_held():
             for name in written:
                 os.replace(stage / name, out / name)
-            for name in set(names) - set(written):
-                (out / name).unlink(missing_ok=True)
+            patterns = list(names)
+            for old in out.iterdir():
+                if old.name not in written and old.is_file() and any(fnmatch.fnmatchcase(old.name, p) for p in patterns):
+                    old.unlink()
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

@@ -26,31 +26,25 @@ ETA) to stderr.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
-import multiprocessing
-import os
-import queue as queue_module
-import signal
-import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import _validation as V
 from ..data.synthetic import SyntheticTasks
-from ..models import MultiTaskModel, stack_models
+from ..models import MultiTaskModel, stack_models, unstack_models
 from ..optim import Adam
 from ..training import Progress
+from .workers import map_in_workers, worker_progress
 
 __all__ = ["Run", "ModelSpec", "ReplicaHistory", "ReplicaStreams", "replica_streams", "train_replicas",
            "train_in_groups"]
 
 TASKS = ("regression", "regression")  # the synthetic task pair: two regression tasks
-_BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -164,26 +158,6 @@ class _DivergenceGuard:
         if self.held.any():
             for key, p in self.params.items():
                 np.copyto(p, self.last_good[key], where=self._mask(self.held, p))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Progress from worker processes
-# ---------------------------------------------------------------------------------------------------------------
-class _QueueProgress:
-    """A worker's stand-in for :class:`Progress`: sends its updates to the parent through a queue, at most every
-    ``interval`` seconds (and always when runs finish)."""
-
-    def __init__(self, sink: Any, interval: float = 1.0) -> None:
-        self.sink, self.interval = sink, interval
-        self.work = 0
-        self._last = time.perf_counter()
-
-    def update(self, work: int = 0, runs: int = 0) -> None:
-        self.work += work
-        now = time.perf_counter()
-        if runs or now - self._last >= self.interval:
-            self.sink.put((self.work, runs))
-            self.work, self._last = 0, now
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -336,31 +310,22 @@ def _rates(lr: float | Mapping[str, float], models: Mapping[str, Any]) -> dict[s
 # ---------------------------------------------------------------------------------------------------------------
 # Many groups, over worker processes
 # ---------------------------------------------------------------------------------------------------------------
-_worker_sink: Any = None  # the progress queue of a worker process, set by _init_worker
-
-
-def _init_worker(sink: Any) -> None:
-    """Set up a worker: its progress queue, and Ctrl-C left to the parent (also when the pool was started from a
-    thread, where :func:`_spawning_workers` cannot ignore it). A terminal's Ctrl-C reaches every process of the
-    group; the parent alone handles it (one "interrupted" line, no traceback per worker) and stops the pool, whose
-    workers end on the SIGTERM that ``Pool.terminate`` sends."""
-    global _worker_sink
-    _worker_sink = sink
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _train_group(job: tuple[Mapping[str, ModelSpec], list[Run], dict[str, Any]]) -> ReplicaHistory:
-    """Worker entry point: train one group, report progress through the queue, send back the curves only."""
-    models, runs, kwargs = job
-    progress = _QueueProgress(_worker_sink) if _worker_sink is not None else None
-    history = train_replicas(models, runs, progress=progress, **kwargs)
-    return replace(history, models={})
+def _train_group(job: tuple[Mapping[str, ModelSpec], list[Run], bool, dict[str, Any]]) -> ReplicaHistory:
+    """Train one group (the entry point of a worker, which reports progress through the queue); the curves, and
+    the trained models if kept (else they are dropped as soon as the group ends)."""
+    models, runs, keep_models, kwargs = job
+    if worker_progress() is not None:  # in a worker: progress goes to the parent through the queue
+        kwargs = dict(kwargs, progress=worker_progress())
+    history = train_replicas(models, runs, **kwargs)
+    return history if keep_models else replace(history, models={})
 
 
 def _merge(histories: Sequence[ReplicaHistory], seconds: float) -> ReplicaHistory:
-    """Concatenate the groups' replica axes, in the order of the groups."""
+    """Concatenate the groups' replica axes, in the order of the groups (models too, where kept)."""
     first = histories[0]
-    return ReplicaHistory(
+    models = {name: stack_models([replica for h in histories for replica in unstack_models(h.models[name])])
+              for name in first.models}
+    return ReplicaHistory(models=models,
         steps=first.steps,
         test_loss={name: np.concatenate([h.test_loss[name] for h in histories], axis=1) for name in first.test_loss},
         train_loss={name: np.concatenate([h.train_loss[name] for h in histories], axis=1)
@@ -371,16 +336,17 @@ def _merge(histories: Sequence[ReplicaHistory], seconds: float) -> ReplicaHistor
 
 def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, group_size: int = 200,
                     workers: int = 0, progress: Progress | bool = False, label: str = "training",
-                    **train_kwargs: Any) -> ReplicaHistory:
+                    keep_models: bool = False, **train_kwargs: Any) -> ReplicaHistory:
     """:func:`train_replicas` for many runs: groups of at most ``group_size`` runs in lock-step, trained in this
     process (``workers=0``) or spread over ``workers`` spawned processes; the result lists the runs in the given
     order.
 
     Because every run's data and initialisation derive from its own seed, the numbers do not depend on
     ``group_size`` or ``workers``. Each worker is a fresh ("spawn") process with one BLAS thread
-    (``OPENBLAS_NUM_THREADS=1``): the matrices of one replica are too small for BLAS threads to pay, and on a busy
-    machine threads that wait for each other can make a step many times slower. In this process (``workers=0``)
-    BLAS uses whatever threads the environment gave numpy. ``progress=True`` prints to stderr every 10 s.
+    (:func:`~mmoe_np.experiments.workers.map_in_workers` tells why); in this process (``workers=0``) BLAS uses
+    whatever threads the environment gave numpy. ``progress=True`` prints to stderr every 10 s.
+    ``keep_models=True`` returns the trained models too (one stacked model per name, replicas in the order of
+    ``runs``); by default each group's models are dropped as soon as it ends and only the curves are kept.
     """
     runs = _check_models_and_runs(models, runs)
     group_size = V.positive_int("group_size", group_size)
@@ -400,64 +366,11 @@ def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, gro
 
     start = time.perf_counter()
     if workers == 0:
-        # Each group's stacked models are dropped as soon as it ends: only the curves are kept.
-        histories = [replace(train_replicas(models, group, progress=progress, **train_kwargs), models={})
+        histories = [_train_group((models, group, keep_models, dict(train_kwargs, progress=progress)))
                      for group in groups]
     else:
-        histories = _train_in_processes(models, groups, workers, progress, train_kwargs)
+        histories = map_in_workers(_train_group, [(models, group, keep_models, train_kwargs) for group in groups],
+                                   workers, progress)
     if progress is not None:
         progress.close()
     return _merge(histories, time.perf_counter() - start)
-
-
-def _train_in_processes(models: Mapping[str, ModelSpec], groups: list[list[Run]], workers: int,
-                        progress: Progress | None, train_kwargs: dict[str, Any]) -> list[ReplicaHistory]:
-    """Run the groups on a pool of ``workers`` spawned processes; forward their progress messages to ``progress``.
-
-    Leaving the ``with pool`` block for any reason (an error, Ctrl-C, the command's SIGTERM exception) terminates
-    the workers: none is left training after the parent has gone."""
-    context = multiprocessing.get_context("spawn")
-    sink = context.Queue()
-    with _spawning_workers():
-        pool = context.Pool(min(workers, len(groups)), initializer=_init_worker, initargs=(sink,))
-    with pool:
-        pending = pool.map_async(_train_group, [(models, group, train_kwargs) for group in groups], chunksize=1)
-        while not pending.ready():
-            _drain(sink, progress, first_wait=0.5, next_wait=0.0)
-        histories = pending.get()  # re-raises a worker's exception here
-        _drain(sink, progress, first_wait=0.2, next_wait=0.2)  # the last messages may still be in flight
-    return histories
-
-
-@contextlib.contextmanager
-def _spawning_workers() -> Iterator[None]:
-    """While a pool starts its workers: one BLAS thread each (read by their fresh numpy), and Ctrl-C ignored, which
-    a spawned Python inherits and keeps, so that even a worker still starting up leaves Ctrl-C to the parent."""
-    saved = {name: os.environ.get(name) for name in _BLAS_THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in _BLAS_THREAD_VARIABLES})
-    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
-    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
-    try:
-        yield
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, sigint)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def _drain(sink: Any, progress: Progress | None, first_wait: float, next_wait: float) -> None:
-    """Pass every queued ``(work, runs)`` message on to ``progress``: wait up to ``first_wait`` seconds for the
-    first one and ``next_wait`` for each next one, then return."""
-    wait = first_wait
-    while True:
-        try:
-            work, runs = sink.get(timeout=wait) if wait > 0 else sink.get_nowait()
-        except queue_module.Empty:
-            return
-        if progress is not None:
-            progress.update(work=work, runs=runs)
-        wait = next_wait

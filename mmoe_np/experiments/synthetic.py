@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec
-from ..models import MMoE, OMoE, SharedBottom
+from ..models import MMoE, OMoE, SharedBottom, stack_models, unstack_models
 from ..sizing import shared_bottom_width
 from .common import load_average, parse_models, run_sem, run_std, staged_outputs, write_csv, write_json
 from .lockstep import ModelSpec, Run, train_in_groups
@@ -74,9 +74,9 @@ def model_spec(name: str) -> ModelSpec:
 
 
 def output_names(name: str) -> tuple[str, ...]:
-    """Every file :meth:`SyntheticStudy.write` can write under ``name``."""
+    """Every file :meth:`SyntheticStudy.write` can write under ``name`` (the saved models as a pattern)."""
     return (f"{name}-curves.csv", f"{name}-final.csv", f"{name}.json", f"{name}-curves.png",
-            f"{name}-histograms.png")
+            f"{name}-histograms.png", f"{name}-*-p*.npz")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -112,7 +112,8 @@ class SyntheticStudy:
     loss or gradient became non-finite (it was then held at its last good parameters), 0 if never; ``steps`` (T,);
     ``seeds`` (N, 2): each run's task-pair and run seed; ``config``: every setting; ``seconds``: wall time;
     ``load``: the (1, 5, 15-minute) load averages at the start and the end, None where the platform has none (how
-    busy the machine was).
+    busy the machine was); ``trained[model]`` (with ``keep_models``): per correlation, the N trained runs as one
+    stacked model (replica i = run i).
     """
 
     config: dict[str, Any]
@@ -124,6 +125,7 @@ class SyntheticStudy:
     seconds: float
     load: tuple[tuple[float, float, float] | None, tuple[float, float, float] | None] = (None, None)
     extra: dict[str, Any] = field(default_factory=dict)
+    trained: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -177,7 +179,8 @@ class SyntheticStudy:
     def write(self, out: str | Path, name: str = "synthetic", plots: bool = True,
               histograms: bool = True) -> list[Path]:
         """Write ``{name}-curves.csv``, ``{name}-final.csv`` and ``{name}.json`` into ``out`` (created if needed),
-        and with ``plots`` ``{name}-curves.png`` and (with ``histograms``) ``{name}-histograms.png``; all or none
+        with ``plots`` ``{name}-curves.png`` and (with ``histograms``) ``{name}-histograms.png``, and the kept
+        models as ``{name}-{model}-p{p}.npz`` (load with :func:`mmoe_np.load`); all or none
         (:func:`~mmoe_np.experiments.common.staged_outputs`: an earlier run's files of this name that this run
         does not write are removed). Returns the paths."""
         from . import figures  # lazy: matplotlib
@@ -190,6 +193,9 @@ class SyntheticStudy:
                 files.append(figures.plot_curves(self, stage / f"{name}-curves.png"))
             if plots and histograms:
                 files.append(figures.plot_histograms(self, stage / f"{name}-histograms.png"))
+            for m, per_correlation in self.trained.items():
+                files += [stacked.save(stage / f"{name}-{m}-p{p:g}.npz")
+                          for p, stacked in zip(self.correlations, per_correlation)]
         return [Path(out) / f.name for f in files]
 
 
@@ -198,7 +204,7 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
                     lr: float | dict[str, float] = QUICK["lr"], eval_every: int = QUICK["eval_every"],
                     n_test: int = QUICK["n_test"], seed: int = 0, dtype: Any = np.float32, workers: int = 0,
                     group_size: int = 200, spec: SyntheticSpec = SyntheticSpec(), n_features: int = 100,
-                    progress: bool = False, label: str = "synthetic") -> SyntheticStudy:
+                    progress: bool = False, label: str = "synthetic", keep_models: bool = False) -> SyntheticStudy:
     """Train ``runs`` independent runs of every model at every correlation; record the test MSE every ``eval_every``
     steps. Adam with ``lr`` (one rate, or one per model), minibatches of ``batch_size`` fresh samples.
 
@@ -206,7 +212,8 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     ("mmoe,omoe", ["MMoE", "OMoE"], "all"). ``workers=0`` trains in this process, ``workers=N`` in N spawned
     processes with one BLAS thread each (faster; see :func:`~mmoe_np.experiments.lockstep.train_in_groups`). The
     numbers depend on ``seed`` and the settings, not on ``workers`` or ``group_size`` (each run derives everything
-    from its own seeds). ``progress=True`` prints runs done, elapsed and ETA to stderr.
+    from its own seeds). ``progress=True`` prints runs done, elapsed and ETA to stderr. ``keep_models=True`` keeps
+    the trained models (``SyntheticStudy.trained``; :meth:`SyntheticStudy.write` saves them).
     """
     models = tuple(parse_models(models, MODELS))
     if isinstance(lr, dict):  # one rate per model: named as the models are, each model once
@@ -225,7 +232,7 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     load_start = load_average()
     history = train_in_groups({m: model_spec(m) for m in models}, all_runs, group_size=group_size, workers=workers,
                               progress=progress, label=label, steps=steps, batch_size=batch_size, lr=lr,
-                              eval_every=eval_every, n_test=n_test, dtype=dtype)
+                              eval_every=eval_every, n_test=n_test, dtype=dtype, keep_models=keep_models)
     P, N = len(ps), runs
 
     def by_setting(loss: np.ndarray) -> np.ndarray:  # (T, N * P, 2), run-major -> (P, N, T, 2)
@@ -233,6 +240,10 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
 
     def runs_by_setting(per_run: np.ndarray) -> np.ndarray:  # (N * P,), run-major -> (P, N)
         return per_run.reshape(N, P).T
+
+    def models_by_setting(stacked: Any) -> list[Any]:  # N * P replicas, run-major -> per p, one stacked model of N
+        replicas = unstack_models(stacked)
+        return [stack_models(replicas[j::P]) for j in range(P)]
 
     config = {"models": list(models), "correlations": list(ps), "runs": N, "steps": steps, "batch_size": batch_size,
               "lr": lr if isinstance(lr, dict) else float(lr), "eval_every": eval_every, "n_test": n_test,
@@ -246,7 +257,9 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     return SyntheticStudy(config=config, steps=history.steps,
                           test_loss={m: by_setting(history.test_loss[m]) for m in models},
                           train_loss={m: by_setting(history.train_loss[m]) for m in models},
-                          diverged={m: runs_by_setting(history.diverged[m]) for m in models}, seeds=seeds, seconds=history.seconds, load=(load_start, load_average()))
+                          diverged={m: runs_by_setting(history.diverged[m]) for m in models}, seeds=seeds,
+                          seconds=history.seconds, load=(load_start, load_average()),
+                          trained={m: models_by_setting(history.models[m]) for m in history.models})
 
 
 def shared_bottom_study(correlations: Sequence[float] = PAPER_CORRELATIONS, **kwargs: Any) -> SyntheticStudy:
