@@ -7,9 +7,11 @@ per replica, and early stopping keeps each replica's own best parameters.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import numpy as np
@@ -59,6 +61,9 @@ class EarlyStopping:
 
     ``score`` maps the model to a float (or one value per replica); by default it is the total validation loss.
     ``mode`` is "min" (a loss) or "max" (e.g. an AUC). A value better by more than ``min_delta`` is an improvement.
+    ``checkpoint`` (a file name) keeps the best model on disk: after every epoch that improves, the best parameters
+    so far are saved there (``model.save``, atomically; per replica for stacked models), so a run killed later still
+    leaves its best model, read back with :func:`mmoe_np.load`.
     """
 
     score: Callable[[Any], Any] | None = None
@@ -66,6 +71,7 @@ class EarlyStopping:
     patience: int = 3
     min_delta: float = 0.0
     restore_best: bool = True
+    checkpoint: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("min", "max"):
@@ -73,6 +79,11 @@ class EarlyStopping:
         V.positive_int("patience", self.patience)
         V.positive_float("min_delta", self.min_delta, allow_zero=True)
         _flag("restore_best", self.restore_best)
+        if self.checkpoint is not None:
+            if not isinstance(self.checkpoint, (str, os.PathLike)):
+                raise ValueError(f"checkpoint must be a file name or None; got {self.checkpoint!r}")
+            if not Path(self.checkpoint).parent.is_dir():
+                raise ValueError(f"checkpoint: the folder of {str(self.checkpoint)!r} does not exist")
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -212,11 +223,16 @@ class _Stopper:
         improved = value < self.best - self.config.min_delta
         self.best = np.where(improved, value, self.best)
         self.best_epoch = np.where(improved, epoch, self.best_epoch)
-        if self.config.restore_best:
+        if self.config.restore_best or self.config.checkpoint is not None:
             for name, p in self.model.params.items():
                 # copy the improved replicas' parameters (the replica axes lead every array)
                 mask = improved.reshape(improved.shape + (1,) * (p.ndim - improved.ndim))
                 np.copyto(self.best_params[name], p, where=mask)
+        if self.config.checkpoint is not None and np.any(improved):
+            best = self.model.copy()
+            for name, p in best.params.items():
+                p[...] = self.best_params[name]
+            best.save(self.config.checkpoint)
         return bool(np.all(epoch - self.best_epoch >= self.config.patience))
 
     def finish(self, history: History) -> None:

@@ -220,6 +220,54 @@ def test_early_stopping_records_why_training_stopped():
     assert mn.fit(small_mmoe(), X, Y, epochs=2, batch_size=16).stopped is None
 
 
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_early_stopping_keeps_the_best_checkpoint_on_disk(restore_best, tmp_path):
+    X, Y = data(32, 5, TASKS, 5)
+    scores = iter([3.0, 1.0, 2.0, 2.5, 4.0])
+    snapshots = []
+
+    def score(model):  # records the parameters each score belongs to
+        snapshots.append({k: v.copy() for k, v in model.params.items()})
+        return next(scores)
+
+    model = small_mmoe()
+    path = tmp_path / "best.npz"
+    h = mn.fit(model, X, Y, epochs=5, batch_size=16, early_stopping=mn.EarlyStopping(
+        score=score, patience=3, restore_best=restore_best, checkpoint=path))
+    assert h.best_epoch == 1
+    best = mn.load(path)
+    assert type(best) is mn.MMoE and best.config() == model.config()
+    for key, value in best.params.items():
+        np.testing.assert_array_equal(value, snapshots[1][key], err_msg=key)  # the epoch that scored 1.0
+        np.testing.assert_array_equal(model.params[key], snapshots[1 if restore_best else -1][key])
+
+
+def test_early_stopping_checkpoint_of_stacked_replicas_holds_each_replica_best(tmp_path):
+    X, Y = data(32, 5, TASKS, 5)
+    scores = iter([[3.0, 1.0], [1.0, 2.0], [2.0, 3.0]])  # replica 0 best at epoch 1, replica 1 at epoch 0
+    snapshots = []
+
+    def score(model):
+        snapshots.append({k: v.copy() for k, v in model.params.items()})
+        return np.array(next(scores))
+
+    model = mn.stack_models([small_mmoe(seed=0), small_mmoe(seed=1)])
+    mn.fit(model, X, Y, epochs=3, batch_size=16, early_stopping=mn.EarlyStopping(
+        score=score, patience=5, restore_best=False, checkpoint=tmp_path / "best.npz"))
+    best = mn.load(tmp_path / "best.npz")
+    assert best.replica_shape == (2,)
+    for key, value in best.params.items():
+        np.testing.assert_array_equal(value[0], snapshots[1][key][0])
+        np.testing.assert_array_equal(value[1], snapshots[0][key][1])
+
+
+def test_early_stopping_checkpoint_needs_an_existing_folder(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint: the folder"):
+        mn.EarlyStopping(checkpoint=tmp_path / "missing" / "best.npz")
+    with pytest.raises(ValueError, match="checkpoint must be a file name"):
+        mn.EarlyStopping(checkpoint=3)
+
+
 def test_early_stopping_with_a_nan_score_every_epoch_raises():
     model = small_mmoe()
     X, Y = data(32, 5, TASKS, 5)
