@@ -6,8 +6,8 @@ handler.
 * ``census``: :mod:`mmoe_np.experiments.census`.
 
 The same conventions everywhere: ``--models`` takes names separated by commas or spaces in any case
-(``--models mmoe,omoe`` or ``--models MMoE OMoE``); ``--out`` is checked before any training and receives a run's
-files all together (:func:`mmoe_np.experiments.common.staged_outputs`); an error is one line naming the flag
+(``--models mmoe,omoe`` or ``--models MMoE OMoE``); ``--out`` is checked before any training (and created only
+when the results are written) and receives a run's files all together (:func:`mmoe_np.experiments.common.staged_outputs`); an error is one line naming the flag
 (``--train-rows``), exit status 2; Ctrl-C prints "interrupted" (exit 130) and SIGTERM "terminated" (exit 143),
 both after stopping the worker processes, with no traceback.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .experiments import census, correlation, synthetic
-from .experiments.common import prepare_out
+from .experiments.common import check_out
 from .training import format_seconds
 
 __all__ = ["build_parser", "main"]
@@ -217,7 +217,7 @@ def _add_census(subparsers: Any) -> None:
 # The subcommands
 # ---------------------------------------------------------------------------------------------------------------
 def _run_correlation(args: argparse.Namespace) -> int:
-    out = prepare_out(args.out)
+    out = check_out(args.out)
     result = correlation.label_correlation_study(args.correlations, n_points=args.n_points, runs=args.runs,
                                                  seed=args.seed)
     print(f"label Pearson correlation over {result.runs} runs of {result.n_points} points (mean +- std)")
@@ -230,7 +230,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
 def _run_training_study(args: argparse.Namespace) -> int:
     profile = synthetic.PAPER if args.profile == "paper" else synthetic.QUICK
     settings = {key: getattr(args, key) if getattr(args, key) is not None else profile[key] for key in profile}
-    out = prepare_out(args.out)
+    out = check_out(args.out)
     study = synthetic.synthetic_study(args.models, args.correlations, seed=args.seed, dtype=args.dtype,
                                       workers=args.workers, group_size=args.group_size, progress=not args.quiet,
                                       label=args.study_name, keep_models=args.save_models, **settings)
@@ -259,7 +259,7 @@ def _run_census(args: argparse.Namespace) -> int:
                                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                      patience=args.patience, dtype=args.dtype, train_rows=args.train_rows,
                                      standardize=args.standardize, **sizes)
-    out = prepare_out(args.out)
+    out = check_out(args.out)
     result = census.run_checked(settings, progress=not args.quiet, keep_models=args.save_models)
     scaled = ", non-binary columns standardised" if args.standardize else ""
     print(f"Census-income group {settings['group']} ({args.recipe} recipe{scaled}), {args.runs} run(s) per model, "

@@ -42,6 +42,21 @@ def test_prepare_out_creates_the_folder_or_names_the_option(tmp_path):
         common.prepare_out(blocker / "below")
 
 
+def test_check_out_creates_nothing_and_names_the_option(tmp_path):
+    assert common.check_out(tmp_path / "a" / "b") == tmp_path / "a" / "b" and not (tmp_path / "a").exists()
+    assert common.check_out(tmp_path) == tmp_path
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for out in (blocker, blocker / "below" / "deeper"):
+        with pytest.raises(ValueError, match=f"--out .* is not a writable folder: .*{blocker.name}' is a file"):
+            common.check_out(out)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # root may write anywhere
+        with pytest.raises(ValueError, match="is not writable"):
+            common.check_out(locked / "out")
+
+
 # ------------------------------------------------------------------------------------------------ model names
 KNOWN = {"Shared-Bottom": 1, "OMoE": 2, "MMoE": 3}
 

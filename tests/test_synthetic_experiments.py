@@ -329,6 +329,7 @@ def test_main_reports_bad_arguments_without_a_traceback(argv, message, tmp_path,
     assert main(argv + ["--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"mmoe-np {argv[0]}: error:") and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing is created for a run that cannot start
 
 
 @pytest.mark.parametrize("command", ["synthetic", "correlation"])

@@ -24,8 +24,8 @@ import numpy as np
 
 from .._io import write_text
 
-__all__ = ["parse_models", "run_std", "run_sem", "load_average", "prepare_out", "staged_outputs", "write_csv",
-           "write_json"]
+__all__ = ["parse_models", "run_std", "run_sem", "load_average", "check_out", "prepare_out", "staged_outputs",
+           "write_csv", "write_json"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -88,9 +88,23 @@ def load_average() -> tuple[float, float, float] | None:
 # ---------------------------------------------------------------------------------------------------------------
 # Output files
 # ---------------------------------------------------------------------------------------------------------------
+def check_out(out: Any) -> Path:
+    """``--out`` checked *before* a long run starts (a study that can only fail when it writes its results would
+    lose them), without creating anything: an existing writable folder, or a path whose nearest existing ancestor
+    is a writable folder (the rest is created when the files are written, by :func:`prepare_out`)."""
+    path = Path(out)
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {str(path)!r} is not a writable folder: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(path)!r} is not a writable folder: {str(existing)!r} is not writable")
+    return path
+
+
 def prepare_out(out: Any) -> Path:
-    """The output folder ``--out``, created if needed and checked to be writable *before* a long run starts
-    (a study that can only fail when it writes its results would lose them)."""
+    """The output folder ``--out``, created if needed and checked to be writable (by creating a file in it)."""
     path = Path(out)
     try:
         path.mkdir(parents=True, exist_ok=True)
