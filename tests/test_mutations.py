@@ -15,7 +15,7 @@ import pytest
 
 import mmoe_np as mn
 from mmoe_np import ops
-from mmoe_np.testing import KINK_MARGIN, TOL, assert_matches_adam, data, jitter
+from mmoe_np.testing import KINK_MARGIN, TOL, adam_reference, assert_matches_adam, data, jitter
 
 CORRECT = {name: getattr(ops, name) for name in ops.__all__}  # captured before any test plants a bug
 
@@ -214,3 +214,17 @@ def test_adam_follows_kingma_and_ba():
 def test_the_reference_check_catches_adam_without_bias_correction():
     with pytest.raises(AssertionError, match=r"AdamWithoutBiasCorrection differs from Adam .* at step 1"):
         assert_matches_adam(AdamWithoutBiasCorrection)
+
+
+def test_adam_on_a_models_own_parameters_follows_kingma_and_ba():
+    # a model's params and grads may take the optimizer's whole-buffer path: the reference holds there too
+    model, X, Y = case("MMoE")
+    start = {name: np.array(p) for name, p in model.params.items()}
+    optimizer, seen = mn.Adam(model.params, lr=0.01), []
+    for _ in range(4):
+        _, grads = model.loss_and_grads(X, Y)
+        seen.append({name: np.array(g) for name, g in grads.items()})
+        optimizer.step(grads)
+    for name, p in model.params.items():
+        expected = adam_reference(start[name], [g[name] for g in seen], lr=0.01)[-1]
+        np.testing.assert_allclose(p - start[name], expected - start[name], rtol=1e-9, atol=0, err_msg=name)
