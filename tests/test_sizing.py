@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mmoe_np as mn
-from mmoe_np.sizing import count_params, match_width, shared_bottom_width
+from mmoe_np.sizing import check_sizes, count_params, match_width, matched_sizes, shared_bottom_width
 from modelcheck import hidden, task_lists, towers
 
 n_features = st.integers(1, 6)
@@ -144,3 +144,32 @@ def test_bad_sizing_arguments():
         shared_bottom_width(model, depth=0)
     with pytest.raises(ValueError, match="model must have tower_units"):
         shared_bottom_width(object())
+
+
+SEVEN = (mn.SingleTask, mn.SharedBottom, mn.L2Constrained, mn.CrossStitch, mn.TensorFactorization, mn.OMoE, mn.MMoE)
+
+
+def test_matched_sizes_give_every_model_mmoes_paper_count():
+    tasks = ("binary", "binary")
+    sizes = matched_sizes(40, tasks, SEVEN, n_experts=4, expert_units=(8,), tower_units=(4,))
+    assert list(sizes) == list(SEVEN)
+    target = count_params(mn.MMoE(40, tasks, n_experts=4, expert_units=(8,), tower_units=(4,)), convention="paper")
+    assert target == 40 * 8 * 4 + 8 * 4 * 2
+    for cls, kwargs in sizes.items():
+        count = count_params(cls(40, tasks, **kwargs), convention="paper")
+        assert abs(count - target) / target < 0.05, (cls.__name__, count, target)
+        assert kwargs["tower_units"] == (4,)
+    assert sizes[mn.L2Constrained]["l2_weight"] == 1e-2 and "l2_weight" not in sizes[mn.SingleTask]
+    w = sizes[mn.TensorFactorization]["hidden_units"][0]
+    assert sizes[mn.TensorFactorization]["ranks"] == (w, w, 2)
+
+
+def test_check_sizes_normalises_and_names_the_bad_argument():
+    assert check_sizes(expert_units=[16], tf_ranks=[4, 3, 1], l2_weight=0) == {
+        "expert_units": (16,), "tf_ranks": (4, 3, 1), "l2_weight": 0.0}
+    for kwargs, name in [(dict(n_experts=0), "n_experts"), (dict(tower_units="8"), "tower_units"),
+                         (dict(tf_ranks=(1, 2)), "tf_ranks"), (dict(width=3), "sizes: unknown")]:
+        with pytest.raises(ValueError, match=name):
+            check_sizes(**kwargs)
+    with pytest.raises(ValueError, match="models: no size matching for 'MixtureOfExperts'"):
+        matched_sizes(10, ("binary",), [mn.MixtureOfExperts])
