@@ -7,9 +7,10 @@ handler.
 
 The same conventions everywhere: ``--models`` takes names separated by commas or spaces in any case
 (``--models mmoe,omoe`` or ``--models MMoE OMoE``); ``--out`` is checked before any training (and created only
-when the results are written) and receives a run's files all together (:func:`mmoe_np.experiments.common.staged_outputs`); an error is one line naming the flag
-(``--train-rows``), exit status 2; Ctrl-C prints "interrupted" (exit 130) and SIGTERM "terminated" (exit 143),
-both after stopping the worker processes, with no traceback.
+when the results are written) and receives a run's files all together
+(:func:`mmoe_np.experiments.common.staged_outputs`); an error is one line naming the flag (``--train-rows``), exit
+status 2; Ctrl-C prints "interrupted" (exit 130) and SIGTERM "terminated" (exit 143), both after stopping the
+worker processes, with no traceback.
 """
 from __future__ import annotations
 

@@ -105,8 +105,8 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
 
     A minibatch whose loss or gradient is not finite (a diverging run, e.g. SGD with a far too large rate) stops
     training before any parameter takes it: the parameters go back to the last ones whose loss and gradient were
-    finite (those before the previous update), and ``on_divergence="raise"`` (the default) raises a ValueError saying where, while ``"stop"`` returns
-    the history with ``history.stopped`` saying why.
+    finite (those before the previous update); ``on_divergence="raise"`` (the default) then raises a ValueError
+    saying where, ``"stop"`` returns the history with ``history.stopped`` saying why.
     """
     X, Y = model.check_inputs(X, Y)
     if validation is not None:

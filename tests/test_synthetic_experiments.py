@@ -336,7 +336,8 @@ def test_main_reports_bad_arguments_without_a_traceback(argv, message, tmp_path,
 def test_an_unusable_out_folder_fails_before_any_training(command, tmp_path, capsys, monkeypatch):
     from mmoe_np.cli import main
     monkeypatch.setattr(S, "train_in_groups", lambda *a, **k: pytest.fail("trained before checking --out"))
-    monkeypatch.setattr(correlation, "label_correlation_study", lambda *a, **k: pytest.fail("ran before checking --out"))
+    monkeypatch.setattr(correlation, "label_correlation_study",
+                        lambda *a, **k: pytest.fail("ran before checking --out"))
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     assert main([command, "--out", str(blocker / "sub")]) == 2

@@ -39,14 +39,14 @@ from ..metrics import roc_auc
 from ..optim import Adam
 from ..sizing import check_sizes, count_params, matched_sizes
 from ..training import EarlyStopping, Progress, fit
-from . import common
 from .._io import write_text
+from . import common
 from .common import load_average, run_std, staged_outputs, write_csv, write_json
 
 __all__ = ["MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes", "build_model", "task_aucs", "RunResult",
            "ModelResult", "CensusBenchmark", "train_runs", "standardize_non_binary", "check_settings",
-           "run_census_benchmark", "run_checked", "format_table", "write_census_csv", "write_census_json", "CSV_COLUMNS",
-           "output_names"]
+           "run_census_benchmark", "run_checked", "format_table", "write_census_csv", "write_census_json",
+           "CSV_COLUMNS", "output_names"]
 
 # The seven models of the paper's comparison, in the order of its tables: display name -> class.
 MODELS: dict[str, type[MultiTaskModel]] = {
@@ -258,7 +258,7 @@ class CensusBenchmark:
         ``gates-{model}-group{G}.png`` of run 1 of OMoE and MMoE, and the kept models as
         ``model-{model}-group{G}-run{r}.npz`` (load with :func:`mmoe_np.load`); all or none
         (:func:`~mmoe_np.experiments.common.staged_outputs`). Returns the paths."""
-        from . import figures  # lazy: matplotlib
+        from . import figures  # here: only writing needs the plots (matplotlib is imported there, when drawing)
 
         group = self.settings["group"]
         with staged_outputs(out, output_names(group)) as stage:

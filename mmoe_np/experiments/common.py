@@ -157,7 +157,8 @@ def staged_outputs(out: Any, names: Iterable[str] = ()) -> Iterator[Path]:
                 os.replace(stage / name, out / name)
             patterns = list(names)
             for old in out.iterdir():
-                if old.name not in written and old.is_file() and any(fnmatch.fnmatchcase(old.name, p) for p in patterns):
+                ours = old.is_file() and any(fnmatch.fnmatchcase(old.name, p) for p in patterns)
+                if ours and old.name not in written:
                     old.unlink()
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -88,7 +88,7 @@ class CorrelationStudy:
     def write(self, out: str | Path, plots: bool = True) -> list[Path]:
         """Write ``correlation.csv``, ``correlation.json`` and (with ``plots``) ``correlation.png`` into ``out``,
         all or none (:func:`~mmoe_np.experiments.common.staged_outputs`); returns their paths."""
-        from .figures import plot_label_correlation  # lazy: matplotlib
+        from .figures import plot_label_correlation  # here: only writing needs the plots
 
         with staged_outputs(out, OUTPUT_NAMES) as stage:
             files = [write_label_correlation_csv(self, stage / "correlation.csv"),

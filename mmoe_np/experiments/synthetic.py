@@ -183,7 +183,7 @@ class SyntheticStudy:
         models as ``{name}-{model}-p{p}.npz`` (load with :func:`mmoe_np.load`); all or none
         (:func:`~mmoe_np.experiments.common.staged_outputs`: an earlier run's files of this name that this run
         does not write are removed). Returns the paths."""
-        from . import figures  # lazy: matplotlib
+        from . import figures  # here, not above: figures imports this module (the model labels)
 
         with staged_outputs(out, output_names(name)) as stage:
             files = [write_curves_csv(self, stage / f"{name}-curves.csv"),
