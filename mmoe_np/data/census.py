@@ -26,7 +26,6 @@ import gzip
 import hashlib
 import numbers
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -37,6 +36,7 @@ from typing import Any, Union
 import numpy as np
 
 from .. import _validation as V
+from .._io import write_bytes
 
 __all__ = ["CensusIncome", "load_census_income", "census_label_correlations", "download_census_income",
            "check_group", "check_recipe", "CENSUS_COLUMNS", "CENSUS_BASE_URL", "GROUPS", "RECIPES"]
@@ -367,12 +367,5 @@ def download_census_income(dest: PathLike, base_url: str = CENSUS_BASE_URL, time
         except urllib.error.URLError as err:
             raise OSError(f"could not download {url}: {err}") from err
         _decompress(data, spec, url)
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{spec.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_bytes(path, data)  # atomically: a temporary file beside it, then a rename
     return dest
