@@ -3,7 +3,8 @@ handler.
 
 * ``correlation`` (Fig. 2), ``shared-bottom`` (Fig. 3), ``synthetic`` (Figs. 4 and 5, the main job),
   ``trainability`` (Fig. 5): :mod:`mmoe_np.experiments.correlation` and :mod:`mmoe_np.experiments.synthetic`;
-* ``census``: :mod:`mmoe_np.experiments.census`.
+* ``census``: :mod:`mmoe_np.experiments.census`;
+* ``docs-figures``: the diagrams of ``docs/`` (:func:`mmoe_np.experiments.figures.docs_figures`).
 
 The same conventions everywhere: ``--models`` takes names separated by commas or spaces in any case
 (``--models mmoe,omoe`` or ``--models MMoE OMoE``); ``--out`` is checked before any training (and created only
@@ -20,10 +21,11 @@ import re
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .experiments import census, correlation, synthetic
+from .experiments import census, correlation, figures, synthetic  # figures imports matplotlib only to draw
 from .experiments.common import check_out
 from .training import format_seconds
 
@@ -69,7 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
              synthetic.COMPARISON_MODELS, synthetic.TRAINABILITY_CORRELATIONS)):
         _add_training_study(subparsers, name, help_text, models, correlations)
     _add_census(subparsers)
+    p = subparsers.add_parser("docs-figures", help="redraw the diagrams of docs/ (MMoE graph, three models, "
+                              "softmax VJP)", description="Draw the figures docs/ links to with the package's own "
+                              "plotting code: " + ", ".join(figures.DOCS_FIGURES) + ".")
+    _option(p, "--out", default="docs/figures", help="output directory (default: %(default)s)")
+    p.set_defaults(func=_run_docs_figures)
     return parser
+
 
 
 def _version() -> str:
@@ -268,6 +276,12 @@ def _run_census(args: argparse.Namespace) -> int:
           f"{result.load_average['end']}")
     print(census.format_table(result))
     _print_written(result.write(out, plots=not args.no_plot), result.seconds)
+    return 0
+
+
+def _run_docs_figures(args: argparse.Namespace) -> int:
+    out, start = check_out(args.out), time.perf_counter()
+    _print_written(figures.docs_figures(out), time.perf_counter() - start)
     return 0
 
 
