@@ -31,10 +31,29 @@ def l2_tie_without_its_factor_2(dP, cache):
     return CORRECT["l2_tie_backward"](dP, cache) / 2
 
 
-def gate_weight_gradient_transposed(dg, cache, *args, **kwargs):
-    """dW = dz^T x instead of x^T dz: a transposed matrix that no shape check sees when n_features == n_experts."""
-    dx, dW, db = CORRECT["gate_backward"](dg, cache, *args, **kwargs)
-    return dx, np.swapaxes(dW, -1, -2), db
+def gate_columns(cache):
+    """The gates' columns of a mixture of experts' first layer, or None for any other dense layer.
+
+    The mixture computes every expert's first layer and every gate in one dense layer ``z = x W1 + b1`` with W1
+    (D, E*h + G*E) (``MixtureOfExperts._first_layer``): the gates are its last G*E columns. Only the two mixtures
+    built below have such a W1 (n_features = D rows, 12 + 3 or 12 + 6 columns); every other dense layer here is
+    stacked (3-D W) or narrower."""
+    W = cache.W
+    if W.ndim == 2 and W.shape[0] == D and W.shape[1] - D * EXPERT_UNITS in (D, 2 * D):
+        return slice(D * EXPERT_UNITS, None)
+    return None
+
+
+def gate_weight_gradient_transposed(dz, cache, *args, **kwargs):
+    """dW = dz^T x instead of x^T dz in each gate's (d, E) block: a transposed matrix that no shape check sees when
+    n_features == n_experts."""
+    dx, dW, db = CORRECT["dense_backward"](dz, cache, *args, **kwargs)
+    gates = gate_columns(cache)
+    if gates is not None:
+        dW = dW.copy()
+        blocks = dW[:, gates].reshape(D, -1, D)              # (d, G, E)
+        dW[:, gates] = np.swapaxes(blocks, 0, 2).reshape(D, -1)  # new[i, j, e] = old[e, j, i]: gate j's block^T
+    return dx, dW, db
 
 
 def softmax_vjp_without_its_centring_term(dp, p):
@@ -42,10 +61,15 @@ def softmax_vjp_without_its_centring_term(dp, p):
     return p * dp
 
 
-def gate_path_into_X_dropped(dg, cache, *args, **kwargs):
-    """x feeds the experts and the gates; only the experts' part of dX survives."""
-    dx, dW, db = CORRECT["gate_backward"](dg, cache, *args, **kwargs)
-    return (None if dx is None else np.zeros_like(dx)), dW, db
+def gate_path_into_X_dropped(dz, cache, *args, **kwargs):
+    """x feeds the experts and the gates; only the experts' part of dX survives (dx = dz_experts W_experts^T)."""
+    dx, dW, db = CORRECT["dense_backward"](dz, cache, *args, **kwargs)
+    gates = gate_columns(cache)
+    if dx is not None and gates is not None:
+        experts_only = dz.copy()
+        experts_only[..., gates] = 0
+        dx = CORRECT["dense_backward"](experts_only, cache, *args, **kwargs)[0]
+    return dx, dW, db
 
 
 def experts_get_only_the_first_tasks_gradient(dm, cache):
@@ -70,10 +94,10 @@ def bce_forgets_the_batch_mean(dL, cache):
 BUGS = {
     "missing factor 2 (MSE)": ("mse_backward", mse_without_its_factor_2, "towers.0.b", None),
     "missing factor 2 (L2 tie)": ("l2_tie_backward", l2_tie_without_its_factor_2, None, None),
-    "transposed gate weight gradient": ("gate_backward", gate_weight_gradient_transposed, "gates.W", {"gates.W"}),
+    "transposed gate weight gradient": ("dense_backward", gate_weight_gradient_transposed, "gates.W", {"gates.W"}),
     "softmax VJP without its centring term": ("softmax_backward", softmax_vjp_without_its_centring_term, "gates.W",
                                               None),
-    "gate path into X dropped": ("gate_backward", gate_path_into_X_dropped, "X", {"X"}),
+    "gate path into X dropped": ("dense_backward", gate_path_into_X_dropped, "X", {"X"}),
     "experts get only the first task's gradient": ("mixture_backward", experts_get_only_the_first_tasks_gradient,
                                                    "experts.0.W", None),
     "ReLU passes every gradient": ("relu_backward", relu_passes_every_gradient, "experts.0.W", None),
@@ -110,12 +134,13 @@ def plant(monkeypatch, name, bug):
 # ------------------------------------------------------------------------------------------------ the models
 TASKS = ("regression", "binary")
 D = 3  # n_features == n_experts, so a transposed gate weight gradient keeps its shape
+EXPERT_UNITS = 4
 
 MODELS = {
     "SingleTask": lambda: mn.SingleTask(D, TASKS, hidden_units=(4,), tower_units=(2,), seed=1),
     "SharedBottom": lambda: mn.SharedBottom(D, TASKS, bottom_units=(4,), tower_units=(2,), seed=1),
-    "OMoE": lambda: mn.OMoE(D, TASKS, n_experts=D, expert_units=(4,), tower_units=(2,), seed=1),
-    "MMoE": lambda: mn.MMoE(D, TASKS, n_experts=D, expert_units=(4,), tower_units=(2,), seed=1),
+    "OMoE": lambda: mn.OMoE(D, TASKS, n_experts=D, expert_units=(EXPERT_UNITS,), tower_units=(2,), seed=1),
+    "MMoE": lambda: mn.MMoE(D, TASKS, n_experts=D, expert_units=(EXPERT_UNITS,), tower_units=(2,), seed=1),
     "L2Constrained": lambda: mn.L2Constrained(D, TASKS, hidden_units=(4,), tower_units=(2,), l2_weight=0.5, seed=1),
     "CrossStitch": lambda: mn.CrossStitch(D, TASKS, hidden_units=(4, 3), tower_units=(2,), seed=1),
     "TensorFactorization": lambda: mn.TensorFactorization(D, TASKS, hidden_units=(4,), tower_units=(2,),

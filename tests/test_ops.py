@@ -114,6 +114,31 @@ def test_softmax_is_stable_for_huge_logits():
         assert np.all(np.isfinite(dz))
 
 
+@pytest.mark.parametrize("shape", [(3, 8), (700, 2, 8), (9000, 1), (600, 40), (2, 700, 3)])
+def test_last_axis_reductions_equal_numpys_on_both_paths(shape):
+    # few rows or a long axis: NumPy's reduction; many short rows: one elementwise call per column
+    a = normal(0, *shape)
+    np.testing.assert_array_equal(ops.last_axis_reduce(np.maximum, a), a.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(ops.last_axis_reduce(np.add, a), a.sum(axis=-1, keepdims=True), rtol=1e-13, atol=1e-13)
+
+
+def test_softmax_and_its_vjp_over_many_rows_match_the_definition():
+    z = 3 * normal(1, 4096, 2, 8)  # enough rows for the column-wise reductions
+    dp = normal(2, 4096, 2, 8)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    p = e / e.sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(ops.softmax(z), p, rtol=1e-13)
+    np.testing.assert_allclose(ops.softmax_backward(dp, p), p * (dp - (dp * p).sum(axis=-1, keepdims=True)),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_dense_backward_of_one_sample_is_the_outer_product_exactly():
+    x, W, dy = normal(3, 2, 1, 5), normal(4, 2, 5, 7), normal(5, 2, 1, 7)  # B = 1, two stacked layers
+    _, cache = ops.dense_forward(x, W, np.zeros((2, 7)))
+    _, dW, _ = ops.dense_backward(dy, cache)
+    np.testing.assert_array_equal(dW, np.swapaxes(x, -1, -2) @ dy)  # one product per entry: bit for bit
+
+
 @given(B=dims, d=dims, G=st.integers(1, 3), E=dims, seed=st.integers(0, 10**6))
 def test_gate_gradients_and_rows_sum_to_one(B, d, G, E, seed):
     rng = np.random.default_rng(seed)

@@ -85,23 +85,20 @@ class MultiTaskModel:
 
     # ------------------------------------------------------------------ the flat buffer (see models/flat.py)
     def _layout(self) -> FlatLayout:
-        """Where the parameters live in the flat buffer: here every parameter is its own block, in the order of
-        ``params``; a model that fuses parameters into one block (one matmul for several of them) overrides this."""
-        return FlatLayout.separate(self._base_shapes)
+        """Where the parameters live in the flat buffer: one after the other, in the order of ``params``."""
+        return FlatLayout(self._base_shapes)
 
     def _bind(self, params: FlatArrays) -> None:
-        """Make ``params`` (views into one flat buffer) the model's parameters; ``_blocks`` are the blocks the
-        model's chain reads (for a separate layout, the parameters themselves)."""
+        """Make ``params`` (views into one flat buffer) the model's parameters."""
         self.params = params
-        self._blocks = params.blocks()
 
-    def _flat_grads(self, block_grads: ArrayDict) -> FlatArrays:
-        """The gradient of every block (keyed like the layout's blocks), copied into one fresh flat buffer and seen
-        through the names of ``params``: a new buffer per call, so grads kept from an earlier call never change."""
-        layout = self.params.layout
-        packed = np.concatenate([np.ravel(block_grads[name]) for name, _ in layout.blocks], dtype=self.dtype,
-                                casting="same_kind")
-        return FlatArrays(packed, layout)
+    def _flat_grads(self, grads: ArrayDict) -> FlatArrays:
+        """``grads`` copied into one fresh flat buffer with the layout of ``params``: a new buffer per call, so grads
+        kept from an earlier call never change, and optimizers can update the whole buffer at once."""
+        flat = FlatArrays(np.empty(self.params.layout.size, dtype=self.dtype), self.params.layout)
+        for name, view in flat.items():
+            np.copyto(view, grads[name], casting="same_kind")
+        return flat
 
     # ------------------------------------------------------------------ MLP parameters: {name}.{l}.W and {name}.{l}.b
     def _add_mlp(self, rng: np.random.Generator, name: str, sizes: Sequence[int], stack: int | None = None) -> None:
