@@ -251,7 +251,7 @@ def _run_training_study(args: argparse.Namespace) -> int:
             print(f"claim ({key}) {verdicts[key]['claim']}: {'holds' if holds else 'does NOT hold'}")
     diverged = {m: n for m, n in study.n_diverged().items() if n}
     if diverged:
-        print(f"diverged (non-finite loss or gradient; held at their last good parameters): "
+        print("diverged (non-finite loss or gradient; held at their last good parameters): "
               + ", ".join(f"{n} of {study.runs * len(study.correlations)} {synthetic.MODEL_LABELS[m]} runs"
                           for m, n in diverged.items()))
     paths = study.write(out, args.study_name, plots=not args.no_plot, histograms=args.study_name != "shared-bottom")
@@ -311,8 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit:  # --help, --version, or a usage error that argparse has printed
-        return int(exit.code or 0)
+    except SystemExit as stop:  # --help, --version, or a usage error that argparse has printed
+        return int(stop.code or 0)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
@@ -336,4 +336,4 @@ def _handle(command: str, run: Callable[[], int]) -> int:
         return 143
     finally:
         if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # None: set outside Python
