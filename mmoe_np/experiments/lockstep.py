@@ -17,8 +17,9 @@ at the cost of one vectorised step instead of R Python-level ones. When several 
 on the *same* minibatches and test sets (the data are drawn once per step), so their comparison is paired.
 
 A replica whose loss or gradient becomes non-finite (a diverging run) must not stop the other R - 1, and its NaNs
-must not reach the optimizer (which refuses them): it is put back to its last good parameters (those of the previous
-step) and held there, its gradient zeroed, while the others train on; ``ReplicaHistory.diverged`` records the step.
+must not reach the optimizer (which refuses them): it is put back to its last good parameters (those before the
+previous update, the last with a finite loss and gradient) and held there, its gradient zeroed, while the others
+train on; ``ReplicaHistory.diverged`` records the step.
 
 :func:`train_replicas` trains one group in this process; :func:`train_in_groups` splits many runs into groups and
 trains them here or hands them to worker processes (one BLAS thread each), printing progress (runs done, elapsed,
