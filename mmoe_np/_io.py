@@ -29,6 +29,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
                                                                               suffix), dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the mode a plain open() would give it
     try:
         yield tmp
         with open(tmp, "rb+") as f:  # the content must be on disk before the name points at it
@@ -38,6 +39,13 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back: POSIX has no other way)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

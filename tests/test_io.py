@@ -22,3 +22,11 @@ def test_an_error_while_writing_keeps_the_old_file_and_removes_the_temporary(tmp
             raise KeyboardInterrupt
     assert target.read_bytes() == b"old figure"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png"]
+
+
+def test_the_file_gets_the_mode_of_an_ordinary_open(tmp_path):
+    import os
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    target = _io.write_text(tmp_path / "atomic.txt", "x")
+    assert os.stat(target).st_mode == os.stat(plain).st_mode
