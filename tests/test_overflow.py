@@ -67,3 +67,12 @@ def test_a_loss_that_overflows_is_refused_naming_X_and_Y():
     Y = np.full((2, 1), 1e30, dtype=np.float32)  # the squared error 1e60 overflows float32
     with pytest.raises(ValueError, match=r"X, Y: the loss overflows float32"):
         model.loss_and_grads(X, Y)
+
+
+def test_a_non_finite_parameter_is_named_instead_of_blaming_X():
+    model = mn.MMoE(6, TASKS, n_experts=3, expert_units=(4,), tower_units=(3,), seed=1)
+    model.params["towers.1.b"][0, 0] = np.nan
+    X, Y = data(1.0)
+    for call in (lambda: model.forward(X), lambda: model.loss_and_grads(X, Y), lambda: model.evaluate(X, Y)):
+        with pytest.raises(ValueError, match=r"params\['towers.1.b'\] contains NaN or inf"):
+            call()

@@ -200,6 +200,9 @@ class MultiTaskModel:
         """A ValueError naming X (or X and Y) when a pass overflowed the dtype: inputs so large that the outputs are
         inf or NaN, or finite outputs so far from Y that the loss is."""
         if not np.all(np.isfinite(out)):
+            bad = next((name for name, p in self.params.items() if not np.all(np.isfinite(p))), None)
+            if bad is not None:  # the model itself is broken: say so, rather than blame X
+                raise ValueError(f"params[{bad!r}] contains NaN or inf; the model cannot be evaluated")
             raise ValueError(f"X is too large for a {self.dtype} model: the forward pass overflows to inf or NaN "
                              f"(largest |X| = {float(np.max(np.abs(X))):.3g}); scale the inputs down")
         if not np.all(np.isfinite(loss)):
