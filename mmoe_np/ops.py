@@ -16,6 +16,7 @@ training never needs. The Tucker ops live in :mod:`mmoe_np.tucker`; the derivati
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -50,6 +51,8 @@ def sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
     A tensor used in several places receives the sum of their gradients (the multivariate chain rule).
     """
+    if grad.shape == shape:
+        return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
@@ -379,7 +382,8 @@ _TASK_LOSSES = {
 }
 
 
-def _columns(tasks: Sequence[str], kind: str) -> slice | list[int] | None:
+@functools.lru_cache(maxsize=64)
+def _columns(tasks: tuple[str, ...], kind: str) -> slice | list[int] | None:
     """The columns of the tasks of ``kind``: a slice when they are adjacent (a view instead of a gather), else a
     list; None when there are none."""
     cols = [k for k, t in enumerate(tasks) if t == kind]
@@ -403,7 +407,7 @@ def multitask_loss_forward(out: np.ndarray, Y: np.ndarray, tasks: Sequence[str],
     per_task = np.empty(np.broadcast_shapes(out.shape, Y.shape)[:-2] + (len(tasks),), dtype=out.dtype)
     by_kind = {}
     for kind, (forward, _) in _TASK_LOSSES.items():
-        cols = _columns(tasks, kind)
+        cols = _columns(tuple(tasks), kind)
         if cols is not None:
             per_task[..., cols], loss_cache = forward(out[..., cols], Y[..., cols])
             by_kind[kind] = (cols, loss_cache)

@@ -34,6 +34,8 @@ class FlatLayout:
         sizes = [math.prod(shape) for shape in self.shapes.values()]
         self.offsets = dict(zip(self.shapes, np.cumsum([0] + sizes[:-1]).tolist()))
         self.size = int(sum(sizes))
+        self._slices = [(name, slice(self.offsets[name], self.offsets[name] + size), shape)
+                        for (name, shape), size in zip(self.shapes.items(), sizes)]
 
     def with_lead(self, lead: tuple) -> "FlatLayout":
         """The same arrays with replica axes ``lead`` in front."""
@@ -43,8 +45,7 @@ class FlatLayout:
         """Every array as a view of ``flat`` (a contiguous 1-D array of ``size`` numbers), in layout order."""
         if flat.ndim != 1 or not flat.flags.c_contiguous or flat.size != self.size:
             raise ValueError(f"flat must be a contiguous 1-D array of {self.size} numbers; got shape {flat.shape}")
-        return {name: flat[offset:offset + math.prod(shape)].reshape(shape)
-                for (name, shape), offset in zip(self.shapes.items(), self.offsets.values())}
+        return {name: flat[where].reshape(shape) for name, where, shape in self._slices}
 
 
 class FlatArrays(dict):
