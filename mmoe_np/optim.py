@@ -155,18 +155,26 @@ class Adam(Optimizer):
         self.eps = V.positive_float("eps", eps)
         self.m = self._zeros()
         self.v = self._zeros(lambda dtype: np.promote_types(dtype, np.float64))
+        self._scratch: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
 
     def _update(self, name: str | None, g: np.ndarray) -> np.ndarray:
         m, v = self._state(self.m, name), self._state(self.v, name)
+        # two scratch buffers per array, kept between steps: no temporary is allocated (for stacked replicas these
+        # are megabytes, which the system would map and zero afresh every step)
+        if name not in self._scratch:
+            self._scratch[name] = (np.empty_like(m), np.empty_like(v))
+        m_term, v_term = self._scratch[name]
         m *= self.beta1
-        m += (1 - self.beta1) * g
+        m += np.multiply(g, 1 - self.beta1, out=m_term)
         v *= self.beta2
-        v += (1 - self.beta2) * np.square(g, dtype=v.dtype)
+        v_term = np.square(g, out=v_term, dtype=v.dtype)
+        v_term *= 1 - self.beta2
+        v += v_term
         root = np.sqrt(1 - self.beta2 ** self.t)
         lr_t = self.lr * root / (1 - self.beta1 ** self.t)
-        denominator = np.sqrt(v)
+        denominator = np.sqrt(v, out=v_term)  # the buffer is free again
         denominator += self.eps * root
-        update = np.divide(m, denominator, out=denominator)  # reuse the buffer
+        update = np.divide(m, denominator, out=denominator)
         update *= lr_t
         return update
 

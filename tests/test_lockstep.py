@@ -187,6 +187,43 @@ def test_groups_and_workers_do_not_change_the_numbers():
             np.testing.assert_allclose(h.train_loss[name], whole.train_loss[name], rtol=1e-12)
 
 
+def test_the_chunk_size_does_not_change_the_numbers():
+    runs = make_runs(5)
+    kwargs = dict(dtype=np.float64, **TRAIN)
+    whole = train_replicas(SMALL, runs, chunk_size=16, **kwargs)  # one chunk
+    for chunk_size in (1, 2, 3):
+        h = train_replicas(SMALL, runs, chunk_size=chunk_size, **kwargs)
+        for name in SMALL:
+            np.testing.assert_allclose(h.test_loss[name], whole.test_loss[name], rtol=1e-12)
+            np.testing.assert_allclose(h.train_loss[name], whole.train_loss[name], rtol=1e-12)
+            assert h.models[name].replica_shape == (5,) and h.models[name].seed == whole.models[name].seed
+            for key, p in whole.models[name].params.items():
+                np.testing.assert_allclose(h.models[name].params[key], p, rtol=1e-10, atol=1e-12)
+
+
+def test_runs_sharing_a_seed_share_one_draw_bit_for_bit():
+    # the correlations of one run share its seed: one draw of X and the noise serves them all, and each gets
+    # exactly what run.tasks.sample draws from its own stream
+    spec = SyntheticSpec()
+    runs = [Run(spec.draw(D, p, 5), seed=11) for p in (1.0, 0.5, 0.0)] + [Run(spec.draw(D, 0.5, 6), seed=12)]
+    streams = lockstep_module.ReplicaStreams(runs, np.dtype(np.float32))
+    assert list(streams.by_seed.values()) == [[0, 1, 2], [3]]
+    for draw in range(2):
+        X, Y = streams.batch(9)
+        for r, run in enumerate(runs):
+            rng, _, _ = replica_streams(run.seed)
+            for _ in range(draw + 1):
+                X_r, Y_r = run.tasks.sample(9, rng, np.float32)
+            np.testing.assert_array_equal(X[r], X_r)
+            np.testing.assert_array_equal(Y[r], Y_r)
+    assert not np.array_equal(Y[0], Y[2])  # the same X, other labels
+    X_test, Y_test = streams.test_set(4)
+    _, test_rng, _ = replica_streams(11)
+    X_r, Y_r = runs[1].tasks.sample(4, test_rng, np.float32)
+    np.testing.assert_array_equal(X_test[1], X_r)
+    np.testing.assert_array_equal(Y_test[1], Y_r)
+
+
 def test_workers_report_progress_to_the_parent():
     stream = io.StringIO()
     runs = make_runs(4)
@@ -228,7 +265,8 @@ def test_train_in_groups_progress_true_prints_to_stderr(capsys):
 
 @pytest.mark.parametrize("kwargs, name", [(dict(batch_size=0), "batch_size"), (dict(eval_every=0), "eval_every"),
                                           (dict(n_test=0), "n_test"), (dict(lr=-1.0), "lr"),
-                                          (dict(lr=float("nan")), "lr"), (dict(dtype="float16"), "dtype")])
+                                          (dict(lr=float("nan")), "lr"), (dict(dtype="float16"), "dtype"),
+                                          (dict(chunk_size=0), "chunk_size")])
 def test_train_in_groups_checks_every_setting_before_starting_workers(kwargs, name, monkeypatch):
     def no_pool(*args, **kw):
         raise AssertionError("the workers were started before the settings were checked")
@@ -248,7 +286,7 @@ def test_format_seconds(seconds, text):
 @pytest.mark.parametrize("change, name", [
     (dict(steps=0), "steps"), (dict(batch_size=0), "batch_size"), (dict(eval_every=0), "eval_every"),
     (dict(n_test=0), "n_test"), (dict(eval_chunk=-1), "eval_chunk"), (dict(lr=-1e-3), "lr"),
-    (dict(lr={"mmoe": 1e-3}), "lr"), (dict(dtype=np.int32), "dtype"),
+    (dict(lr={"mmoe": 1e-3}), "lr"), (dict(dtype=np.int32), "dtype"), (dict(chunk_size=0), "chunk_size"),
 ])
 def test_train_replicas_rejects_bad_settings(change, name):
     with pytest.raises(ValueError, match=name):

@@ -16,6 +16,12 @@ step, the parameters of R separate runs of this same code (``tests/test_lockstep
 at the cost of one vectorised step instead of R Python-level ones. When several models are given, they are trained
 on the *same* minibatches and test sets (the data are drawn once per step), so their comparison is paired.
 
+Speed without changing a number: within a step the R replicas are processed in chunks of ``chunk_size`` (one stacked
+model, Adam and divergence guard per chunk), so that a chunk's data, activations and gradients stay in the CPU's
+cache while every model takes its step on them; and runs that share a seed (the correlations of one run) share one
+draw of X and of the label noise, which is what each of them would have drawn from its identical stream. Replica r
+computes the same numbers in any chunk, group or worker (``tests/test_lockstep.py``).
+
 A replica whose loss or gradient becomes non-finite (a diverging run) must not stop the other R - 1, and its NaNs
 must not reach the optimizer (which refuses them): it is put back to its last good parameters (those before the
 previous update, the last with a finite loss and gradient) and held there, its gradient zeroed, while the others
@@ -27,6 +33,7 @@ ETA) to stderr.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import time
@@ -130,7 +137,7 @@ class _DivergenceGuard:
 
     def __init__(self, model: MultiTaskModel) -> None:
         self.params = model.params
-        self.last_good = {key: p.copy() for key, p in self.params.items()}
+        self.last_good = copy.deepcopy(self.params)  # a FlatArrays of its own buffer
         self.held = np.zeros(model.replica_shape[0], dtype=bool)
         self.diverged = np.zeros(model.replica_shape[0], dtype=np.int64)
 
@@ -138,11 +145,14 @@ class _DivergenceGuard:
         return mask.reshape(mask.shape + (1,) * (p.ndim - 1))  # (R,) -> (R, 1, ..., 1): broadcasts over p
 
     def check(self, step: int, per_task: np.ndarray, grads: dict[str, np.ndarray]) -> None:
-        R = self.held.size
-        bad = ~np.isfinite(per_task).all(axis=-1)
-        for g in grads.values():
-            bad |= ~np.isfinite(g.reshape(R, -1)).all(axis=1)
-        new = bad & ~self.held
+        if np.isfinite(per_task).all() and np.isfinite(grads.flat).all():  # the common case: one pass over all
+            new = np.zeros_like(self.held)
+        else:
+            R = self.held.size
+            bad = ~np.isfinite(per_task).all(axis=-1)
+            for g in grads.values():
+                bad |= ~np.isfinite(g.reshape(R, -1)).all(axis=1)
+            new = bad & ~self.held
         if new.any():
             self.held |= new
             self.diverged[new] = step
@@ -152,6 +162,9 @@ class _DivergenceGuard:
                 g[self.held] = 0.0
 
     def before_update(self) -> None:
+        if not self.held.any():
+            np.copyto(self.last_good.flat, self.params.flat)  # every replica: one copy of the flat buffer
+            return
         for key, p in self.params.items():
             np.copyto(self.last_good[key], p, where=self._mask(~self.held, p))
 
@@ -174,6 +187,10 @@ class ReplicaStreams:
         self.test_rngs = [s[1] for s in streams]
         self.init_seeds = [s[2] for s in streams]
         self.dtype = dtype
+        # Runs with one seed have identical streams: the replicas of each seed, the first of them drawing for all
+        self.by_seed: dict[int, list[int]] = {}
+        for r, run in enumerate(runs):
+            self.by_seed.setdefault(run.seed, []).append(r)
 
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return self._draw(n, self.train_rngs)
@@ -182,12 +199,21 @@ class ReplicaStreams:
         return self._draw(n, self.test_rngs)
 
     def _draw(self, n: int, rngs: list[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
-        # One call per replica: each run keeps its own stream, so its data do not depend on the other replicas.
+        # Each run keeps its own stream, so its data do not depend on the other replicas. Runs that share a seed
+        # (the correlations of one run) share one draw: exactly what SyntheticTasks.sample draws from that stream
+        # (X ~ N(0, I), then the noise), with each run's own labels Y = E[Y | X] + noise_std * noise.
         d = self.tasks[0].n_features
         X = np.empty((len(rngs), n, d), dtype=self.dtype)
         Y = np.empty((len(rngs), n, 2), dtype=self.dtype)
-        for r, (tasks, rng) in enumerate(zip(self.tasks, rngs)):
-            X[r], Y[r] = tasks.sample(n, rng, self.dtype)
+        for replicas in self.by_seed.values():
+            rng = rngs[replicas[0]]
+            if len(replicas) == 1:
+                X[replicas[0]], Y[replicas[0]] = self.tasks[replicas[0]].sample(n, rng, self.dtype)
+                continue
+            X64, noise = rng.standard_normal((n, d)), rng.standard_normal((n, 2))
+            X[replicas] = X64
+            for r in replicas:
+                Y[r] = self.tasks[r].mean(X64) + self.tasks[r].noise_std * noise
         return X, Y
 
 
@@ -205,70 +231,100 @@ def _test_mse(model: MultiTaskModel, X: np.ndarray, Y: np.ndarray, chunk: int) -
     return total
 
 
+class _Chunk:
+    """Replicas ``where`` (a slice of the group) of one model: a stacked model, its Adam and its divergence guard."""
+
+    def __init__(self, spec: ModelSpec, where: slice, data: ReplicaStreams, n_features: int, dtype: np.dtype,
+                 lr: float) -> None:
+        self.where = where
+        self.model = stack_models([spec.build(n_features, seed, dtype) for seed in data.init_seeds[where]])
+        self.optimizer = Adam(self.model.params, lr=lr)
+        self.guard = _DivergenceGuard(self.model)
+
+    def step(self, step: int, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """One Adam step of every replica of the chunk on its own batch; returns their losses per task (R_c, 2)."""
+        _, per_task, grads, _ = self.model.forward_backward(X, Y, check=False)
+        self.guard.check(step, per_task, grads)
+        self.guard.before_update()
+        self.optimizer.step(grads)
+        self.guard.after_update()
+        return per_task
+
+
+def _joined(chunks: Sequence[_Chunk]) -> MultiTaskModel:
+    """The chunks' replicas as one stacked model (the chunk's own model when there is one chunk, else copies)."""
+    if len(chunks) == 1:
+        return chunks[0].model
+    return stack_models([replica for chunk in chunks for replica in unstack_models(chunk.model)])
+
+
 # A diverging replica overflows; the divergence guard finds and holds it, so NumPy need not warn at every step.
 @np.errstate(over="ignore", invalid="ignore")
 def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, steps: int, batch_size: int = 128,
                    lr: float | Mapping[str, float] = 1e-3, eval_every: int = 100, n_test: int = 2000,
-                   eval_chunk: int = 500, dtype: Any = np.float32, progress: Any = None,
+                   eval_chunk: int = 500, dtype: Any = np.float32, chunk_size: int = 16, progress: Any = None,
                    callback: Callable[[int, dict[str, MultiTaskModel]], None] | None = None) -> ReplicaHistory:
     """Train R = len(runs) replicas of every model in ``models`` in lock-step, with Adam, on streamed data.
 
     Every step draws one fresh minibatch per run (X (R, B, d), Y (R, B, 2)) and, for each model, takes one Adam step
     on ``L_r = MSE_task1 + MSE_task2`` of replica r's batch. The test MSE is measured at step 0, every
-    ``eval_every`` steps and at the last step. ``lr`` is one rate or one per model name.
+    ``eval_every`` steps and at the last step. ``lr`` is one rate or one per model name. The replicas are processed
+    in chunks of ``chunk_size`` (a speed setting: the numbers do not depend on it).
 
     ``progress`` (optional) gets ``update(work=R)`` after every step and ``update(runs=R * len(models))`` at the
-    end; ``callback(step, models)`` (optional) is called after every step with the stacked models.
+    end; ``callback(step, models)`` (optional) is called after every step with the stacked models (joined from the
+    chunks: copies when there are several).
     """
     runs = _check_models_and_runs(models, runs)
-    steps, batch_size, rates, eval_every, n_test, eval_chunk, dtype = _check_training(
-        models, steps, batch_size, lr, eval_every, n_test, eval_chunk, dtype)
+    steps, batch_size, rates, eval_every, n_test, eval_chunk, dtype, chunk_size = _check_training(
+        models, steps, batch_size, lr, eval_every, n_test, eval_chunk, dtype, chunk_size)
 
     start_time = time.perf_counter()
     data = ReplicaStreams(runs, dtype)
     n_features, R = runs[0].tasks.n_features, len(runs)
-    # One stacked model per name: replica r initialised from run r's seed (the same seed for every model of run r).
-    stacked = {name: stack_models([spec.build(n_features, seed, dtype) for seed in data.init_seeds])
-               for name, spec in models.items()}
-    optimizers = {name: Adam(model.params, lr=rates[name]) for name, model in stacked.items()}
-    guards = {name: _DivergenceGuard(model) for name, model in stacked.items()}
+    # Per name, one stacked model per chunk of replicas: replica r initialised from run r's seed (the same seed for
+    # every model of run r).
+    wheres = [slice(a, min(a + chunk_size, R)) for a in range(0, R, chunk_size)]
+    chunks = {name: [_Chunk(spec, where, data, n_features, dtype, rates[name]) for where in wheres]
+              for name, spec in models.items()}
     X_test, Y_test = data.test_set(n_test)
 
     eval_steps = sorted({0, *range(eval_every, steps, eval_every), steps})
-    test_loss = {name: np.empty((len(eval_steps), R, 2)) for name in stacked}
-    train_loss = {name: np.full((len(eval_steps), R, 2), np.nan) for name in stacked}
-    running = {name: np.zeros((R, 2)) for name in stacked}  # sum of the minibatch losses since the last evaluation
-    for name, model in stacked.items():
-        test_loss[name][0] = _test_mse(model, X_test, Y_test, eval_chunk)
+    test_loss = {name: np.empty((len(eval_steps), R, 2)) for name in models}
+    train_loss = {name: np.full((len(eval_steps), R, 2), np.nan) for name in models}
+    running = {name: np.zeros((R, 2)) for name in models}  # sum of the minibatch losses since the last evaluation
 
+    def evaluate(row: int) -> None:
+        for name in models:
+            for chunk in chunks[name]:
+                test_loss[name][row, chunk.where] = _test_mse(chunk.model, X_test[chunk.where],
+                                                              Y_test[chunk.where], eval_chunk)
+
+    evaluate(0)
     row, since = 1, 0
     for step in range(1, steps + 1):
         X, Y = data.batch(batch_size)  # shared by every model: a paired comparison
-        for name, model in stacked.items():
-            # per_task (R, 2): each replica's MSE on its own batch
-            _, per_task, grads, _ = model.forward_backward(X, Y, check=False)
-            guard = guards[name]
-            guard.check(step, per_task, grads)
-            guard.before_update()
-            optimizers[name].step(grads)
-            guard.after_update()
-            running[name] += per_task
+        for where in range(len(wheres)):  # chunk by chunk: its batch stays in cache while every model steps
+            for name in models:
+                chunk = chunks[name][where]
+                running[name][chunk.where] += chunk.step(step, X[chunk.where], Y[chunk.where])
         since += 1
         if callback is not None:
-            callback(step, stacked)
+            callback(step, {name: _joined(chunks[name]) for name in models})
         if step == eval_steps[row]:
-            for name, model in stacked.items():
-                test_loss[name][row] = _test_mse(model, X_test, Y_test, eval_chunk)
+            evaluate(row)
+            for name in models:
                 train_loss[name][row] = running[name] / since
                 running[name][:] = 0.0
             row, since = row + 1, 0
         if progress is not None:
             progress.update(work=R)
     if progress is not None:
-        progress.update(runs=R * len(stacked))
+        progress.update(runs=R * len(models))
     return ReplicaHistory(steps=np.array(eval_steps), test_loss=test_loss, train_loss=train_loss,
-                          diverged={name: guard.diverged for name, guard in guards.items()}, runs=runs,
-                          seconds=time.perf_counter() - start_time, models=stacked)
+                          diverged={name: np.concatenate([c.guard.diverged for c in chunks[name]]) for name in models},
+                          runs=runs, seconds=time.perf_counter() - start_time,
+                          models={name: _joined(chunks[name]) for name in models})
 
 
 def _check_models_and_runs(models: Any, runs: Sequence[Run]) -> list[Run]:
@@ -291,11 +347,12 @@ def _check_models_and_runs(models: Any, runs: Sequence[Run]) -> list[Run]:
 
 
 def _check_training(models: Mapping[str, Any], steps: Any, batch_size: Any, lr: Any, eval_every: Any, n_test: Any,
-                    eval_chunk: Any, dtype: Any) -> tuple[int, int, dict[str, float], int, int, int, np.dtype]:
+                    eval_chunk: Any, dtype: Any,
+                    chunk_size: Any) -> tuple[int, int, dict[str, float], int, int, int, np.dtype, int]:
     """The settings of :func:`train_replicas`, checked (a ValueError names the first bad one) and normalised."""
     return (V.positive_int("steps", steps), V.positive_int("batch_size", batch_size), _rates(lr, models),
             V.positive_int("eval_every", eval_every), V.positive_int("n_test", n_test),
-            V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype))
+            V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype), V.positive_int("chunk_size", chunk_size))
 
 
 def _rates(lr: float | Mapping[str, float], models: Mapping[str, Any]) -> dict[str, float]:
@@ -356,7 +413,7 @@ def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, gro
     bound = inspect.signature(train_replicas).bind(models, runs, **train_kwargs)
     bound.apply_defaults()
     steps = _check_training(models, *(bound.arguments[name] for name in (
-        "steps", "batch_size", "lr", "eval_every", "n_test", "eval_chunk", "dtype")))[0]
+        "steps", "batch_size", "lr", "eval_every", "n_test", "eval_chunk", "dtype", "chunk_size")))[0]
     n_groups = max(math.ceil(len(runs) / group_size), min(workers, len(runs)))  # at least one group per worker
     bounds = np.linspace(0, len(runs), n_groups + 1).round().astype(int)
     groups = [runs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

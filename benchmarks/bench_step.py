@@ -1,0 +1,91 @@
+"""One training step of MMoE (loss and gradients, then Adam) against PyTorch eager, float32, side by side.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_step.py [--batches 1 32 256 4096 16384]
+        [--repeats 15] [--release]
+
+The paper's synthetic configuration: 100 features, 8 experts of 16 units, towers of 8, two regression tasks. The
+mmoe-np step is what ``fit`` runs per minibatch: ``model.forward_backward(X, Y, check=False)`` and
+``Adam.step(grads)``. The PyTorch step is the same network (one Linear for the experts, one for the gates, a batched
+matmul for the mixture, one small MLP per task), ``zero_grad``, forward, ``backward``, ``torch.optim.Adam.step``.
+Both run at their default thread counts. ``--release`` adds release 0.1.0 (see benchmarks/common.py).
+Prints per batch the minimum and median time per step over the repeats and the ratios torch / mmoe-np.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import mmoe_np as mn
+from common import fmt, import_release, machine, ratio, side_by_side, summary
+
+D, E, H, T, K = 100, 8, 16, 8, 2
+
+
+def numpy_step(package, X: np.ndarray, Y: np.ndarray):
+    model = package.MMoE(D, ("regression",) * K, n_experts=E, expert_units=(H,), tower_units=(T,),
+                         dtype=np.float32, seed=0)
+    optimizer = package.Adam(model.params, lr=1e-3)
+    if hasattr(model, "forward_backward"):
+        return lambda: optimizer.step(model.forward_backward(X, Y, check=False).grads)
+    return lambda: optimizer.step(model.loss_and_grads(X, Y)[1])  # release 0.1.0's API
+
+
+def torch_step(torch, X: np.ndarray, Y: np.ndarray):
+    torch.manual_seed(0)
+    B = X.shape[0]
+    experts, gates = torch.nn.Linear(D, E * H), torch.nn.Linear(D, K * E)
+    towers = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.Linear(H, T), torch.nn.ReLU(), torch.nn.Linear(T, 1))
+                                 for _ in range(K))
+    params = [*experts.parameters(), *gates.parameters(), *towers.parameters()]
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def step():
+        optimizer.zero_grad()
+        f = torch.relu(experts(Xt)).view(B, E, H)
+        g = torch.softmax(gates(Xt).view(B, K, E), dim=-1)
+        m = g @ f                                                       # (B, K, H)
+        out = torch.cat([towers[k](m[:, k]) for k in range(K)], dim=1)  # (B, K)
+        loss = ((out - Yt) ** 2).mean(dim=0).sum()
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 256, 4096, 16384])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--release", action="store_true", help="also time release 0.1.0")
+    args = parser.parse_args()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    print(machine())
+    if torch is not None:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads")
+    release = import_release() if args.release else None
+    rng = np.random.default_rng(0)
+    for B in args.batches:
+        X = rng.standard_normal((B, D)).astype(np.float32)
+        Y = rng.standard_normal((B, K)).astype(np.float32)
+        contenders = {"mmoe-np": numpy_step(mn, X, Y)}
+        if release is not None:
+            contenders["0.1.0"] = numpy_step(release, X, Y)
+        if torch is not None:
+            contenders["torch"] = torch_step(torch, X, Y)
+        number = max(1, min(200, 20_000 // max(B, 1)))
+        times = side_by_side(contenders, args.repeats, number)
+        line = f"batch {B:6d}: " + "  ".join(f"{name} {fmt(summary(t)[0])} (median {fmt(summary(t)[1])})"
+                                             for name, t in times.items())
+        print(line)
+        for other in contenders:
+            if other != "mmoe-np":
+                print(f"    {other} / mmoe-np: {ratio(times[other], times['mmoe-np'])}", flush=True)
+    print(machine().splitlines()[0])
+
+
+if __name__ == "__main__":
+    main()
