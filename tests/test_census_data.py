@@ -235,6 +235,77 @@ def test_unseen_values_give_an_all_zero_block_and_training_statistics_rule():
     np.testing.assert_array_equal(X, [[(1000 - 30) / 10, 0, 0], [1, 0, 1]])
 
 
+# ---------------------------------------------------------------- transforms of the heavy-tailed columns
+
+
+def test_log1p_then_standardise_with_training_statistics_only():
+    train = np.array([[0.0, 20.0], [0.0, 30.0], [9.0, 40.0], [99.0, 50.0]])
+    other = np.array([[999.0, 60.0], [0.0, 20.0]])
+    t = census.NumericTransform.fit(train, heavy=[True, False], method="log1p")
+    logged = np.log1p(train[:, 0])
+    mean, std = logged.mean(), logged.std()
+    np.testing.assert_allclose(t.apply(train)[:, 0], (logged - mean) / std, rtol=1e-12)
+    np.testing.assert_allclose(t.apply(other)[:, 0], (np.log1p([999.0, 0.0]) - mean) / std, rtol=1e-12)
+    # the column not marked heavy is only standardised, with the training mean 35 and std sqrt(125)
+    np.testing.assert_allclose(t.apply(other)[:, 1], (np.array([60.0, 20.0]) - 35) / np.sqrt(125), rtol=1e-12)
+    np.testing.assert_array_equal(other, [[999.0, 60.0], [0.0, 20.0]])  # the input is not modified
+
+
+def test_quantile_bins_come_from_the_training_rows():
+    train = np.concatenate([np.zeros(90), np.arange(1.0, 11.0)])[:, None]  # 90 zeros, then 1..10
+    t = census.NumericTransform.fit(train, method="quantile", n_bins=5, standardise=False)
+    # the quantiles at 0.2 .. 0.8 of the positive values 1..10 (linear interpolation); 0 keeps a bin of its own
+    np.testing.assert_allclose(t.edges[0], [2.8, 4.6, 6.4, 8.2], rtol=1e-12)
+    codes = t.apply(np.array([[-5.0], [0.0], [1.0], [3.0], [8.2], [99_999.0]]))[:, 0]
+    np.testing.assert_array_equal(codes, [0, 0, 1, 2, 5, 5])  # 1 + #edges <= x; 99,999 lands in the last bin
+    z = census.NumericTransform.fit(train, method="quantile", n_bins=5).apply(train)
+    assert abs(z.mean()) < 1e-12 and abs(z.std() - 1) < 1e-12  # then standardised on the training rows
+
+
+def test_standardize_is_the_plain_standardisation():
+    train = np.array([[1.0, 5.0], [3.0, 5.0]])
+    t = census.NumericTransform.fit(train)
+    np.testing.assert_array_equal(t.apply(train), [[-1.0, 0.0], [1.0, 0.0]])  # a constant column keeps scale 1
+
+
+@pytest.mark.parametrize("kwargs, name", [({"method": "log"}, "numeric"), ({"n_bins": 1}, "n_bins"),
+                                          ({"heavy": [True]}, "heavy"), ({"method": "log1p", "train": [[-2.0, 1]]},
+                                                                         "non-negative"),
+                                          ({"train": [[np.nan, 1.0]]}, "train")])
+def test_numeric_transform_bad_arguments(kwargs, name):
+    train = kwargs.pop("train", [[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match=name):
+        census.NumericTransform.fit(np.array(train), **kwargs)
+
+
+@needs_data
+@pytest.mark.parametrize("numeric", ["log1p", "quantile"])
+def test_heavy_tailed_columns_transformed_on_the_real_data(numeric, plain):
+    data = loaded(group=1, numeric=numeric)
+    assert data.numeric == numeric and data.n_features == 486
+    for name in census.HEAVY_TAILED:
+        j, raw = feature(data, name), np.array(plain[TRAIN][column(name)], dtype=float)
+        x = data.X_train[:, j].astype(np.float64)
+        assert abs(x.mean()) < 1e-4 and abs(x.std() - 1) < 1e-4, name  # standardised after the transform
+        if numeric == "log1p":
+            logged = np.log1p(raw)
+            np.testing.assert_allclose(x, (logged - logged.mean()) / logged.std(), atol=1e-5)
+        else:
+            assert 3 <= len(np.unique(x)) <= 33, name  # 0 and at most n_bins codes of positive values
+            assert np.all(np.diff(x[np.argsort(raw, kind="stable")]) >= 0), name  # order kept
+    # the bounded columns are standardised as always, the one-hot blocks untouched
+    age = np.array(plain[TRAIN][0], dtype=float)
+    np.testing.assert_allclose(data.X_train[:, 0], (age - age.mean()) / age.std(), atol=1e-5)
+    assert set(np.unique(data.X_val[:, 7:])) == {0.0, 1.0}
+
+
+def test_numeric_is_checked_before_any_file_is_read(tmp_path):
+    with pytest.raises(ValueError, match="numeric must be one of"):
+        mn.data.load_census_income(tmp_path, numeric="sqrt")
+    with pytest.raises(ValueError, match="numeric applies to the paper recipe only"):
+        mn.data.load_census_income(tmp_path, recipe="keras", numeric="log1p")
+
+
 # ---------------------------------------------------------------- the keras-mmoe recipe
 
 

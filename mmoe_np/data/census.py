@@ -18,6 +18,12 @@ Two feature recipes (``docs/data-census.md`` tells both in full):
   label columns dropped, 11 numerically coded columns (``instance weight`` among them) kept raw, the other 29
   one-hot.
 
+Under the paper recipe, ``numeric`` chooses what happens to the four heavy-tailed columns (:data:`HEAVY_TAILED`:
+wage per hour, capital gains, capital losses, dividends; capital gains reach 99,999 while 96% are 0) before every
+numeric column is standardised: ``"standardize"`` (nothing), ``"log1p"`` (``log(1 + x)``) or ``"quantile"`` (0 for
+0, else the index of the value's bin among the quantiles of the column's positive training values). :class:`NumericTransform` does it, every
+statistic computed from training rows only.
+
 Parsing uses gzip and NumPy only. A parsed file is cached in-process by path, size and mtime.
 """
 from __future__ import annotations
@@ -39,7 +45,8 @@ from .. import _validation as V
 from .._io import write_bytes
 
 __all__ = ["CensusIncome", "load_census_income", "census_label_correlations", "download_census_income",
-           "check_group", "check_recipe", "CENSUS_COLUMNS", "CENSUS_BASE_URL", "GROUPS", "RECIPES"]
+           "check_group", "check_recipe", "check_numeric", "NumericTransform", "CENSUS_COLUMNS", "CENSUS_BASE_URL",
+           "GROUPS", "RECIPES", "NUMERIC_TRANSFORMS", "HEAVY_TAILED"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -67,6 +74,8 @@ _EDUCATION, _MARITAL, _INSTANCE_WEIGHT, _INCOME = (_COLUMN[c] for c in ("educati
 _CONTINUOUS = tuple(_COLUMN[c] for c in ("age", "wage per hour", "capital gains", "capital losses",
                                         "dividends from stocks", "num persons worked for employer",
                                         "weeks worked in year"))
+# Of those, the heavy-tailed ones (most values 0, a long right tail), which ``numeric`` transforms.
+HEAVY_TAILED: tuple[str, ...] = ("wage per hour", "capital gains", "capital losses", "dividends from stocks")
 # keras-mmoe leaves these numerically coded columns out of its one-hot list, so they stay raw numbers.
 _KERAS_RAW_CODES = tuple(_COLUMN[c] for c in ("instance weight", "own business or self employed",
                                               "veterans benefits", "year"))
@@ -115,6 +124,7 @@ _RECIPE_RULES = {
 
 GROUPS: tuple[int, ...] = tuple(_GROUP_TASKS)      # the task groups, (1, 2)
 RECIPES: tuple[str, ...] = tuple(_RECIPE_RULES)    # the feature recipes, ("paper", "keras")
+NUMERIC_TRANSFORMS: tuple[str, ...] = ("standardize", "log1p", "quantile")  # of HEAVY_TAILED, paper recipe
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,24 +215,83 @@ def _read(data_dir: PathLike, spec: _FileSpec) -> _RawTable:
 
 
 @dataclass(frozen=True, eq=False)
+class NumericTransform:
+    """What happens to c numeric columns, every statistic fitted on training rows (:meth:`fit`), applied to any
+    rows (:meth:`apply`):
+
+    1. the columns marked ``heavy`` are transformed by ``method``: ``"standardize"`` leaves them, ``"log1p"``
+       takes ``log(1 + x)`` (x >= 0), ``"quantile"`` replaces x <= 0 by 0 and x > 0 by ``1 + #{edges <= x}``
+       (1 .. n_bins), where ``edges`` are the distinct quantiles at ``1/n_bins, ..., (n_bins - 1)/n_bins`` of the
+       column's *positive* training values: 0, the value most rows have (98% of capital losses), keeps a bin of
+       its own instead of swallowing every quantile, and a value of 99,999 cannot stretch the code;
+    2. with ``standardise``, every column (transformed or not) is standardised with the training mean and std
+       (ddof = 0; a constant column keeps scale 1).
+    """
+    method: str
+    heavy: np.ndarray                  # (c,) bool
+    edges: tuple[np.ndarray, ...]      # per column the quantile edges ("quantile" and heavy), else empty
+    mean: np.ndarray                   # (c,)
+    scale: np.ndarray                  # (c,)
+
+    @classmethod
+    def fit(cls, train: np.ndarray, *, heavy: Any = None, method: str = "standardize", standardise: bool = True,
+            n_bins: int = 32) -> "NumericTransform":
+        """Fit on the training columns ``train`` (N, c); ``heavy`` (c,) bool marks the columns ``method`` changes
+        (default: every column)."""
+        train = np.asarray(train, dtype=np.float64)
+        if train.ndim != 2 or train.shape[0] < 1 or not np.all(np.isfinite(train)):
+            raise ValueError(f"train must be a finite (N, c) array with N >= 1; got shape {train.shape}")
+        method = check_numeric(method)
+        n_bins = V.int_at_least("n_bins", n_bins, 2)
+        heavy = np.ones(train.shape[1], bool) if heavy is None else np.asarray(heavy, dtype=bool)
+        if heavy.shape != (train.shape[1],):
+            raise ValueError(f"heavy must be ({train.shape[1]},) booleans, one per column; got shape {heavy.shape}")
+        if method == "log1p" and np.any(train[:, heavy] < 0):
+            raise ValueError("method 'log1p' needs non-negative values in the heavy columns")
+        levels = np.arange(1, n_bins) / n_bins
+
+        def positive_quantiles(x: np.ndarray) -> np.ndarray:
+            return np.unique(np.quantile(x[x > 0], levels)) if np.any(x > 0) else np.empty(0)
+
+        edges = tuple(positive_quantiles(train[:, j]) if method == "quantile" and heavy[j] else np.empty(0)
+                      for j in range(train.shape[1]))
+        plain = cls(method, heavy, edges, np.zeros(train.shape[1]), np.ones(train.shape[1]))
+        if not standardise:
+            return plain
+        z = plain.apply(train)
+        std = z.std(axis=0)
+        return cls(method, heavy, edges, z.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The transformed columns (N, c), float64."""
+        z = np.array(x, dtype=np.float64)  # a copy
+        for j in np.flatnonzero(self.heavy):
+            if self.method == "log1p":
+                z[:, j] = np.log1p(np.maximum(z[:, j], 0.0))  # an unseen negative value counts as 0
+            elif self.method == "quantile":
+                positive = z[:, j] > 0
+                z[:, j] = np.where(positive, 1 + np.searchsorted(self.edges[j], z[:, j], side="right"), 0)
+        return (z - self.mean) / self.scale
+
+
+@dataclass(frozen=True, eq=False)
 class _Encoder:
-    """Feature encoding fitted on the training file: numeric columns (optionally standardised), then one-hot
+    """Feature encoding fitted on the training file: numeric columns (:class:`NumericTransform`), then one-hot
     blocks of the categorical columns, both in file order."""
     numeric: tuple[int, ...]
-    mean: np.ndarray  # (len(numeric),)
-    scale: np.ndarray  # (len(numeric),)
+    numbers: NumericTransform
     categorical: tuple[int, ...]
     vocabulary: tuple[tuple[str, ...], ...]  # training values of each categorical column
 
     @classmethod
     def fit(cls, train: _RawTable, numeric: tuple[int, ...], categorical: tuple[int, ...],
-            standardise: bool) -> "_Encoder":
-        """Means, stds and vocabularies from ``train`` alone; without ``standardise`` mean 0 and scale 1."""
+            standardise: bool, method: str = "standardize") -> "_Encoder":
+        """The numeric transform and vocabularies from ``train`` alone; ``method`` for the :data:`HEAVY_TAILED`
+        columns, then with ``standardise`` every numeric column standardised."""
         x = np.stack([train.numbers(j) for j in numeric], axis=1)
-        mean = x.mean(axis=0) if standardise else np.zeros(len(numeric))
-        std = x.std(axis=0) if standardise else np.ones(len(numeric))
-        return cls(numeric, mean, np.where(std > 0, std, 1.0), categorical,
-                   tuple(train.values[j] for j in categorical))
+        heavy = [CENSUS_COLUMNS[j] in HEAVY_TAILED for j in numeric]
+        return cls(numeric, NumericTransform.fit(x, heavy=heavy, method=method, standardise=standardise),
+                   categorical, tuple(train.values[j] for j in categorical))
 
     @property
     def feature_names(self) -> list[str]:
@@ -240,7 +309,7 @@ class _Encoder:
         widths = [len(vocab) for vocab in self.vocabulary]
         block_start = len(self.numeric) + np.cumsum([0] + widths[:-1])
         X = np.zeros((len(numbers), len(self.numeric) + sum(widths)), dtype=dtype)
-        X[:, :len(self.numeric)] = (numbers - self.mean) / self.scale
+        X[:, :len(self.numeric)] = self.numbers.apply(numbers)
         # One write per row and block: a 1 at the value's column, or for an unseen value a 0 at the block's start.
         np.put_along_axis(X, block_start + np.maximum(index, 0), index >= 0, axis=1)
         return X
@@ -265,6 +334,13 @@ def check_group(group: Any) -> int:
     return int(group)
 
 
+def check_numeric(numeric: Any) -> str:
+    """``numeric``, one of :data:`NUMERIC_TRANSFORMS` (a ValueError otherwise)."""
+    if not isinstance(numeric, str) or numeric not in NUMERIC_TRANSFORMS:
+        raise ValueError(f"numeric must be one of {NUMERIC_TRANSFORMS}; got {numeric!r}")
+    return numeric
+
+
 def check_recipe(recipe: Any) -> str:
     """``recipe``, one of :data:`RECIPES` (a ValueError otherwise)."""
     if not isinstance(recipe, str) or recipe not in _RECIPE_RULES:
@@ -278,7 +354,8 @@ class CensusIncome:
 
     X_* are (N, n_features) and Y_* (N, 2) of ``dtype``, Y exactly 0/1 with columns ``task_names``. N is
     199,523 for train and 49,881 for val and test; ``val_rows`` and ``test_rows`` (49,881,) are their row
-    indexes in ``census-income.test.gz``. ``vocabulary`` maps each one-hot column to its training values.
+    indexes in ``census-income.test.gz``. ``vocabulary`` maps each one-hot column to its training values;
+    ``numeric`` is the transform of the heavy-tailed columns (None: the keras recipe's raw numbers).
     """
     X_train: np.ndarray
     Y_train: np.ndarray
@@ -293,6 +370,7 @@ class CensusIncome:
     vocabulary: dict[str, tuple[str, ...]]
     val_rows: np.ndarray
     test_rows: np.ndarray
+    numeric: str | None = "standardize"
 
     @property
     def n_features(self) -> int:
@@ -300,8 +378,11 @@ class CensusIncome:
 
 
 def load_census_income(data_dir: PathLike, group: int = 1, seed: int = 0, recipe: str = "paper",
-                       dtype: Any = np.float32) -> CensusIncome:
+                       dtype: Any = np.float32, numeric: str | None = None) -> CensusIncome:
     """Load, verify and encode Census-income; ``seed`` shuffles the test file before its 1:1 val/test split.
+
+    ``numeric`` (paper recipe only; None means ``"standardize"``): the transform of the :data:`HEAVY_TAILED`
+    columns, one of :data:`NUMERIC_TRANSFORMS` (see :class:`NumericTransform`), fitted on the training file.
 
     >>> data = load_census_income("../shared/data/census-income", group=1)  # doctest: +SKIP
     >>> data.X_train.shape, data.X_val.shape, data.Y_test.shape  # doctest: +SKIP
@@ -309,10 +390,14 @@ def load_census_income(data_dir: PathLike, group: int = 1, seed: int = 0, recipe
     """
     group, recipe, dt, rng = check_group(group), check_recipe(recipe), V.dtype(dtype), V.rng(seed)
     rules, tasks = _RECIPE_RULES[recipe], _GROUP_TASKS[group]
+    if numeric is not None and not rules.standardise:
+        raise ValueError(f"numeric applies to the paper recipe only (the {recipe} recipe keeps raw numbers); "
+                         f"got numeric={numeric!r}")
+    numeric = check_numeric("standardize" if numeric is None else numeric) if rules.standardise else None
     train, other = _read(data_dir, _TRAIN_FILE), _read(data_dir, _TEST_FILE)
     dropped = set(rules.dropped) | {t.column for t in tasks}
     categorical = tuple(j for j in range(len(CENSUS_COLUMNS)) if j not in dropped and j not in rules.numeric)
-    encoder = _Encoder.fit(train, rules.numeric, categorical, rules.standardise)
+    encoder = _Encoder.fit(train, rules.numeric, categorical, rules.standardise, method=numeric or "standardize")
     order = rng.permutation(other.codes.shape[0])
     val_rows, test_rows = np.split(order, [len(order) // 2])
     val, test = other.take(val_rows), other.take(test_rows)
@@ -322,7 +407,7 @@ def load_census_income(data_dir: PathLike, group: int = 1, seed: int = 0, recipe
         X_test=encoder.transform(test, dt), Y_test=_labels(test, tasks, dt),
         feature_names=encoder.feature_names, task_names=tuple(t.name for t in tasks), group=group,
         recipe=recipe, vocabulary={CENSUS_COLUMNS[j]: v for j, v in zip(categorical, encoder.vocabulary)},
-        val_rows=val_rows, test_rows=test_rows)
+        val_rows=val_rows, test_rows=test_rows, numeric=numeric)
 
 
 def census_label_correlations(data_dir: PathLike, n_rows: int = 10_000, seed: int = 0) -> dict[int, float]:
