@@ -1,7 +1,7 @@
 """One training step of MMoE (loss and gradients, then Adam) against PyTorch eager, float32, side by side.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_step.py [--batches 1 32 256 4096 16384]
-        [--repeats 15] [--release]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_step.py
+        [--batches 1 32 256 4096 16384] [--repeats 15] [--release]
 
 The paper's synthetic configuration: 100 features, 8 experts of 16 units, towers of 8, two regression tasks. The
 mmoe-np step is what ``fit`` runs per minibatch: ``model.forward_backward(X, Y, check=False)`` and
@@ -20,6 +20,27 @@ import mmoe_np as mn
 from common import fmt, import_release, machine, ratio, side_by_side, summary
 
 D, E, H, T, K = 100, 8, 16, 8, 2
+C = E * H + K * E  # the width of the fused first layer: every expert and every gate
+
+
+def flops_per_sample() -> int:
+    """Multiply-adds x 2 of one training step per sample (the matrix products; elementwise work not counted).
+
+    Forward: the first layer 2 d C, the mixture 2 K E H, the towers K (2 H T + 2 T). Backward without dX: the first
+    layer's weight gradient 2 d C, the mixture's two products 2 x 2 K E H, the towers' weight and input gradients
+    K (2 (2 H T) + 2 (2 T)).
+    """
+    forward = 2 * D * C + 2 * K * E * H + K * (2 * H * T + 2 * T)
+    backward = 2 * D * C + 4 * K * E * H + K * (4 * H * T + 4 * T)
+    return forward + backward
+
+
+def gemm_peak(repeats: int = 5) -> float:
+    """FLOP/s of one large float32 matrix product (4096^3) at the default threads: the machine's practical peak."""
+    a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
+    a @ a
+    best = min(side_by_side({"gemm": lambda: a @ a}, repeats, 1)["gemm"])
+    return 2 * 4096 ** 3 / best
 
 
 def numpy_step(package, X: np.ndarray, Y: np.ndarray):
@@ -67,6 +88,9 @@ def main() -> None:
     if torch is not None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads")
     release = import_release() if args.release else None
+    peak = gemm_peak()
+    print(f"float32 GEMM peak (4096^3 product): {peak / 1e9:.0f} GFLOP/s; one step: {flops_per_sample()} FLOP per "
+          "sample in matrix products")
     rng = np.random.default_rng(0)
     for B in args.batches:
         X = rng.standard_normal((B, D)).astype(np.float32)
@@ -81,6 +105,9 @@ def main() -> None:
         line = f"batch {B:6d}: " + "  ".join(f"{name} {fmt(summary(t)[0])} (median {fmt(summary(t)[1])})"
                                              for name, t in times.items())
         print(line)
+        achieved = flops_per_sample() * B / summary(times["mmoe-np"])[0]
+        print(f"    mmoe-np: {achieved / 1e9:.1f} GFLOP/s in matrix products, "
+              f"{100 * achieved / peak:.0f}% of the GEMM peak")
         for other in contenders:
             if other != "mmoe-np":
                 print(f"    {other} / mmoe-np: {ratio(times[other], times['mmoe-np'])}", flush=True)

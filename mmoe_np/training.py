@@ -6,6 +6,7 @@ per replica, and early stopping keeps each replica's own best parameters.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -143,7 +144,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     history = History()
     stopper = _Stopper(early_stopping, model, validate) if early_stopping is not None else None
     progress = Progress(epochs, label="fit", unit="epochs", interval=0.0) if verbose else None
-    last_good = {name: p.copy() for name, p in model.params.items()}  # the last parameters with a finite step
+    last_good = copy.deepcopy(model.params)  # the last parameters with a finite step
     n = X.shape[-2]
     start_time = time.perf_counter()
     for epoch in range(epochs):
@@ -151,19 +152,19 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
         loss_sum, task_sum = 0.0, 0.0
         for start in range(0, n, batch_size):
             batch = order[start:start + batch_size]
+            # np.take gathers the rows ~2x faster than X[..., batch, :] (NumPy's general advanced indexing)
+            X_batch, Y_batch = np.take(X, batch, axis=-2), np.take(Y, batch, axis=-2)
             with np.errstate(over="ignore", invalid="ignore"):  # a diverging step is caught just below
-                loss, per_task, grads, _ = model.forward_backward(X[..., batch, :], Y[..., batch, :], check=False)
+                loss, per_task, grads, _ = model.forward_backward(X_batch, Y_batch, check=False)
             what = _nonfinite(loss, grads)
             if what is not None:
-                for name, p in model.params.items():
-                    p[...] = last_good[name]  # in place: the optimizer keeps references to these arrays
+                _copy_params(model.params, last_good)  # in place: the optimizer keeps references to these arrays
                 # the parameters that gave this step's non-finite loss came from the previous step's update
                 kept = f"after step {optimizer.t - 1}" if optimizer.t > 0 else "the initial ones"
                 history.stopped = (f"diverged: non-finite {what} at step {optimizer.t + 1} (epoch {epoch + 1}); "
                                    f"the parameters are those {kept}, the last with a finite loss and gradient")
                 break
-            for name, p in model.params.items():
-                np.copyto(last_good[name], p)
+            _copy_params(last_good, model.params)
             optimizer.step(grads)
             loss_sum = loss_sum + loss * len(batch)
             task_sum = task_sum + per_task * len(batch)
@@ -198,7 +199,21 @@ def _nonfinite(loss: Any, grads: dict[str, np.ndarray]) -> str | None:
     """What of a step is not finite: "loss", "gradient of 'key'", or None when everything is."""
     if not np.all(np.isfinite(loss)):
         return "loss"
+    if hasattr(grads, "flat") and np.isfinite(grads.flat).all():  # a model's grads: one pass over its flat buffer
+        return None
     return next((f"gradient of {key!r}" for key, g in grads.items() if not np.all(np.isfinite(g))), None)
+
+
+def _copy_params(target: dict[str, np.ndarray], source: dict[str, np.ndarray]) -> None:
+    """``target[k][...] = source[k]`` for every key: one copy of the whole flat buffer when both are intact views
+    of one layout (a model's params and a deep copy of them, :mod:`mmoe_np.models.flat`), else key by key."""
+    flat_t, flat_s = getattr(target, "flat", None), getattr(source, "flat", None)
+    if flat_t is not None and flat_s is not None and flat_t.shape == flat_s.shape and target.intact() \
+            and source.intact():
+        np.copyto(flat_t, flat_s)
+        return
+    for name, p in source.items():
+        np.copyto(target[name], p)
 
 
 class _Stopper:
