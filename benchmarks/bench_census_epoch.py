@@ -30,7 +30,7 @@ def main() -> None:
     import numpy as np
 
     import mmoe_np as mn
-    from common import fmt, import_release, machine, ratio, side_by_side, summary
+    from common import import_release, machine, report_against_release, side_by_side
 
     print(machine())
     release = import_release()
@@ -48,10 +48,8 @@ def main() -> None:
 
     start = time.perf_counter()
     times = side_by_side({"mmoe-np": epoch(mn), "0.1.0": epoch(release)}, args.repeats, 1)
-    for name, t in times.items():
-        print(f"{name:8s} min {fmt(summary(t)[0])}  median {fmt(summary(t)[1])} per epoch")
-    print(f"0.1.0 / mmoe-np: {ratio(times['0.1.0'], times['mmoe-np'])}   ({time.perf_counter() - start:.0f} s)")
-    print(machine().splitlines()[0])
+    print(f"({time.perf_counter() - start:.0f} s)")
+    report_against_release(times, "per epoch")
 
 
 if __name__ == "__main__":

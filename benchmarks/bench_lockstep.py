@@ -23,7 +23,7 @@ import importlib  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from common import fmt, import_release, machine, ratio, summary  # noqa: E402
+from common import fmt, import_release, machine, report_against_release  # noqa: E402
 from mmoe_np.experiments import lockstep, synthetic  # noqa: E402
 
 CORRELATIONS = (1.0, 0.9, 0.8, 0.5)
@@ -74,10 +74,7 @@ def main() -> None:
             short, long = fn(args.short), fn(args.long)
             per_step[name].append((long - short) / (args.long - args.short))
             print(f"  {name:8s} {fmt(per_step[name][-1])} per group-step", flush=True)
-    for name, times in per_step.items():
-        print(f"{name:8s} min {fmt(summary(times)[0])}  median {fmt(summary(times)[1])} per group-step")
-    print(f"0.1.0 / mmoe-np: {ratio(per_step['0.1.0'], per_step['mmoe-np'])}")
-    print(machine().splitlines()[0])
+    report_against_release(per_step, "per group-step")
 
 
 if __name__ == "__main__":

@@ -85,3 +85,11 @@ def import_release(name: str = "mmoe_np_010"):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def report_against_release(times: dict[str, list[float]], unit: str) -> None:
+    """Print the minimum and median of this tree's and release 0.1.0's times, their ratio, and the load average."""
+    for name, t in times.items():
+        print(f"{name:8s} min {fmt(summary(t)[0])}  median {fmt(summary(t)[1])} {unit}")
+    print(f"0.1.0 / mmoe-np: {ratio(times['0.1.0'], times['mmoe-np'])}")
+    print(machine().splitlines()[0])
