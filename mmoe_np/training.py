@@ -63,8 +63,9 @@ class EarlyStopping:
     ``score`` maps the model to a float (or one value per replica); by default it is the total validation loss.
     ``mode`` is "min" (a loss) or "max" (e.g. an AUC). A value better by more than ``min_delta`` is an improvement.
     ``checkpoint`` (a file name) keeps the best model on disk: after every epoch that improves, the best parameters
-    so far are saved there (``model.save``, atomically; per replica for stacked models), so a run killed later still
-    leaves its best model, read back with :func:`mmoe_np.load`.
+    so far are saved there (``model.save``, atomically), so a run killed later still leaves its best model, read back
+    with :func:`mmoe_np.load`. For stacked models it is one file of the stacked model in which each replica holds its
+    own best parameters (:func:`mmoe_np.unstack_models` splits it).
     """
 
     score: Callable[[Any], Any] | None = None
@@ -75,6 +76,8 @@ class EarlyStopping:
     checkpoint: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
+        if self.score is not None and not callable(self.score):
+            raise ValueError(f"score must be a function of the model (or None); got {self.score!r}")
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max'; got {self.mode!r}")
         V.positive_int("patience", self.patience)
@@ -105,9 +108,12 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     ``validation=(X_val, Y_val)`` adds validation losses after every epoch (and every ``eval_every`` steps).
 
     A minibatch whose loss or gradient is not finite (a diverging run, e.g. SGD with a far too large rate) stops
-    training before any parameter takes it: the parameters go back to the last ones whose loss and gradient were
-    finite (those before the previous update); ``on_divergence="raise"`` (the default) then raises a ValueError
-    saying where, ``"stop"`` returns the history with ``history.stopped`` saying why.
+    training before any parameter takes it: the parameters, and the optimizer's state (its step count ``t`` and
+    arrays such as Adam's ``m`` and ``v``), go back to the last ones whose loss and gradient were finite (those
+    before the previous update), as if training had stopped there; ``on_divergence="raise"`` (the default) then
+    raises a ValueError saying where, ``"stop"`` returns the history with ``history.stopped`` saying why.
+    If the very first minibatch is not finite, no step was taken and the learning rate is not the cause: a
+    ValueError names X (too large for the dtype) or the parameter (NaN, inf or huge), whatever ``on_divergence``.
     """
     X, Y = model.check_inputs(X, Y)
     if validation is not None:
@@ -145,6 +151,8 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     stopper = _Stopper(early_stopping, model, validate) if early_stopping is not None else None
     progress = Progress(epochs, label="fit", unit="epochs", interval=0.0) if verbose else None
     last_good = copy.deepcopy(model.params)  # the last parameters with a finite step
+    last_good_state = _OptimizerState(optimizer)  # and the optimizer's state as it was then
+    steps = 0  # the steps taken by this call
     n = X.shape[-2]
     start_time = time.perf_counter()
     for epoch in range(epochs):
@@ -157,15 +165,20 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
             with np.errstate(over="ignore", invalid="ignore"):  # a diverging step is caught just below
                 loss, per_task, grads, _ = model.forward_backward(X_batch, Y_batch, check=False)
             what = _nonfinite(loss, grads)
+            if what is not None and steps == 0:  # nothing was updated yet: the inputs or parameters are at fault
+                _refuse_first_step(model, X_batch, Y_batch, what)
             if what is not None:
+                # the parameters that gave this step's non-finite loss came from the previous step's update: undo it
                 _copy_params(model.params, last_good)  # in place: the optimizer keeps references to these arrays
-                # the parameters that gave this step's non-finite loss came from the previous step's update
-                kept = f"after step {optimizer.t - 1}" if optimizer.t > 0 else "the initial ones"
-                history.stopped = (f"diverged: non-finite {what} at step {optimizer.t + 1} (epoch {epoch + 1}); "
-                                   f"the parameters are those {kept}, the last with a finite loss and gradient")
+                last_good_state.restore()
+                kept = f"those after step {optimizer.t}" if optimizer.t > 0 else "the initial ones"
+                history.stopped = (f"diverged: non-finite {what} at step {optimizer.t + 2} (epoch {epoch + 1}); "
+                                   f"the parameters are {kept}, the last with a finite loss and gradient")
                 break
             _copy_params(last_good, model.params)
+            last_good_state.save()
             optimizer.step(grads)
+            steps += 1
             loss_sum = loss_sum + loss * len(batch)
             task_sum = task_sum + per_task * len(batch)
             if eval_every is not None and optimizer.t % eval_every == 0:
@@ -204,6 +217,59 @@ def _nonfinite(loss: Any, grads: dict[str, np.ndarray]) -> str | None:
     return next((f"gradient of {key!r}" for key, g in grads.items() if not np.all(np.isfinite(g))), None)
 
 
+def _refuse_first_step(model: Any, X: np.ndarray, Y: np.ndarray, what: str) -> None:
+    """A ValueError saying why the first minibatch of ``fit`` is not finite: the model's own checked pass names X,
+    or X and Y, or a NaN/inf parameter; the largest parameter is named too (finite parameters around 1e120 overflow
+    float64 as surely as a huge X)."""
+    name, p = max(model.params.items(), key=lambda item: float(np.max(np.abs(item[1]), initial=0.0)))
+    largest = f"largest |params[{name!r}]| = {float(np.max(np.abs(p))):.3g}"
+    try:
+        model.forward_backward(X, Y)
+        reason = f"X, Y or the parameters are too large for {model.dtype}"  # not expected: the same pass, checked
+    except ValueError as err:
+        reason = str(err)
+    if not reason.startswith("params["):
+        reason += f" ({largest})"
+    raise ValueError(f"fit: the {what} is not finite before any step was taken: {reason}") from None
+
+
+class _OptimizerState:
+    """A copy of an optimizer's state (its step count ``t`` and every public array or dict of arrays other than
+    ``params``: Adam's ``m`` and ``v``, SGD's ``velocity``), saved before each step and put back when the step
+    diverges. Floats such as ``lr`` do not change during a step and are not copied."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self.arrays = {name: copy.deepcopy(value) for name, value in vars(optimizer).items()
+                       if name != "params" and not name.startswith("_") and _is_state(value)}
+        self.t = optimizer.t
+
+    def save(self) -> None:
+        self.t = self.optimizer.t
+        for name, saved in self.arrays.items():
+            _copy_arrays(saved, getattr(self.optimizer, name))
+
+    def restore(self) -> None:
+        self.optimizer.t = self.t
+        for name, saved in self.arrays.items():
+            _copy_arrays(getattr(self.optimizer, name), saved)  # in place, like the parameters
+
+
+def _is_state(value: Any) -> bool:
+    """An array, or a non-empty dict of arrays (an optimizer's per-parameter state)."""
+    if isinstance(value, np.ndarray):
+        return True
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, np.ndarray) for v in value.values())
+
+
+def _copy_arrays(target: Any, source: Any) -> None:
+    """``target[...] = source`` for an array, or :func:`_copy_params` for a dict of arrays."""
+    if isinstance(target, np.ndarray):
+        np.copyto(target, source)
+    else:
+        _copy_params(target, source)
+
+
 def _copy_params(target: dict[str, np.ndarray], source: dict[str, np.ndarray]) -> None:
     """``target[k][...] = source[k]`` for every key: one copy of the whole flat buffer when both are intact views
     of one layout (a model's params and a deep copy of them, :mod:`mmoe_np.models.flat`), else key by key."""
@@ -231,7 +297,11 @@ class _Stopper:
         """Record this epoch's score; True when every replica has waited ``patience`` epochs without improving."""
         score = self.config.score(self.model) if self.config.score is not None else history.val_loss[-1]
         history.score.append(score)
-        value = self.sign * np.asarray(score, dtype=np.float64)
+        try:
+            value = self.sign * np.asarray(score, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"early_stopping.score must return a number (or one per replica); got {score!r}") \
+                from None
         if value.shape != self.best.shape:
             raise ValueError(f"early_stopping.score must return {self.best.shape or 'a float'} per call; "
                              f"got shape {value.shape}")

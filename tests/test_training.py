@@ -369,3 +369,63 @@ def test_mmoe_learns_two_related_tasks(dtype):
     assert h.val_loss[-1] < h.val_loss[0]
     accuracy = np.mean((model.forward(X[test])[:, 1] > 0) == Y[test, 1])
     assert accuracy > 0.95
+
+
+# ------------------------------------------------------------------------------------------------ bad inputs, not lr
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1e30), (np.float64, 1e300)])
+def test_fit_blames_X_not_the_learning_rate_when_the_first_step_is_not_finite(dtype, scale, recwarn):
+    X, Y = data(16, 5, TASKS, 5)
+    model = small_mmoe(dtype=dtype)
+    before = {k: v.copy() for k, v in model.params.items()}
+    optimizer = mn.Adam(model.params)
+    with pytest.raises(ValueError, match=r"^fit: the (loss|gradient).* is not finite before any step.*X") as err:
+        mn.fit(model, X * scale, Y, optimizer=optimizer, epochs=1)
+    assert "learning rate" not in str(err.value) and "diverged" not in str(err.value)
+    assert optimizer.t == 0 and all(np.array_equal(before[k], v) for k, v in model.params.items())
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("value", [np.nan, 1e120])
+def test_fit_names_the_parameter_when_the_initial_parameters_break_the_loss(value):
+    X, Y = data(16, 5, TASKS, 5)
+    model = small_mmoe()
+    for key in (model.params if value == 1e120 else ["experts.0.W"]):
+        model.params[key][...] = value
+    with pytest.raises(ValueError, match=r"^fit: .*not finite before any step.*params\['\S+'\]") as err:
+        mn.fit(model, X, Y, epochs=1)
+    assert "learning rate" not in str(err.value)
+    if value != 1e120:
+        assert "params['experts.0.W'] contains NaN or inf" in str(err.value)
+
+
+@pytest.mark.parametrize("make, state", [(lambda p: mn.Adam(p, lr=1e12), ("m", "v")),
+                                         (lambda p: mn.SGD(p, lr=3.0, momentum=0.9), ("velocity",))])
+def test_a_diverging_fit_puts_the_optimizer_state_back_with_the_parameters(make, state):
+    # after a divergence stop, model and optimizer are exactly those of a run of the last good number of steps
+    X, Y = data(32, 5, ("regression", "regression"), 1)
+    model = regression_mmoe()
+    optimizer = make(model.params)
+    h = mn.fit(model, X, Y, optimizer=optimizer, epochs=200, batch_size=32, on_divergence="stop")
+    match = re.search(r"the parameters are (?:those after step (\d+)|the initial ones)", h.stopped)
+    last_good = int(match.group(1) or 0)
+    assert optimizer.t == last_good
+    reference = regression_mmoe()
+    ref_optimizer = make(reference.params)
+    if last_good:
+        mn.fit(reference, X, Y, optimizer=ref_optimizer, epochs=last_good, batch_size=32)
+    for key in model.params:
+        np.testing.assert_array_equal(model.params[key], reference.params[key], err_msg=key)
+        for name in state:
+            np.testing.assert_array_equal(getattr(optimizer, name)[key], getattr(ref_optimizer, name)[key],
+                                          err_msg=f"{name}[{key!r}]")
+
+
+def test_early_stopping_refuses_a_score_that_is_not_callable():
+    with pytest.raises(ValueError, match=r"score must be a function of the model \(or None\); got 3"):
+        mn.EarlyStopping(score=3)
+
+
+def test_early_stopping_names_its_score_when_the_score_is_not_a_number():
+    X, Y = data(16, 5, TASKS, 5)
+    with pytest.raises(ValueError, match=r"early_stopping\.score must return a number.*got 'a'"):
+        mn.fit(small_mmoe(), X, Y, epochs=2, early_stopping=mn.EarlyStopping(score=lambda m: "a"))
