@@ -12,6 +12,7 @@ bit for bit (every operation is elementwise). Any other dict of arrays takes the
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,6 +20,8 @@ import numpy as np
 from . import _validation as V
 
 __all__ = ["Optimizer", "SGD", "Adam"]
+
+FLAT_BLOCK = 16384  # numbers per block of the flat path: a block's arrays and scratch fit in a core's L2 cache
 
 
 def _check_params(params: Any) -> Mapping[str, np.ndarray]:
@@ -44,6 +47,7 @@ class Optimizer:
         self.params = _check_params(params)
         self.lr = V.positive_float("lr", lr)
         self.t = 0  # number of steps taken
+        self._buffers: dict[str | None, tuple[np.ndarray, ...]] = {}  # scratch, see _scratch
         # the flat path: params in one buffer, and this class's own per-array update (a subclass that overrides
         # _update gets the per-array path, so its update is the one applied)
         self._flat = hasattr(params, "flat") and hasattr(params, "intact") and type(self)._update in _FLAT_UPDATES
@@ -93,23 +97,37 @@ class Optimizer:
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Apply one update from ``grads`` (the keys and shapes of ``params``, finite values)."""
         flat = self._flat_grads(grads)
-        if flat is not None:  # one update of the whole buffer
+        if flat is not None:  # the whole buffer, block by block: each block's dozen passes stay in the cache
             self.t += 1
-            self.params.flat -= self._update(None, flat)
+            p = self.params.flat
+            for start in range(0, p.size, FLAT_BLOCK):
+                block = slice(start, start + FLAT_BLOCK)
+                p[block] -= self._update(block, flat[block])
             return
         grads = self._check(grads)
         self.t += 1
         for name, p in self.params.items():
             p -= self._update(name, grads[name])
 
-    def _update(self, name: str | None, g: np.ndarray) -> np.ndarray:
-        """The amount to subtract from ``params[name]`` for gradient ``g`` (name None: the whole flat buffer);
-        updates this optimizer's state."""
+    def _update(self, name: str | slice, g: np.ndarray) -> np.ndarray:
+        """The amount to subtract from ``params[name]`` for gradient ``g`` (name a slice: that block of the flat
+        buffer); updates this optimizer's state."""
         raise NotImplementedError
 
-    def _state(self, state: Any, name: str | None) -> np.ndarray:
-        """``state[name]``, or the whole flat buffer of ``state`` for the flat path (name None)."""
-        return state.flat if name is None else state[name]
+    def _state(self, state: Any, name: str | slice) -> np.ndarray:
+        """``state[name]``, or a block of the flat buffer of ``state`` for the flat path (name a slice)."""
+        return state.flat[name] if isinstance(name, slice) else state[name]
+
+    def _scratch(self, name: str | slice, like: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Buffers shaped like ``like``, kept between steps (one set per array, one set for all flat blocks): no
+        temporary is allocated (for stacked replicas these are megabytes, mapped and zeroed afresh every step)."""
+        if isinstance(name, slice):
+            if None not in self._buffers:
+                self._buffers[None] = tuple(np.empty(FLAT_BLOCK, dtype=a.dtype) for a in like)
+            return tuple(b[:like[0].size] for b in self._buffers[None])
+        if name not in self._buffers:
+            self._buffers[name] = tuple(np.empty_like(a) for a in like)
+        return self._buffers[name]
 
 
 class SGD(Optimizer):
@@ -122,7 +140,7 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
         self.velocity = self._zeros()
 
-    def _update(self, name: str | None, g: np.ndarray) -> np.ndarray:
+    def _update(self, name: str | slice, g: np.ndarray) -> np.ndarray:
         v = self._state(self.velocity, name)
         v *= self.momentum
         v += g
@@ -155,22 +173,17 @@ class Adam(Optimizer):
         self.eps = V.positive_float("eps", eps)
         self.m = self._zeros()
         self.v = self._zeros(lambda dtype: np.promote_types(dtype, np.float64))
-        self._scratch: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _update(self, name: str | None, g: np.ndarray) -> np.ndarray:
+    def _update(self, name: str | slice, g: np.ndarray) -> np.ndarray:
         m, v = self._state(self.m, name), self._state(self.v, name)
-        # two scratch buffers per array, kept between steps: no temporary is allocated (for stacked replicas these
-        # are megabytes, which the system would map and zero afresh every step)
-        if name not in self._scratch:
-            self._scratch[name] = (np.empty_like(m), np.empty_like(v))
-        m_term, v_term = self._scratch[name]
+        m_term, v_term = self._scratch(name, (m, v))
         m *= self.beta1
         m += np.multiply(g, 1 - self.beta1, out=m_term)
         v *= self.beta2
         v_term = np.square(g, out=v_term, dtype=v.dtype)
         v_term *= 1 - self.beta2
         v += v_term
-        root = np.sqrt(1 - self.beta2 ** self.t)
+        root = math.sqrt(1 - self.beta2 ** self.t)  # correctly rounded, as np.sqrt
         lr_t = self.lr * root / (1 - self.beta1 ** self.t)
         denominator = np.sqrt(v, out=v_term)  # the buffer is free again
         denominator += self.eps * root

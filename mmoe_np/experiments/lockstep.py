@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .. import _validation as V
-from ..data.synthetic import SyntheticTasks
+from ..data.synthetic import SyntheticTasks, sine_labels
 from ..models import MultiTaskModel, stack_models, unstack_models
 from ..optim import Adam
 from ..training import Progress
@@ -191,6 +191,14 @@ class ReplicaStreams:
         self.by_seed: dict[int, list[int]] = {}
         for r, run in enumerate(runs):
             self.by_seed.setdefault(run.seed, []).append(r)
+        self.draw_of = np.empty(len(runs), dtype=np.intp)  # replica r's data: draw draw_of[r]
+        for i, replicas in enumerate(self.by_seed.values()):
+            self.draw_of[replicas] = i
+        # every run's task pair, stacked for the batched labels
+        self.w_T = np.stack([t.w.T for t in self.tasks])                          # (R, d, 2)
+        self.alpha = np.stack([t.alpha for t in self.tasks])                      # (R, m)
+        self.beta = np.stack([t.beta for t in self.tasks])
+        self.noise_std = np.array([t.noise_std for t in self.tasks])[:, None, None]
 
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return self._draw(n, self.train_rngs)
@@ -199,22 +207,19 @@ class ReplicaStreams:
         return self._draw(n, self.test_rngs)
 
     def _draw(self, n: int, rngs: list[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
-        # Each run keeps its own stream, so its data do not depend on the other replicas. Runs that share a seed
-        # (the correlations of one run) share one draw: exactly what SyntheticTasks.sample draws from that stream
-        # (X ~ N(0, I), then the noise), with each run's own labels Y = E[Y | X] + noise_std * noise.
+        # Each run keeps its own stream, so its data do not depend on the other replicas. Exactly what
+        # SyntheticTasks.sample draws from that stream (X ~ N(0, I), then the noise), with the labels of all runs
+        # computed in one batched pass, Y = sine_labels(X w^T, alpha, beta) + noise_std * noise. Runs that share a
+        # seed (the correlations of one run) have identical streams and share one draw.
         d = self.tasks[0].n_features
-        X = np.empty((len(rngs), n, d), dtype=self.dtype)
-        Y = np.empty((len(rngs), n, 2), dtype=self.dtype)
-        for replicas in self.by_seed.values():
+        X = np.empty((len(self.by_seed), n, d))
+        noise = np.empty((len(self.by_seed), n, 2))
+        for i, replicas in enumerate(self.by_seed.values()):
             rng = rngs[replicas[0]]
-            if len(replicas) == 1:
-                X[replicas[0]], Y[replicas[0]] = self.tasks[replicas[0]].sample(n, rng, self.dtype)
-                continue
-            X64, noise = rng.standard_normal((n, d)), rng.standard_normal((n, 2))
-            X[replicas] = X64
-            for r in replicas:
-                Y[r] = self.tasks[r].mean(X64) + self.tasks[r].noise_std * noise
-        return X, Y
+            X[i], noise[i] = rng.standard_normal((n, d)), rng.standard_normal((n, 2))
+        X, noise = X[self.draw_of], noise[self.draw_of]                          # (R, n, d), (R, n, 2)
+        Y = sine_labels(X @ self.w_T, self.alpha, self.beta) + self.noise_std * noise
+        return X.astype(self.dtype), Y.astype(self.dtype)
 
 
 def _test_mse(model: MultiTaskModel, X: np.ndarray, Y: np.ndarray, chunk: int) -> np.ndarray:
