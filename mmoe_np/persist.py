@@ -12,8 +12,10 @@ A checkpoint is a NumPy ``.npz`` (a zip of ``.npy`` arrays, each with a CRC-32) 
   ``config`` holds every constructor argument, so ``cls(**config)`` rebuilds the model; for a stacked model
   ``seed`` is the list of the R replicas' seeds and ``replica_shape`` is ``[R]``.
 
-:func:`load` rebuilds the model from the JSON description and then copies the arrays in, after checking that their
-keys, shapes and dtypes are exactly those the description builds. Nothing is unpickled: ``allow_pickle=False``.
+:func:`load` reads the arrays, checks that no size in the JSON description exceeds the largest dimension among
+them (a forged ``n_features=10**9`` would otherwise allocate that much), rebuilds the model from the description,
+and copies the arrays in after checking that their keys, shapes and dtypes are exactly those the description builds
+and that every value is finite. Nothing is unpickled: ``allow_pickle=False``.
 """
 from __future__ import annotations
 
@@ -81,6 +83,8 @@ def save(model: MultiTaskModel, path: str | os.PathLike) -> Path:
     if METADATA_KEY in model.params:
         raise ValueError(f"model.params must not use the key {METADATA_KEY!r}, which holds the checkpoint's metadata")
     path = _checked_path(path)
+    if path.is_dir():
+        raise ValueError(f"path: {str(path)!r} is a directory")
     if not path.parent.is_dir():
         raise ValueError(f"path: the folder {str(path.parent)!r} does not exist")
     text = json.dumps(_metadata(model), default=_to_json, allow_nan=False)
@@ -100,7 +104,8 @@ def load(path: str | os.PathLike) -> MultiTaskModel:
     """The model saved at ``path`` by :func:`save`: the same class, config, dtype, seed(s) and parameters, bit for bit.
 
     Raises ``ValueError`` naming the file and the problem for a missing, truncated, damaged or foreign file, an
-    unknown class, a newer format version, or arrays whose keys, shapes or dtypes do not match the config.
+    unknown class, a newer format version, a config with sizes beyond the file's arrays, arrays whose keys, shapes
+    or dtypes do not match the config, or parameters that are NaN or inf.
     """
     path = _checked_path(path)
     if not path.is_file():
@@ -115,20 +120,45 @@ def load(path: str | os.PathLike) -> MultiTaskModel:
         npz = np.load(path, allow_pickle=False)
     with npz:
         meta = _read_metadata(path, npz)
-        model = _build(path, meta)
-        names = set(npz.files) - {METADATA_KEY}
-        if names != model.params.keys():
-            missing, extra = sorted(model.params.keys() - names), sorted(names - model.params.keys())
-            raise ValueError(f"{path}: the arrays do not match the config of {meta['class']}; missing {missing}, "
-                             f"extra {extra}")
-        for name, target in model.params.items():
-            with _reading(path, f"array {name!r}"):
-                stored = npz[name]  # the whole member is read, so its CRC-32 is checked
-            if stored.shape != target.shape or stored.dtype != target.dtype:
-                raise ValueError(f"{path}: array {name!r} has shape {stored.shape} and dtype {stored.dtype}; "
-                                 f"the config gives shape {target.shape} and dtype {target.dtype}")
-            target[...] = stored
+        arrays = {}
+        for name in npz.files:
+            if name != METADATA_KEY:
+                with _reading(path, f"array {name!r}"):
+                    arrays[name] = npz[name]  # the whole member is read, so its CRC-32 is checked
+    _check_sizes(path, meta, arrays)
+    model = _build(path, meta)
+    if arrays.keys() != model.params.keys():
+        missing, extra = sorted(model.params.keys() - arrays.keys()), sorted(arrays.keys() - model.params.keys())
+        raise ValueError(f"{path}: the arrays do not match the config of {meta['class']}; missing {missing}, "
+                         f"extra {extra}")
+    for name, target in model.params.items():
+        stored = arrays[name]
+        if stored.shape != target.shape or stored.dtype != target.dtype:
+            raise ValueError(f"{path}: array {name!r} has shape {stored.shape} and dtype {stored.dtype}; "
+                             f"the config gives shape {target.shape} and dtype {target.dtype}")
+        if not np.all(np.isfinite(stored)):
+            raise ValueError(f"{path}: array {name!r} contains NaN or inf; a saved model's parameters are finite")
+        target[...] = stored
     return model
+
+
+def _check_sizes(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Refuse a description whose sizes (every integer of the config but the seeds, and the replica count) exceed
+    the largest dimension of the file's arrays: each size of a model is a dimension of one of its arrays, so such a
+    description cannot match the file, and building it first could allocate any amount of memory."""
+    largest = max((n for a in arrays.values() for n in a.shape), default=0)
+    sizes = [(key, value) for key, value in meta["config"].items() if key != "seed"]
+    for key, value in [*sizes, ("replica_shape", meta["replica_shape"])]:
+        if any(n > largest for n in _integers(value)):
+            raise ValueError(f"{path}: its config gives {key} = {value!r}, larger than any array in the file "
+                             f"(largest dimension {largest}); the arrays do not match the config")
+
+
+def _integers(value: Any) -> list[int]:
+    """The integers in a JSON value (a number, or lists of them); booleans are not sizes."""
+    if isinstance(value, list):
+        return [n for item in value for n in _integers(item)]
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else []
 
 
 @contextlib.contextmanager

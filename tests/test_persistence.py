@@ -297,9 +297,9 @@ def test_a_newer_format_version_is_refused(checkpoint):
 
 
 def test_arrays_that_do_not_match_the_config_are_refused(checkpoint):
-    rewrite(checkpoint, lambda meta: meta["config"].update({"n_features": D + 1}))
+    rewrite(checkpoint, lambda meta: meta["config"].update({"n_features": D - 1}))
     refused(checkpoint, r"array 'experts.0.W' has shape \(3, 5, 4\) and dtype float64; the config gives shape "
-                        r"\(3, 6, 4\) and dtype float64")
+                        r"\(3, 4, 4\) and dtype float64")
     rewrite(checkpoint, lambda meta: meta["config"].update({"n_features": D}))
     assert persist.load(checkpoint).n_features == D  # the forgery is undone: the file loads again
     rewrite(checkpoint, lambda meta: meta["config"].update({"dtype": "float32"}))
@@ -314,6 +314,33 @@ def test_arrays_that_do_not_match_the_config_are_refused(checkpoint):
     persist.load(checkpoint)
     rewrite(checkpoint, edit_arrays=lambda arrays: arrays.update({"gates.b": np.zeros((2, 3), dtype=">f8")}))
     refused(checkpoint, r"array 'gates.b' has shape \(2, 3\) and dtype >f8")
+
+
+@pytest.mark.parametrize("key, value", [("n_features", D + 1), ("n_features", 10 ** 5), ("n_features", 10 ** 9),
+                                        ("expert_units", [4, 10 ** 9]), ("tower_units", [10 ** 12])])
+def test_a_config_larger_than_the_arrays_is_refused_before_anything_is_built(checkpoint, key, value, monkeypatch):
+    monkeypatch.setattr(mn.MMoE, "_build", lambda *args: pytest.fail("a model was built"))
+    rewrite(checkpoint, lambda meta: meta["config"].update({key: value}))
+    refused(checkpoint, rf"its config gives {key} = {value!r}, larger than any array in the file "
+                        r"\(largest dimension 5\); the arrays do not match the config".replace("[", r"\["))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_parameters_are_refused_by_name(checkpoint, bad):
+    def plant(arrays):
+        arrays["gates.b"][1, 2] = bad
+    rewrite(checkpoint, edit_arrays=plant)
+    refused(checkpoint, "array 'gates.b' contains NaN or inf")
+
+
+def test_saving_to_a_directory_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = trained("MMoE")
+    with pytest.raises(ValueError, match=r"^path: '\.' is a directory$"):
+        model.save(".")
+    with pytest.raises(ValueError, match=f"^path: {str(tmp_path)!r} is a directory$"):
+        persist.save(model, tmp_path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_config_the_constructor_refuses_is_refused(checkpoint):
