@@ -308,13 +308,16 @@ class GradientReport:
 
     def worst_entries(self, name: str, n: int = 3) -> list[tuple[str, float, float, float]]:
         """The ``n`` compared values of one array that disagree most: ``(label, analytic, numeric, rel. error)``,
-        non-finite ones first, then by |analytic - numeric|."""
+        non-finite ones first, then by |analytic - numeric|. The relative error of a pair with a NaN is NaN, of one
+        with an inf (and no NaN) inf; of two zeros 0."""
         V.positive_int("n", n)
         a, num = self.analytic[self._known(name)], self.numeric[name]
-        with np.errstate(invalid="ignore"):
-            diff = np.where(np.isfinite(a) & np.isfinite(num), np.abs(a - num), np.inf)
+        finite = np.isfinite(a) & np.isfinite(num)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.where(finite, np.abs(a - num), np.inf)
             scale = np.maximum(np.abs(a), np.abs(num))
             rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
+        rel = np.where(finite, rel, np.where(np.isnan(a) | np.isnan(num), np.nan, np.inf))
         order = np.argsort(-diff, kind="stable")[:n]
         return [(self._label(name, int(k)), float(a[k]), float(num[k]), float(rel[k])) for k in order]
 
@@ -418,10 +421,11 @@ def _model_chain(model: Any, X: Any, Y: Any) -> tuple[Any, np.ndarray, Callable[
     X, Y = _finite_array("X", X), _finite_array("Y", Y)  # private copies, in the copy's dtype
 
     def run(backward: bool) -> tuple[Any, Any, Any]:
-        if unchecked:
-            result = model.forward_backward(X, Y, backward=backward, input_grad=backward, check=False)
-            return result.loss, result.grads, result.dX
-        return model.loss_and_grads(X, Y, input_grad=True) if backward else (model.losses(X, Y)[0], None, None)
+        with np.errstate(all="ignore"):  # the checker names a non-finite loss or gradient itself, without warnings
+            if unchecked:
+                result = model.forward_backward(X, Y, backward=backward, input_grad=backward, check=False)
+                return result.loss, result.grads, result.dX
+            return model.loss_and_grads(X, Y, input_grad=True) if backward else (model.losses(X, Y)[0], None, None)
 
     return model, X, run
 
@@ -498,17 +502,23 @@ def check_op(forward: Callable[..., tuple[np.ndarray, Any]], backward: Callable[
         raise ValueError(f"wrt names {unknown}, which are not among the inputs {list(inputs)}")
     if not wrt or len(set(wrt)) != len(wrt):
         raise ValueError(f"wrt must name each input to check once, and at least one; got {wrt}")
-    out, cache = forward(**inputs, **constants)
-    out = _finite_array("forward's output", out)
-    dout = rng.standard_normal(np.shape(out))
-    analytic = backward(dout, cache)
+    with np.errstate(all="ignore"):  # the checker names every non-finite output or gradient itself
+        result = forward(**inputs, **constants)
+        if not isinstance(result, tuple) or len(result) != 2:
+            got = f"a tuple of {len(result)}" if isinstance(result, tuple) else f"type {type(result).__name__}"
+            raise ValueError(f"forward must return (out, cache), a tuple of two; got {got}")
+        out, cache = result
+        out = _finite_array("forward's output", out)
+        dout = rng.standard_normal(np.shape(out))
+        analytic = backward(dout, cache)
     if not isinstance(analytic, tuple):
         analytic = (analytic,)
     if len(analytic) != len(wrt):
         raise ValueError(f"backward returned {len(analytic)} gradients; wrt names {len(wrt)}: {wrt}")
 
     def objective() -> float:
-        return float(np.sum(np.asarray(forward(**inputs, **constants)[0], dtype=np.float64) * dout))
+        with np.errstate(all="ignore"):  # a non-finite value at a perturbed input fails its entry, by name
+            return float(np.sum(np.asarray(forward(**inputs, **constants)[0], dtype=np.float64) * dout))
 
     value = float(np.sum(out * dout))  # objective() at the unperturbed inputs
     report = GradientReport(step=step, mode="fast" if fast else "full", relu_margin=_relu_margin(cache))

@@ -461,3 +461,34 @@ def test_bad_tolerances_are_refused(tol):
 def test_bad_arguments_to_the_parts(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ------------------------------------------------------------------------------------------------ review fixes
+def test_the_worst_entries_show_nan_or_inf_for_a_non_finite_value_not_zero():
+    # sqrt one step left of 1e-6 is NaN: the numeric derivative at z[1] is NaN, and so is its relative error
+    report = mn.check_op(lambda z: (np.sqrt(z), z), lambda d, c: d * 0.5 / np.sqrt(c), {"z": np.array([4.0, 1e-6])})
+    label, analytic, numeric, rel = report.worst_entries("z", 1)[0]
+    assert label == "z[1]" and np.isnan(numeric) and np.isnan(rel)
+    assert "numeric nan  rel. error nan" in str(report) and "rel. error 0.0e+00" not in str(report)
+    inf_report = report_for([np.inf, 1.0], [1.0, 1.0])
+    assert inf_report.worst_entries("w", 1)[0][3] == np.inf
+    assert "analytic inf  numeric 1.000000e+00  rel. error inf" in str(inf_report)
+
+
+@pytest.mark.parametrize("forward, got", [(lambda z: 2 * z, "type ndarray"), (lambda z: (2 * z,), "a tuple of 1"),
+                                          (lambda z: (2 * z, None, None), "a tuple of 3"),
+                                          (lambda z: [2 * z, None], "type list")])
+@pytest.mark.parametrize("z", [[1.0], [1.0, 2.0], [1.0, 2.0, 3.0]])
+def test_check_op_says_forward_must_return_out_and_cache(forward, got, z):
+    with pytest.raises(ValueError, match=rf"^forward must return \(out, cache\), a tuple of two; got {got}"):
+        mn.check_op(forward, backward2, {"z": z})
+
+
+def test_a_non_finite_loss_is_refused_without_numpy_warnings(recwarn):
+    model = mn.MMoE(5, ("regression", "binary"), n_experts=3, expert_units=(4,), tower_units=(2,), seed=0)
+    X, Y = data(4, 5, model.tasks, 0)
+    with pytest.raises(ValueError, match="the model's loss is inf"):
+        mn.check_gradients(model, X * 1e300, Y)
+    report = mn.check_op(lambda z: (np.sqrt(z), z), lambda d, c: d * 0.5 / np.sqrt(c), {"z": np.array([4.0, 1e-6])})
+    assert not report.passed()
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
