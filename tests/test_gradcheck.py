@@ -254,7 +254,7 @@ def test_rounding_noise_scales_with_loss_entries_and_step():
 
 def report_for(analytic, numeric, f_value=1.0):
     report = mn.GradientReport()
-    report._add("w", np.asarray(analytic, float), np.asarray(numeric, float), f_value)
+    report.add("w", np.asarray(analytic, float), np.asarray(numeric, float), f_value)
     return report
 
 
@@ -492,3 +492,13 @@ def test_a_non_finite_loss_is_refused_without_numpy_warnings(recwarn):
     report = mn.check_op(lambda z: (np.sqrt(z), z), lambda d, c: d * 0.5 / np.sqrt(c), {"z": np.array([4.0, 1e-6])})
     assert not report.passed()
     assert not [str(w.message) for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_the_report_module_split_keeps_every_public_name_where_it_was():
+    from mmoe_np import gradreport
+    for name in gradreport.__all__:
+        assert name in gradcheck.__all__ and getattr(gradcheck, name) is getattr(gradreport, name), name
+    for name in gradcheck.__all__:
+        assert hasattr(gradcheck, name), name
+    assert mn.GradientReport is gradcheck.GradientReport and mn.check_op is gradcheck.check_op
+    assert mn.check_gradients is gradcheck.check_gradients
