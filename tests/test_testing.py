@@ -311,3 +311,20 @@ def test_the_documented_delegation_of_modelcheck_works():
             delegated["assert_gradients_match"](model, X, Y)
 
     check_a_bug()
+
+
+def test_the_planted_bugs_table_names_the_ops_the_mutation_tests_patch():
+    import test_mutations
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "gradient-testing.md").read_text()
+    section = doc.split("## 6. The planted bugs", 1)[1]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ") and "`" in line]
+    documented = {row[1].split("`")[1] for row in rows if "Adam" not in row[1]}
+    assert documented == {op for op, *_ in test_mutations.BUGS.values()}
+    assert len(rows) == len(test_mutations.BUGS) + 1  # and the Adam row
+    # the models call the ops through the module, except where ops keeps the functions themselves in a table
+    tables = [name for name, value in vars(ops).items() if isinstance(value, dict) and not name.startswith("__")
+              and any(callable(f) for v in value.values() for f in (v if isinstance(v, tuple) else (v,)))]
+    text = " ".join(section.split())
+    for name in tables:
+        assert f"ops.{name}" in text, name
+    assert "call the ops through the module" in text
