@@ -3,7 +3,7 @@ handler.
 
 * ``correlation`` (Fig. 2), ``shared-bottom`` (Fig. 3), ``synthetic`` (Figs. 4 and 5, the main job),
   ``trainability`` (Fig. 5): :mod:`mmoe_np.experiments.correlation` and :mod:`mmoe_np.experiments.synthetic`;
-* ``census``: :mod:`mmoe_np.experiments.census`;
+* ``census``: :mod:`mmoe_np.experiments.census`; ``census-tune``: :mod:`mmoe_np.experiments.census_tune`;
 * ``docs-figures``: the diagrams of ``docs/`` (:func:`mmoe_np.experiments.figures.docs_figures`).
 
 The same conventions everywhere: ``--models`` takes names separated by commas or spaces in any case
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .experiments import census, correlation, figures, synthetic  # figures imports matplotlib only to draw
+from .experiments import census_tune
 from .experiments.common import check_out
 from .training import format_seconds
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
              synthetic.COMPARISON_MODELS, synthetic.TRAINABILITY_CORRELATIONS)):
         _add_training_study(subparsers, name, help_text, models, correlations)
     _add_census(subparsers)
+    _add_census_tune(subparsers)
     p = subparsers.add_parser("docs-figures", help="redraw the diagrams of docs/ (MMoE graph, three models, "
                               "softmax VJP)", description="Draw the figures docs/ links to with the package's own "
                               "plotting code: " + ", ".join(figures.DOCS_FIGURES) + ".")
@@ -166,11 +168,17 @@ def _units(text: str) -> tuple[int, ...]:
     return units
 
 
+def _add_data_dir(p: Any) -> None:
+    """``--data-dir``, by default ../shared/data/census-income where it exists (required otherwise)."""
+    default_dir = census.DEFAULT_DATA_DIR if census.DEFAULT_DATA_DIR.is_dir() else None
+    _option(p, "--data-dir", default=default_dir, required=default_dir is None,
+            help="folder with census-income.data.gz and census-income.test.gz")
+
+
 def _add_census(subparsers: Any) -> None:
     from .data.census import GROUPS, RECIPES
 
     D = census.DEFAULTS
-    default_dir = census.DEFAULT_DATA_DIR if census.DEFAULT_DATA_DIR.is_dir() else None
     p = subparsers.add_parser(
         "census", help="Census-income benchmark: seven models, test AUC per task over several runs",
         description="Train Single-Task, Shared-Bottom, L2-Constrained, Cross-Stitch, Tensor-Factorization, OMoE and "
@@ -178,17 +186,24 @@ def _add_census(subparsers: Any) -> None:
                     "validation AUC; print and write a table of test AUC per task (mean ± std over the runs), and "
                     "plot the gates of OMoE and MMoE. See docs/results-census.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _option(p, "--data-dir", default=default_dir, required=default_dir is None,
-            help="folder with census-income.data.gz and census-income.test.gz")
-    _option(p, "--group", type=int, default=D["group"],
-            help=f"task group {GROUPS}: 1 = income>50K + never married, 2 = education>=college + never married")
+    _add_data_dir(p)
+    _option(p, "--config", default=None, metavar="TUNED_JSON",
+            help="train the tuned models of this tuned.json (written by census-tune): each model's sizes, lr, "
+                 "batch size, epochs, patience and numeric transform, and the config's group, recipe and split")
+    _option(p, "--group", type=int, default=None,
+            help=f"task group {GROUPS}: 1 = income>50K + never married, 2 = education>=college + never married "
+                 f"(default {D['group']}, or the config's)")
     _option(p, "--models", nargs="+", default=["all"], metavar="MODEL",
             help=_models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
     _option(p, "--runs", type=int, default=D["runs"], help="independent runs per model")
-    _option(p, "--recipe", choices=RECIPES, default=D["recipe"], help="feature recipe")
+    _option(p, "--recipe", choices=RECIPES, default=None,
+            help=f"feature recipe (default {D['recipe']}, or the config's)")
     _option(p, "--standardize", action="store_true",
             help="standardise every non-binary column with training mean/std (for --recipe keras)")
-    _option(p, "--split-seed", type=int, default=D["split_seed"], help="seed of the val/test split")
+    _option(p, "--split-seed", type=int, default=None,
+            help=f"seed of the val/test split (default {D['split_seed']}, or the config's)")
+    _option(p, "--workers", type=int, default=0,
+            help="worker processes (one BLAS thread each, each loading the data); 0: train in this process")
     _option(p, "--seed", type=int, default=D["seed"], help="run r uses seed + r (init and shuffling)")
     _option(p, "--epochs", type=int, default=D["epochs"], help="maximum epochs per run")
     _option(p, "--batch-size", type=int, default=D["batch_size"], help="minibatch size")
@@ -220,6 +235,43 @@ def _add_census(subparsers: Any) -> None:
             help="Tensor-Factorization Tucker ranks r1,r2,r3 ('auto': w,w,K)")
     _option(sizes, "--l2-weight", type=float, default=D["l2_weight"], help="L2-Constrained alpha")
     p.set_defaults(func=_run_census)
+
+
+def _add_census_tune(subparsers: Any) -> None:
+    from .data.census import NUMERIC_TRANSFORMS, RECIPES
+
+    T = census_tune.DEFAULTS
+    p = subparsers.add_parser(
+        "census-tune", help="Census-income: tune every model on the main task's validation AUC",
+        description="Successive halving per model over its search space (learning rate, batch size, the "
+                    "transform of the heavy-tailed columns, the model's own sizes within 2048 units per layer), "
+                    "scored on task 1's validation AUC; the test rows are never read. Every trial is recorded in "
+                    "--out as it finishes; run the same command again to resume. Then: mmoe-np census --config "
+                    "OUT/tuned.json. See docs/results-census.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_dir(p)
+    _option(p, "--group", type=int, default=census.DEFAULTS["group"], help="task group (1 or 2)")
+    _option(p, "--models", nargs="+", default=["all"], metavar="MODEL",
+            help=_models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
+    _option(p, "--trials", type=int, default=T["trials"], help="configurations per model in the first rung")
+    _option(p, "--workers", type=int, default=T["workers"],
+            help="worker processes, one BLAS thread each; 0: train in this process")
+    _option(p, "--out", default="results/census-tune", help="output folder (a search there is resumed)")
+    _option(p, "--seed", type=int, default=T["seed"], help="seed of the configurations; trial i trains with seed+i")
+    _option(p, "--recipe", choices=RECIPES, default=census.DEFAULTS["recipe"], help="feature recipe")
+    _option(p, "--split-seed", type=int, default=census.DEFAULTS["split_seed"], help="seed of the val/test split")
+    _option(p, "--min-epochs", type=int, default=T["min_epochs"], help="epochs of the first rung")
+    _option(p, "--max-epochs", type=int, default=T["max_epochs"], help="epochs of the last rung (the epoch cap)")
+    _option(p, "--eta", type=int, default=T["eta"], help="keep the best 1/eta of a rung; eta times the epochs")
+    _option(p, "--patience", type=int, default=T["patience"],
+            help="stop a trial after this many epochs without a better task-1 validation AUC")
+    _option(p, "--numeric", choices=NUMERIC_TRANSFORMS, default=None,
+            help="fix the transform of the heavy-tailed columns (default: searched)")
+    _option(p, "--dtype", choices=("float32", "float64"), default=census.DEFAULTS["dtype"],
+            help="dtype of the data and the parameters")
+    _option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
+    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_run_census_tune)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -267,15 +319,42 @@ def _run_census(args: argparse.Namespace) -> int:
                                      recipe=args.recipe, split_seed=args.split_seed, seed=args.seed,
                                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                      patience=args.patience, dtype=args.dtype, train_rows=args.train_rows,
-                                     standardize=args.standardize, **sizes)
+                                     standardize=args.standardize, config=args.config, workers=args.workers,
+                                     **sizes)
     out = check_out(args.out)
     result = census.run_checked(settings, progress=not args.quiet, keep_models=args.save_models)
     scaled = ", non-binary columns standardised" if args.standardize else ""
-    print(f"Census-income group {settings['group']} ({args.recipe} recipe{scaled}), {args.runs} run(s) per model, "
+    tuned = f", tuned models of {args.config}" if args.config else ""
+    print(f"Census-income group {settings['group']} ({settings['recipe']} recipe{scaled}{tuned}), {args.runs} "
+          f"run(s) per model, "
           f"wall time {result.seconds:.0f} s, load average {result.load_average['start']} -> "
           f"{result.load_average['end']}")
     print(census.format_table(result))
+    comparisons = census.format_comparisons(result)
+    if comparisons:
+        print(comparisons)
     _print_written(result.write(out, plots=not args.no_plot), result.seconds)
+    return 0
+
+
+def _run_census_tune(args: argparse.Namespace) -> int:
+    """Check the settings, then tune (resuming a search already in --out)."""
+    settings = census.check_settings(args.data_dir, group=args.group, models=args.models, recipe=args.recipe,
+                                     split_seed=args.split_seed, dtype=args.dtype, train_rows=args.train_rows)
+    source = census.CensusSource(str(settings["data_dir"]), settings["group"], settings["recipe"],
+                                 settings["split_seed"], str(settings["dtype"]), settings["train_rows"])
+    fixed = {} if args.numeric is None else {"numeric": args.numeric}
+    check_out(args.out)
+    result = census_tune.tune(source, settings["models"], trials=args.trials, out=args.out, seed=args.seed,
+                              min_epochs=args.min_epochs, max_epochs=args.max_epochs, eta=args.eta,
+                              patience=args.patience, workers=args.workers, dtype=settings["dtype"], fixed=fixed,
+                              progress=not args.quiet)
+    print(f"Census-income group {settings['group']} ({settings['recipe']} recipe): successive halving over "
+          f"{args.trials} trials per model, rungs of {result.settings['budgets']} epochs; {result.trained} trial "
+          f"runs trained now, load average {result.load_average['start']} -> {result.load_average['end']}")
+    print(result.format_table())
+    out = Path(args.out)
+    _print_written([out / "tuned.json", out / "trials.csv", out / "trials.json", out / "trials"], result.seconds)
     return 0
 
 

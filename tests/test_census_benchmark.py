@@ -88,15 +88,25 @@ def test_command_writes_table_csv_json_and_gate_plot(tmp_path, capsys):
         assert row[1] == "2" and 0.5 <= float(row[4]) <= 1 and 0.5 <= float(row[6]) <= 1
 
     summary = json.loads((out / "group1.json").read_text())
-    assert set(summary) == {"benchmark", "settings", "task_names", "wall_seconds", "load_average", "models"}
+    assert set(summary) == {"benchmark", "settings", "task_names", "wall_seconds", "load_average", "models",
+                            "comparisons"}
     assert summary["task_names"] == ["income>50K", "never_married"]
     assert summary["settings"]["n_train"] == 3000 and summary["settings"]["group"] == 1
     mmoe = summary["models"][1]
     assert mmoe["model"] == "MMoE" and mmoe["params"] == mn.count_params(mn.MMoE(486, ("binary",) * 2))
     assert mmoe["params_paper"] == 486 * 16 * 8 + 16 * 8 * 2  # the paper's count for 486 inputs
     assert len(mmoe["runs"]) == 2 and [r["seed"] for r in mmoe["runs"]] == [0, 1]
-    assert set(mmoe["runs"][0]) == {"seed", "test_auc", "val_auc", "best_epoch", "epochs", "seconds",
-                                    "val_auc_history"}
+    assert set(mmoe["runs"][0]) == {"seed", "test_auc", "val_auc", "best_epoch", "task_best_epochs", "epochs",
+                                    "seconds", "val_auc_history"}
+    # MMoE against the other model on the main task, paired by run: printed, and in the JSON
+    [comparison] = summary["comparisons"]
+    assert comparison["claim"] == "MMoE > Shared-Bottom (income>50K test AUC)"
+    diffs = [a["test_auc"][0] - b["test_auc"][0] for a, b in zip(mmoe["runs"], summary["models"][0]["runs"])]
+    assert comparison["interval"]["mean"] == pytest.approx(np.mean(diffs), abs=1e-12)
+    assert f"MMoE > Shared-Bottom (income>50K test AUC): {comparison['verdict']} (mean difference" in printed
+    # the best run of every model (by validation AUC) is saved and reloads
+    for m in summary["models"]:
+        assert (out / f"model-{m['model'].lower()}-group1-best.npz").is_file()
     assert (out / "group1.md").read_text().startswith("| model |")
     png = out / "gates-mmoe-group1.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -277,3 +287,77 @@ def test_standardize_non_binary_uses_training_statistics_only():
     np.testing.assert_allclose(scaled.X_val[:, 2], (other[:, 2] - mean) / std, rtol=1e-6)
     np.testing.assert_array_equal(scaled.X_test, scaled.X_val)
     assert train[0, 2] == 10.0 and scaled.X_train.dtype == np.float32  # the input is not modified
+
+
+# ---------------------------------------------------------------- per-task best epochs, paired comparisons, best run
+
+
+def test_per_task_best_epochs_and_runs_cut_short():
+    history = np.array([[0.90, 0.80], [0.92, 0.85], [0.91, 0.86]])  # task 1 best at epoch 2, task 2 still rising
+    run = census.RunResult(seed=0, test_auc=np.zeros(2), val_auc=history[1], best_epoch=1, epochs=3, seconds=1.0,
+                           val_auc_history=history)
+    np.testing.assert_array_equal(run.task_best_epochs, [1, 2])
+    done = dataclasses.replace(run, val_auc_history=np.array([[0.90, 0.86], [0.92, 0.85], [0.91, 0.84]]))
+    result = census.ModelResult("MMoE", {}, 1, 1, runs=[run, done, run])
+    np.testing.assert_array_equal(result.still_improving(), [0, 2])  # task 2 cut short in runs 1 and 3
+    bench = census.CensusBenchmark({}, ("a", "b"), [result], 1.0, {"start": None, "end": None})
+    assert "| epochs (best a / b) | b cut short |" in census.format_table(bench)
+    assert "| 3.0 (2.0 / 2.3) | 2 of 3 |" in census.format_table(bench)  # 1-based means: (2+2+2)/3, (3+1+3)/3
+
+
+def test_paired_comparisons_of_mmoe_with_every_other_model(fake_results):
+    bench = census.CensusBenchmark({}, ("a", "b"), list(fake_results.values()), 1.0, {"start": None, "end": None})
+    verdicts = bench.comparisons()
+    assert [v.claim for v in verdicts] == [f"MMoE > {name} (a test AUC)" for name in census.MODELS if name != "MMoE"]
+    mmoe = np.array([r.test_auc[0] for r in fake_results["MMoE"].runs])
+    for v, name in zip(verdicts, [n for n in census.MODELS if n != "MMoE"]):
+        other = np.array([r.test_auc[0] for r in fake_results[name].runs])
+        expected = mn.experiments.stats.verdict(mmoe - other, "greater")
+        assert (v.outcome, v.interval) == (expected.outcome, expected.interval)
+    assert census.format_comparisons(bench).splitlines() == [v.line() for v in verdicts]
+    without = census.CensusBenchmark({}, ("a", "b"), [fake_results["OMoE"]], 1.0, {"start": None, "end": None})
+    assert without.comparisons() == [] and census.format_comparisons(without) == ""
+
+
+def test_the_best_run_by_validation_auc_is_kept_and_reloads(tmp_path):
+    data = fake_data()
+    result = census.train_runs("OMoE", data, {"n_experts": 2, "expert_units": (4,)}, runs=3, epochs=2,
+                               batch_size=64, keep_best=True)
+    assert result.best_run == int(np.argmax([r.val_auc[0] for r in result.runs]))
+    best = result.runs[result.best_run]
+    bench = census.CensusBenchmark({"group": 1}, ("a", "b"), [result], 1.0, {"start": None, "end": None})
+    paths = bench.write(tmp_path, plots=False)
+    assert [p.name for p in paths] == ["group1.md", "group1.csv", "group1.json", "model-omoe-group1-best.npz"]
+    model = mn.load(tmp_path / "model-omoe-group1-best.npz")
+    assert model.seed == best.seed
+    p = model.predict(data.X_test)
+    np.testing.assert_array_equal([mn.metrics.roc_auc(data.Y_test[:, k], p[:, k]) for k in range(2)], best.test_auc)
+
+
+def tuned_file(tmp_path, n_features=40):
+    doc = {"format": census.TUNED_FORMAT,
+           "data": {"group": 1, "recipe": "paper", "split_seed": 0, "dtype": "float32", "n_features": n_features},
+           "models": {"Shared-Bottom": {"sizes": {"bottom_units": [16], "tower_units": [8]}, "lr": 3e-3,
+                                       "batch_size": 64, "epochs": 2, "patience": 1, "numeric": None},
+                      "MMoE": {"sizes": {"n_experts": 3, "expert_units": [8], "tower_units": [4]}, "lr": 2e-3,
+                               "batch_size": 32, "epochs": 3, "patience": 2, "numeric": None}}}
+    path = tmp_path / "tuned.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_runs_in_worker_processes_match_the_runs_in_this_process(tmp_path):
+    data = fake_data(n=400)
+    source = census.ArraySource(data.X_train, data.Y_train, data.X_val, data.Y_val, data.X_test, data.Y_test)
+    s = census.check_settings(tmp_path, config=tuned_file(tmp_path), runs=2)
+    assert s["plan"]["MMoE"] == {"sizes": {"n_experts": 3, "expert_units": (8,), "tower_units": (4,)}, "lr": 2e-3,
+                                 "batch_size": 32, "epochs": 3, "patience": 2, "numeric": None}
+    here = census.run_checked(s, source=source)
+    there = census.run_checked({**s, "workers": 2}, source=source)
+    for a, b in zip(here.models, there.models):
+        assert (a.name, a.sizes, a.training, a.best_run) == (b.name, b.sizes, b.training, b.best_run)
+        np.testing.assert_allclose([r.test_auc for r in a.runs], [r.test_auc for r in b.runs], atol=1e-5)
+        assert a.best_model is not None and b.best_model is not None and b.first_model is not None
+    assert [m.name for m in here.models] == ["Shared-Bottom", "MMoE"]
+    assert here.models[1].training["lr"] == 2e-3 and here.models[1].runs[0].epochs <= 3
+    assert "epochs" not in here.settings and here.settings["config"] == str(tmp_path / "tuned.json")
