@@ -219,17 +219,18 @@ def _nonfinite(loss: Any, grads: dict[str, np.ndarray]) -> str | None:
 
 def _refuse_first_step(model: Any, X: np.ndarray, Y: np.ndarray, what: str) -> None:
     """A ValueError saying why the first minibatch of ``fit`` is not finite: the model's own checked pass names X,
-    or X and Y, or a NaN/inf parameter; the largest parameter is named too (finite parameters around 1e120 overflow
-    float64 as surely as a huge X)."""
-    name, p = max(model.params.items(), key=lambda item: float(np.max(np.abs(item[1]), initial=0.0)))
-    largest = f"largest |params[{name!r}]| = {float(np.max(np.abs(p))):.3g}"
+    or X and Y, or a NaN/inf parameter. Finite parameters far larger than X (1e120 overflows float64 as surely as a
+    huge X) are named instead of X."""
     try:
         model.forward_backward(X, Y)
         reason = f"X, Y or the parameters are too large for {model.dtype}"  # not expected: the same pass, checked
     except ValueError as err:
         reason = str(err)
-    if not reason.startswith("params["):
-        reason += f" ({largest})"
+    name, p = max(model.params.items(), key=lambda item: float(np.max(np.abs(item[1]), initial=0.0)))
+    p_max, x_max = float(np.max(np.abs(p))), float(np.max(np.abs(X), initial=0.0))
+    if not reason.startswith("params[") and p_max > max(x_max, 1.0):
+        reason = (f"params[{name!r}] holds values up to {p_max:.3g} (|X| <= {x_max:.3g}), too large for a "
+                  f"{model.dtype} model: the pass overflows; initialise or scale the parameters down")
     raise ValueError(f"fit: the {what} is not finite before any step was taken: {reason}") from None
 
 
