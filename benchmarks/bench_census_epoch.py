@@ -47,9 +47,10 @@ def main() -> None:
         return run
 
     start = time.perf_counter()
-    times = side_by_side({"mmoe-np": epoch(mn), "0.1.0": epoch(release)}, args.repeats, 1)
+    cpu: dict[str, list[float]] = {}
+    times = side_by_side({"mmoe-np": epoch(mn), "0.1.0": epoch(release)}, args.repeats, 1, cpu)
     print(f"({time.perf_counter() - start:.0f} s)")
-    report_against_release(times, "per epoch")
+    report_against_release(times, "per epoch", cpu)
 
 
 if __name__ == "__main__":

@@ -42,16 +42,14 @@ def trainers(n_runs: int, n_correlations: int) -> dict:
     new_models = {name: synthetic.model_spec(name) for name in MODELS}
     old_models = {name: old_synthetic.MODELS[name] for name in MODELS}
 
-    def new(steps: int) -> float:
-        start = time.perf_counter()
-        lockstep.train_replicas(new_models, runs, steps=steps, eval_every=steps, **settings)
-        return time.perf_counter() - start
-
-    def old(steps: int) -> float:
-        start = time.perf_counter()
-        old_replicas.train_replicas(old_models, old_runs, steps=steps, eval_every=steps, **settings)
-        return time.perf_counter() - start
-    return {"mmoe-np": new, "0.1.0": old}
+    def timed(train, *args):
+        def run(steps: int) -> tuple[float, float]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            train(*args, steps=steps, eval_every=steps, **settings)
+            return time.perf_counter() - start, time.process_time() - start_cpu
+        return run
+    return {"mmoe-np": timed(lockstep.train_replicas, new_models, runs),
+            "0.1.0": timed(old_replicas.train_replicas, old_models, old_runs)}
 
 
 def main() -> None:
@@ -67,14 +65,16 @@ def main() -> None:
           f"float32; per step = (t({args.long} steps) - t({args.short} steps)) / {args.long - args.short}")
     contenders = trainers(args.runs, args.correlations)
     per_step: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
         fn(1)  # warm-up: imports, first allocations
     for _ in range(args.repeats):
         for name, fn in contenders.items():  # alternating: a change of load hits both alike
-            short, long = fn(args.short), fn(args.long)
+            (short, short_cpu), (long, long_cpu) = fn(args.short), fn(args.long)
             per_step[name].append((long - short) / (args.long - args.short))
-            print(f"  {name:8s} {fmt(per_step[name][-1])} per group-step", flush=True)
-    report_against_release(per_step, "per group-step")
+            cpu[name].append((long_cpu - short_cpu) / (args.long - args.short))
+            print(f"  {name:8s} {fmt(per_step[name][-1])} wall, {fmt(cpu[name][-1])} CPU per group-step", flush=True)
+    report_against_release(per_step, "per group-step", cpu)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,32 @@
 """One training step of MMoE (loss and gradients, then Adam) against PyTorch eager, float32, side by side.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_step.py
-        [--batches 1 32 256 4096 16384] [--repeats 15] [--release]
+        [--batches 1 32 256 4096 16384] [--repeats 15] [--release] [--threads N]
 
 The paper's synthetic configuration: 100 features, 8 experts of 16 units, towers of 8, two regression tasks. The
 mmoe-np step is what ``fit`` runs per minibatch: ``model.forward_backward(X, Y, check=False)`` and
 ``Adam.step(grads)``. The PyTorch step is the same network (one Linear for the experts, one for the gates, a batched
 matmul for the mixture, one small MLP per task), ``zero_grad``, forward, ``backward``, ``torch.optim.Adam.step``.
-Both run at their default thread counts. ``--release`` adds release 0.1.0 (see benchmarks/common.py).
-Prints per batch the minimum and median time per step over the repeats and the ratios torch / mmoe-np.
+Both run at their default thread counts, or at ``--threads N`` (OpenBLAS and torch; with 1 thread the CPU time of
+each step is printed too: the work itself, which other processes competing for the cores disturb far less than the
+wall time). ``--release`` adds release 0.1.0 (see benchmarks/common.py). Prints per batch the minimum and median time
+per step over the repeats and the ratios torch / mmoe-np.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
-import numpy as np
+if __name__ == "__main__":  # the thread count must reach OpenBLAS before numpy starts
+    _threads = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--threads"), None)
+    if _threads is not None:
+        os.environ["OPENBLAS_NUM_THREADS"] = _threads
 
-import mmoe_np as mn
-from common import fmt, import_release, machine, ratio, side_by_side, summary
+import numpy as np  # noqa: E402
+
+import mmoe_np as mn  # noqa: E402
+from common import fmt, import_release, machine, ratio, side_by_side, summary  # noqa: E402
 
 D, E, H, T, K = 100, 8, 16, 8, 2
 C = E * H + K * E  # the width of the fused first layer: every expert and every gate
@@ -79,9 +88,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 256, 4096, 16384])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--release", action="store_true", help="also time release 0.1.0")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: their own)")
     args = parser.parse_args()
     try:
         import torch
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
     print(machine())
@@ -101,7 +113,8 @@ def main() -> None:
         if torch is not None:
             contenders["torch"] = torch_step(torch, X, Y)
         number = max(1, min(200, 20_000 // max(B, 1)))
-        times = side_by_side(contenders, args.repeats, number)
+        cpu: dict[str, list[float]] = {}
+        times = side_by_side(contenders, args.repeats, number, cpu)
         line = f"batch {B:6d}: " + "  ".join(f"{name} {fmt(summary(t)[0])} (median {fmt(summary(t)[1])})"
                                              for name, t in times.items())
         print(line)
@@ -111,6 +124,8 @@ def main() -> None:
         for other in contenders:
             if other != "mmoe-np":
                 print(f"    {other} / mmoe-np: {ratio(times[other], times['mmoe-np'])}", flush=True)
+                if args.threads == 1:
+                    print(f"    {other} / mmoe-np (CPU time): {ratio(cpu[other], cpu['mmoe-np'])}", flush=True)
     print(machine().splitlines()[0])
 
 

@@ -41,18 +41,23 @@ def machine() -> str:
     return "\n".join(lines)
 
 
-def side_by_side(contenders: dict[str, Callable[[], object]], repeats: int, number: int) -> dict[str, list[float]]:
-    """Seconds per call of every contender: ``repeats`` rounds, each timing ``number`` calls of each contender in
-    turn (alternating, so that a change of the machine's load hits all of them alike). One warm-up call each."""
+def side_by_side(contenders: dict[str, Callable[[], object]], repeats: int, number: int,
+                 cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall seconds per call of every contender: ``repeats`` rounds, each timing ``number`` calls of each contender
+    in turn (alternating, so that a change of the machine's load hits all of them alike). One warm-up call each.
+    ``cpu`` (optional) receives the process CPU seconds per call: with one BLAS thread, the work itself, much less
+    sensitive than the wall time to other processes competing for the cores."""
     for fn in contenders.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(number):
                 fn()
             times[name].append((time.perf_counter() - start) / number)
+            if cpu is not None:
+                cpu.setdefault(name, []).append((time.process_time() - start_cpu) / number)
     return times
 
 
@@ -87,9 +92,11 @@ def import_release(name: str = "mmoe_np_010"):
     return module
 
 
-def report_against_release(times: dict[str, list[float]], unit: str) -> None:
-    """Print the minimum and median of this tree's and release 0.1.0's times, their ratio, and the load average."""
-    for name, t in times.items():
-        print(f"{name:8s} min {fmt(summary(t)[0])}  median {fmt(summary(t)[1])} {unit}")
-    print(f"0.1.0 / mmoe-np: {ratio(times['0.1.0'], times['mmoe-np'])}")
+def report_against_release(times: dict[str, list[float]], unit: str, cpu: dict[str, list[float]]) -> None:
+    """Print the minimum and median of this tree's and release 0.1.0's wall and CPU times, their ratios, and the
+    load average."""
+    for clock, table in (("wall", times), ("CPU", cpu)):
+        for name, t in table.items():
+            print(f"{name:8s} {clock:4s} min {fmt(summary(t)[0])}  median {fmt(summary(t)[1])} {unit}")
+        print(f"0.1.0 / mmoe-np ({clock}): {ratio(table['0.1.0'], table['mmoe-np'])}")
     print(machine().splitlines()[0])

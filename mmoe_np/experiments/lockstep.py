@@ -216,8 +216,10 @@ class ReplicaStreams:
         noise = np.empty((len(self.by_seed), n, 2))
         for i, replicas in enumerate(self.by_seed.values()):
             rng = rngs[replicas[0]]
-            X[i], noise[i] = rng.standard_normal((n, d)), rng.standard_normal((n, 2))
-        X, noise = X[self.draw_of], noise[self.draw_of]                          # (R, n, d), (R, n, 2)
+            rng.standard_normal(out=X[i])  # in place: the same numbers as rng.standard_normal((n, d))
+            rng.standard_normal(out=noise[i])
+        if len(self.by_seed) < len(rngs):  # some runs share a draw
+            X, noise = X[self.draw_of], noise[self.draw_of]                      # (R, n, d), (R, n, 2)
         Y = sine_labels(X @ self.w_T, self.alpha, self.beta) + self.noise_std * noise
         return X.astype(self.dtype), Y.astype(self.dtype)
 
