@@ -32,7 +32,16 @@ __all__ = [
     "gate_dropout_forward", "gate_dropout_backward", "GateDropoutCache", "dropout_mask",
     "importance_loss_forward", "importance_loss_backward", "ImportanceCache",
     "uncertainty_loss_forward", "uncertainty_loss_backward", "UncertaintyCache",
+    "GateNoise",
 ]
+
+
+class GateNoise(NamedTuple):
+    """The training randomness of one pass through a gated model: a 0/1 dropout ``mask`` and standard-normal
+    gating noise ``eps``, each (..., N, G, E) or None (that option off)."""
+
+    mask: np.ndarray | None
+    eps: np.ndarray | None
 
 
 # ----------------------------------------------------------------------------------------------------------------
