@@ -102,7 +102,8 @@ class Optimizer:
             p = self.params.flat
             for start in range(0, p.size, FLAT_BLOCK):
                 block = slice(start, start + FLAT_BLOCK)
-                p[block] -= self._update(block, flat[block])
+                p_block = p[block]  # a view: updated in place (p[block] -= ... would also copy it back onto itself)
+                p_block -= self._update(block, flat[block])
             return
         grads = self._check(grads)
         self.t += 1

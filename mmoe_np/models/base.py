@@ -2,9 +2,10 @@
 
 No model math lives here: each subclass writes its whole chain, from X to its raw outputs and back, with the ops of
 :mod:`mmoe_np.ops`. This class adds the loss (``ops.multitask_loss_*``) at the end of that chain, and the public API
-around it. Parameters live in ``model.params``, a dict of plain arrays with readable keys (listed in each class
-docstring); gradients mirror it key for key. A model whose arrays carry extra leading axes (see
-:func:`stack_models`) is R independent replicas trained in lock-step.
+around it. Parameters live in ``model.params``, a dict of arrays with readable keys (listed in each class
+docstring), each a view into one flat buffer (:mod:`mmoe_np.models.flat`, so that an optimizer can update them all
+at once); gradients mirror it key for key, in a fresh buffer of the same layout per call. A model whose arrays
+carry extra leading axes (see :func:`stack_models`) is R independent replicas trained in lock-step.
 
 Loss (see ``docs/backprop.md``): ``L = sum_k w_k L_k`` with ``L_k`` the batch mean of the squared error for a
 regression task or of the binary cross-entropy on logits for a binary task, and ``w_k = 1`` unless ``task_weights``
