@@ -5,7 +5,8 @@
 
 The paper's synthetic configuration: 100 features, 8 experts of 16 units, towers of 8, two regression tasks. The
 mmoe-np step is what ``fit`` runs per minibatch: ``model.forward_backward(X, Y, check=False)`` and
-``Adam.step(grads)``. The PyTorch step is the same network (one Linear for the experts, one for the gates, a batched
+``Adam.step(grads)``, each step on the next of a few minibatches that every contender cycles through in the same
+order (see :func:`batches`). The PyTorch step is the same network (one Linear for the experts, one for the gates, a batched
 matmul for the mixture, one small MLP per task), ``zero_grad``, forward, ``backward``, ``torch.optim.Adam.step``.
 Both run at their default thread counts, or at ``--threads N`` (OpenBLAS and torch; with 1 thread the CPU time of
 each step is printed too: the work itself, which other processes competing for the cores disturb far less than the
@@ -15,6 +16,7 @@ per step over the repeats and the ratios torch / mmoe-np.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 
@@ -52,26 +54,37 @@ def gemm_peak(repeats: int = 5) -> float:
     return 2 * 4096 ** 3 / best
 
 
-def numpy_step(package, X: np.ndarray, Y: np.ndarray):
+def batches(B: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The minibatches every contender cycles through, in the same order: several, with targets independent of X,
+    so that no contender fits them to a zero loss (repeating one batch drives the gradients to 0 and Adam's first
+    moment into subnormal numbers, which are 2x slower to compute with and are not what training does)."""
+    n = max(2, min(64, 4_000_000 // (B * D)))
+    return [(rng.standard_normal((B, D)).astype(np.float32), rng.standard_normal((B, K)).astype(np.float32))
+            for _ in range(n)]
+
+
+def numpy_step(package, data: list[tuple[np.ndarray, np.ndarray]]):
     model = package.MMoE(D, ("regression",) * K, n_experts=E, expert_units=(H,), tower_units=(T,),
                          dtype=np.float32, seed=0)
     optimizer = package.Adam(model.params, lr=1e-3)
+    feed = itertools.cycle(data)
     if hasattr(model, "forward_backward"):
-        return lambda: optimizer.step(model.forward_backward(X, Y, check=False).grads)
-    return lambda: optimizer.step(model.loss_and_grads(X, Y)[1])  # release 0.1.0's API
+        return lambda: optimizer.step(model.forward_backward(*next(feed), check=False).grads)
+    return lambda: optimizer.step(model.loss_and_grads(*next(feed))[1])  # release 0.1.0's API
 
 
-def torch_step(torch, X: np.ndarray, Y: np.ndarray):
+def torch_step(torch, data: list[tuple[np.ndarray, np.ndarray]]):
     torch.manual_seed(0)
-    B = X.shape[0]
+    B = data[0][0].shape[0]
     experts, gates = torch.nn.Linear(D, E * H), torch.nn.Linear(D, K * E)
     towers = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.Linear(H, T), torch.nn.ReLU(), torch.nn.Linear(T, 1))
                                  for _ in range(K))
     params = [*experts.parameters(), *gates.parameters(), *towers.parameters()]
     optimizer = torch.optim.Adam(params, lr=1e-3)
-    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    feed = itertools.cycle([(torch.from_numpy(X), torch.from_numpy(Y)) for X, Y in data])
 
     def step():
+        Xt, Yt = next(feed)
         optimizer.zero_grad()
         f = torch.relu(experts(Xt)).view(B, E, H)
         g = torch.softmax(gates(Xt).view(B, K, E), dim=-1)
@@ -105,13 +118,12 @@ def main() -> None:
           "sample in matrix products")
     rng = np.random.default_rng(0)
     for B in args.batches:
-        X = rng.standard_normal((B, D)).astype(np.float32)
-        Y = rng.standard_normal((B, K)).astype(np.float32)
-        contenders = {"mmoe-np": numpy_step(mn, X, Y)}
+        data = batches(B, rng)
+        contenders = {"mmoe-np": numpy_step(mn, data)}
         if release is not None:
-            contenders["0.1.0"] = numpy_step(release, X, Y)
+            contenders["0.1.0"] = numpy_step(release, data)
         if torch is not None:
-            contenders["torch"] = torch_step(torch, X, Y)
+            contenders["torch"] = torch_step(torch, data)
         number = max(1, min(200, 20_000 // max(B, 1)))
         cpu: dict[str, list[float]] = {}
         times = side_by_side(contenders, args.repeats, number, cpu)
