@@ -56,6 +56,14 @@ def load(**kwargs):
 _KEPT = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def release_memory():
+    """At the end of the module, drop the kept encoding and oracle (~1.2 GB), so later test modules start light."""
+    yield
+    _KEPT.clear()
+    _PLAIN.clear()
+
+
 def loaded(**kwargs):
     """``load(**kwargs)``, kept until another configuration is asked for (the previous one is dropped first)."""
     key = tuple(sorted(kwargs.items()))

@@ -21,8 +21,8 @@ Two feature recipes (``docs/data-census.md`` tells both in full):
 Under the paper recipe, ``numeric`` chooses what happens to the four heavy-tailed columns (:data:`HEAVY_TAILED`:
 wage per hour, capital gains, capital losses, dividends; capital gains reach 99,999 while 96% are 0) before every
 numeric column is standardised: ``"standardize"`` (nothing), ``"log1p"`` (``log(1 + x)``) or ``"quantile"`` (0 for
-0, else the index of the value's bin among the quantiles of the column's positive training values). :class:`NumericTransform` does it, every
-statistic computed from training rows only.
+0, else the index of the value's bin among the quantiles of the column's positive training values).
+:class:`NumericTransform` does it, every statistic computed from training rows only.
 
 Parsing uses gzip and NumPy only. A parsed file is cached in-process by path, size and mtime.
 """

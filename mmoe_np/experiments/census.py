@@ -276,11 +276,11 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAU
                batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
                patience: int = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"],
                progress: bool = False, on_run: Callable[[RunResult], None] | None = None,
-               keep_models: bool = False, keep_best: bool = False, first_run: int = 0) -> ModelResult:
+               keep_models: bool = False, keep_best: bool = False) -> ModelResult:
     """Train ``runs`` independent runs of model ``name`` on ``data`` (a :class:`~mmoe_np.data.CensusIncome` or any
     object with ``X_train, Y_train, X_val, Y_val, X_test, Y_test``), one after the other.
 
-    Run r (from ``first_run``): init and shuffling seed ``seed + r`` (:func:`fit_run`), then the test AUC of every
+    Run r: init and shuffling seed ``seed + r`` (:func:`fit_run`), then the test AUC of every
     task. ``on_run(result)`` (optional) is called after every run; ``keep_models`` keeps every run's trained model
     in ``ModelResult.trained``; ``keep_best`` the one with the best task-1 validation AUC in ``best_model``.
     """
@@ -288,12 +288,12 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAU
     runs, epochs = V.positive_int("runs", runs), V.positive_int("epochs", epochs)
     patience, batch_size = V.positive_int("patience", patience), V.positive_int("batch_size", batch_size)
     lr = V.positive_float("lr", lr)
-    seed, first_run = V.int_at_least("seed", seed, 0), V.int_at_least("first_run", first_run, 0)
+    seed = V.int_at_least("seed", seed, 0)
     result = None
-    for r in range(first_run, first_run + runs):
+    for r in range(runs):
         fitted = fit_run(name, sizes, data.X_train, data.Y_train, data.X_val, data.Y_val, seed=seed + r,
                          epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, dtype=dtype,
-                         label=f"{name} run {r + 1}/{first_run + runs}", progress=progress)
+                         label=f"{name} run {r + 1}/{runs}", progress=progress)
         model = fitted.model
         if result is None:  # run 0's model is kept for the gate plot
             result = ModelResult(name, dict(sizes), count_params(model), count_params(model, convention="paper"),
@@ -505,7 +505,7 @@ class CensusBenchmark:
     models: list[ModelResult]
     seconds: float
     load_average: dict[str, tuple[float, float, float] | None]  # 1-, 5-, 15-minute load, None where unavailable
-    X_test: np.ndarray | None = None  # the test inputs (N, d), for the gate plots; not written to JSON
+    X_test: np.ndarray | None = None  # test inputs (N, d) for the gate plots of models without X_gates; not in JSON
 
     def summary(self) -> dict[str, dict[str, dict[str, list]]]:
         """Per model, :meth:`ModelResult.summary`: AUCs, seconds and epochs, mean and std over the runs."""
@@ -558,8 +558,9 @@ class CensusBenchmark:
                      write_census_json(self, stem.with_suffix(".json"))]
             for m in self.models if plots else ():
                 if m.name in GATED and m.first_model is not None:
+                    X = self.X_test if m.X_gates is None else m.X_gates
                     files.append(figures.plot_gate_distributions(
-                        m.first_model, self.X_test if m.X_gates is None else m.X_gates, stage / f"gates-{m.name.lower()}-group{group}.png",
+                        m.first_model, X, stage / f"gates-{m.name.lower()}-group{group}.png",
                         task_names=self.task_names,
                         title=f"{m.name}, Census-income group {group}: gate weights on the test set (run 1)"))
             for m in self.models:
@@ -641,7 +642,8 @@ def check_settings(data_dir: Any, *, group: Any = None, models: Any = "all",
                 "lr": V.positive_float("lr", lr), "patience": V.positive_int("patience", patience)}
     sizes = check_sizes(**{k: v for k, v in size_overrides.items() if v is not None})
     s = {"data_dir": path, "runs": V.positive_int("runs", runs), "seed": V.int_at_least("seed", seed, 0),
-         "dtype": V.dtype(dtype), "train_rows": None if train_rows is None else V.positive_int("train_rows", train_rows),
+         "dtype": V.dtype(dtype),
+         "train_rows": None if train_rows is None else V.positive_int("train_rows", train_rows),
          "standardize": bool(standardize), "workers": V.int_at_least("workers", workers, 0), "sizes": sizes,
          "config": None if config is None else str(config), **training}
     if config is None:
@@ -776,9 +778,8 @@ def run_checked(s: dict[str, Any], *, progress: bool = False, keep_models: bool 
                 model = load(model)
             _add_run(result, run, model, keep_models=keep_models, keep_best=True)
     for name in GATED:  # the gate plot needs the test inputs in the model's own encoding
-        if name in by_name and by_name[name].training["numeric"] is not None:
+        if name in by_name:
             by_name[name].X_gates = load_source(source, s["plan"][name]["numeric"]).X_test
-    X_test = load_source(source, s["plan"][s["models"][0]]["numeric"]).X_test
     clear_loaded()
     settings = {**{k: s[k] for k in ("group", "recipe", "split_seed", "runs", "seed", "epochs", "batch_size", "lr",
                                      "patience", "standardize", "config", "workers")},
@@ -789,7 +790,7 @@ def run_checked(s: dict[str, Any], *, progress: bool = False, keep_models: bool 
         for key in ("epochs", "batch_size", "lr", "patience"):
             settings.pop(key)
     return CensusBenchmark(settings, done[0]["task_names"], [by_name[name] for name in s["models"]],
-                           time.perf_counter() - start, {"start": load_start, "end": load_average()}, X_test=X_test)
+                           time.perf_counter() - start, {"start": load_start, "end": load_average()})
 
 
 # ----------------------------------------------------------------------------------------------------------------

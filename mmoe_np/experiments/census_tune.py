@@ -256,7 +256,8 @@ class TuneResult:
         for name, best in self.best.items():
             mine = [r for r in self.records if r["model"] == name]
             out[name] = {"trial": best["trial"], "val_auc": best["val_auc"], "config": best["config"],
-                         "sizes": best["sizes"], "jobs": len(mine), "seconds": round(sum(r["seconds"] for r in mine), 1)}
+                         "sizes": best["sizes"], "jobs": len(mine),
+                         "seconds": round(sum(r["seconds"] for r in mine), 1)}
         return out
 
     def tuned_config(self) -> dict[str, Any]:
