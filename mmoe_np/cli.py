@@ -27,7 +27,8 @@ from typing import Any, Callable, Sequence
 
 from .experiments import census, correlation, figures, synthetic  # figures imports matplotlib only to draw
 from .experiments import census_tune
-from .experiments.common import check_out
+from .experiments.common import check_out, parse_models
+from .experiments.lockstep import SCHEDULES
 from .training import format_seconds
 
 __all__ = ["build_parser", "main"]
@@ -35,6 +36,7 @@ __all__ = ["build_parser", "main"]
 # dest -> flag of every option, filled as the parsers are built: the library's errors name its arguments
 # ("train_rows"), the command's name the flags ("--train-rows").
 _FLAGS: dict[str, str] = {}
+_SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}  # name -> its parser, filled by build_parser
 
 
 class Terminated(BaseException):
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "plotting code: " + ", ".join(figures.DOCS_FIGURES) + ".")
     _option(p, "--out", default="docs/figures", help="output directory (default: %(default)s)")
     p.set_defaults(func=_run_docs_figures)
+    _SUBCOMMANDS.update(subparsers.choices)
     return parser
 
 
@@ -113,7 +116,10 @@ def _add_training_study(subparsers: Any, name: str, help_text: str, models: Sequ
     _option(p, "--steps", type=int, help="training steps per run")
     _option(p, "--batch-size", type=int, help="fresh samples per step")
     _option(p, "--lr", type=_learning_rates, metavar="LR|MODEL=LR,...",
-            help="Adam learning rate, one for all or per model, e.g. mmoe=1e-3,omoe=1e-2")
+            help="Adam learning rate, one for all or per model, e.g. mmoe=1e-3,omoe=1e-2 (models not named keep "
+                 "the profile's rate)")
+    _option(p, "--schedule", choices=SCHEDULES,
+            help="learning-rate schedule, the same for every model: constant, or cosine (from LR down to ~0)")
     _option(p, "--eval-every", type=int, help="steps between test-loss evaluations")
     _option(p, "--n-test", type=int, help="test points per run")
     _option(p, "--correlations", type=float, nargs="+", default=list(correlations), metavar="P",
@@ -135,7 +141,12 @@ def _add_training_study(subparsers: Any, name: str, help_text: str, models: Sequ
 
 
 def _describe(profile: dict[str, Any]) -> str:
-    return ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in profile.items())
+    def value(v: Any) -> str:
+        if isinstance(v, dict):  # one learning rate per model
+            return ",".join(f"{name}={rate:g}" for name, rate in v.items())
+        return v if isinstance(v, str) else f"{v:g}"
+
+    return ", ".join(f"{k.replace('_', '-')} {value(v)}" for k, v in profile.items())
 
 
 def _learning_rates(text: str) -> float | dict[str, float]:
@@ -193,7 +204,7 @@ def _add_census(subparsers: Any) -> None:
     _option(p, "--group", type=int, default=None,
             help=f"task group {GROUPS}: 1 = income>50K + never married, 2 = education>=college + never married "
                  f"(default {D['group']}, or the config's)")
-    _option(p, "--models", nargs="+", default=["all"], metavar="MODEL",
+    _option(p, "--models", nargs="+", default="all", metavar="MODEL",  # a string: the help shows "all"
             help=_models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
     _option(p, "--runs", type=int, default=D["runs"], help="independent runs per model")
     _option(p, "--recipe", choices=RECIPES, default=None,
@@ -251,7 +262,7 @@ def _add_census_tune(subparsers: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_data_dir(p)
     _option(p, "--group", type=int, default=census.DEFAULTS["group"], help="task group (1 or 2)")
-    _option(p, "--models", nargs="+", default=["all"], metavar="MODEL",
+    _option(p, "--models", nargs="+", default="all", metavar="MODEL",  # a string: the help shows "all"
             help=_models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
     _option(p, "--trials", type=int, default=T["trials"], help="configurations per model in the first rung")
     _option(p, "--workers", type=int, default=T["workers"],
@@ -278,6 +289,8 @@ def _add_census_tune(subparsers: Any) -> None:
 # The subcommands
 # ---------------------------------------------------------------------------------------------------------------
 def _run_correlation(args: argparse.Namespace) -> int:
+    if len(set(args.correlations)) != len(args.correlations):  # as the training studies refuse them
+        raise ValueError(f"correlations must not repeat a value; got {args.correlations}")
     out = check_out(args.out)
     result = correlation.label_correlation_study(args.correlations, n_points=args.n_points, runs=args.runs,
                                                  seed=args.seed)
@@ -291,16 +304,16 @@ def _run_correlation(args: argparse.Namespace) -> int:
 def _run_training_study(args: argparse.Namespace) -> int:
     profile = synthetic.PAPER if args.profile == "paper" else synthetic.QUICK
     settings = {key: getattr(args, key) if getattr(args, key) is not None else profile[key] for key in profile}
+    if isinstance(args.lr, dict):
+        settings["lr"] = _rates(args.lr, profile["lr"], args.models)
     out = check_out(args.out)
     study = synthetic.synthetic_study(args.models, args.correlations, seed=args.seed, dtype=args.dtype,
                                       workers=args.workers, group_size=args.group_size, progress=not args.quiet,
                                       label=args.study_name, keep_models=args.save_models, **settings)
     print(synthetic.format_table(study))
-    verdicts = synthetic.claims(study)
-    for key in "abcd":
-        holds = verdicts[key]["holds"]
-        if holds is not None:
-            print(f"claim ({key}) {verdicts[key]['claim']}: {'holds' if holds else 'does NOT hold'}")
+    print(synthetic.format_convergence(synthetic.convergence(study)))
+    for claim in synthetic.claims(study).values():  # the one verdict function of every training subcommand
+        print("\n".join(claim.lines()))
     diverged = {m: n for m, n in study.n_diverged().items() if n}
     if diverged:
         print("diverged (non-finite loss or gradient; held at their last good parameters): "
@@ -309,6 +322,23 @@ def _run_training_study(args: argparse.Namespace) -> int:
     paths = study.write(out, args.study_name, plots=not args.no_plot, histograms=args.study_name != "shared-bottom")
     _print_written(paths, study.seconds)
     return 0
+
+
+def _rates(named: dict[str, float], profile_lr: float | dict[str, float], models: Sequence[str]) -> dict[str, float]:
+    """``--lr MODEL=LR,...``: one rate per model of ``--models``, the profile's for those the flag does not name."""
+    models = parse_models(models, synthetic.MODELS)
+    rates: dict[str, float] = {}
+    for given, rate in named.items():
+        chosen = parse_models(given, synthetic.MODELS, name="lr")
+        if len(chosen) != 1:
+            raise ValueError(f"lr: name one model per rate, or give one rate for all (--lr 1e-3); got {given!r}")
+        if chosen[0] in rates:
+            raise ValueError(f"lr names {chosen[0]!r} twice")
+        if chosen[0] not in models:
+            raise ValueError(f"lr names {chosen[0]!r}, which --models does not train ({', '.join(models)})")
+        rates[chosen[0]] = rate
+    return {m: rates[m] if m in rates else profile_lr[m] if isinstance(profile_lr, dict) else profile_lr
+            for m in models}
 
 
 def _run_census(args: argparse.Namespace) -> int:
@@ -371,12 +401,20 @@ def _print_written(paths: Sequence[Path], seconds: float) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # The one error handler
 # ---------------------------------------------------------------------------------------------------------------
+# a library check of one value of a list flag -> that flag ("correlation must be ..." is one of --correlations)
+_ELEMENT_OF = {"correlation": "correlations"}
+
+
 def _name_flags(message: str) -> str:
     """``"train_rows must be ..."`` -> ``"--train-rows must be ..."``: every argument name with an underscore, and
-    the one a message starts with, becomes its flag (not inside paths or longer words)."""
+    the one a message starts with, becomes its flag (not inside paths or longer words). A message about one value
+    of a list flag gets the flag in front: ``"--correlations: correlation must be ..."``."""
     for dest in sorted(_FLAGS, key=len, reverse=True):
         where = r"(?<![\w\-/.'\"])" if "_" in dest else r"^"
         message = re.sub(where + re.escape(dest) + r"(?![\w\-])", _FLAGS[dest], message)
+    element = re.match(r"\w+", message)
+    if element and element.group() in _ELEMENT_OF and _ELEMENT_OF[element.group()] in _FLAGS:
+        message = f"{_FLAGS[_ELEMENT_OF[element.group()]]}: {message}"
     return message
 
 
@@ -389,7 +427,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 after Ctrl-C, 143 after SIGTERM."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # said by the subcommand's parser, so that its usage is the one printed
+            subcommand = _SUBCOMMANDS.get(getattr(args, "command", None), parser)
+            subcommand.error(f"unrecognized arguments: {' '.join(unknown)}")
     except SystemExit as stop:  # --help, --version, or a usage error that argparse has printed
         return int(stop.code or 0)
     if getattr(args, "func", None) is None:

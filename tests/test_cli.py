@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------------ --models
-@pytest.mark.parametrize("models", [["mmoe,omoe"], ["MMoE", "OMoE"], ["mmoe,", "OMOE"], ["MMoE, omoe"]])
+@pytest.mark.parametrize("models", [["mmoe,omoe"], ["MMoE", "OMoE"], ["mmoe,", "OMOE"], ["MMoE, omoe"],
+                                    ["mmoe omoe"], ["MMoE  OMoE "]])
 def test_synthetic_models_commas_or_spaces_any_case(models, tmp_path, capsys):
     assert cli.main(["synthetic", "--out", str(tmp_path), "--models", *models] + TINY) == 0
     assert json.loads((tmp_path / "synthetic.json").read_text())["config"]["models"] == ["mmoe", "omoe"]
@@ -84,6 +85,65 @@ def test_paths_in_messages_are_not_rewritten(tmp_path, capsys):
     assert cli.main(["census", "--data-dir", str(folder), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mmoe-np census: error: --data-dir ") and str(folder) in err
+
+
+@pytest.mark.parametrize("argv, flag, words", [
+    (["synthetic", "--lr", "nope=1"], "--lr", "unknown model 'nope'"),
+    (["synthetic", "--lr", "all=1"], "--lr", "'all'"),
+    (["synthetic", "--lr", "mmoe=1,MMoE=2"], "--lr", "twice"),
+    (["synthetic", "--models", "mmoe", "--lr", "omoe=1"], "--lr", "'omoe', which --models does not train"),
+    (["synthetic", "--correlations", "2"], "--correlations", "must be a number in [-1, 1]; got 2.0"),
+    (["correlation", "--correlations", "1.5"], "--correlations", "must be a number in [-1, 1]; got 1.5"),
+    (["synthetic", "--correlations", "0.5", "0.5"], "--correlations", "must not repeat a value"),
+    (["correlation", "--correlations", "0.5", "0.5"], "--correlations", "must not repeat a value"),
+    (["synthetic", "--models", "mmoe,"], "--models", "empty name"),
+    (["synthetic", "--models", "mmoe,,omoe"], "--models", "empty name"),
+    (["synthetic", "--models", "mmoe", ","], "--models", "empty name"),
+    (["census", "--models", "all,mmoe"], "--models", "'all'"),
+    (["census", "--models", "mmoe", "all"], "--models", "'all'"),
+])
+def test_list_flags_are_named_in_their_errors(argv, flag, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(census, "run_checked", lambda *args, **kwargs: pytest.fail("the settings were accepted"))
+    extra = {"census": ["--data-dir", str(tmp_path)], "correlation": ["--runs", "2", "--points", "10"]}
+    assert cli.main(argv + extra.get(argv[0], TINY[:-2]) + ["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mmoe-np {argv[0]}: error: {flag}") and words in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_lr_for_some_models_keeps_the_profiles_rate_for_the_others(tmp_path, capsys, monkeypatch):
+    seen = {}
+
+    def stop(models, correlations, **kwargs):  # what the study would train with; nothing is trained
+        seen.update(models=models, lr=kwargs["lr"])
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr(S, "synthetic_study", stop)
+    for profile in ("quick", "paper"):
+        assert cli.main(["synthetic", "--profile", profile, "--lr", "mmoe=1e-3,OMoE=1e-2", "--out",
+                         str(tmp_path)]) == 2
+        assert "stopped before training" in capsys.readouterr().err
+        rate = (S.PAPER if profile == "paper" else S.QUICK)["lr"]
+        default = rate if not isinstance(rate, dict) else rate["shared-bottom"]
+        assert seen["lr"] == {"shared-bottom": default, "omoe": 1e-2, "mmoe": 1e-3}, profile
+    assert cli.main(["synthetic", "--lr", "0.5", "--out", str(tmp_path)]) == 2
+    assert seen["lr"] == 0.5
+    assert cli.main(["synthetic", "--help"]) == 0
+    assert "mmoe=1e-3,omoe=1e-2" in " ".join(capsys.readouterr().out.split())  # the example that now works
+
+
+@pytest.mark.parametrize("command", ["synthetic", "census", "census-tune", "correlation"])
+def test_an_unknown_option_prints_the_subcommands_usage(command, capsys):
+    assert cli.main([command, "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: mmoe-np {command} ") and "error: unrecognized arguments: --bogus" in err, err
+
+
+@pytest.mark.parametrize("command", ["census", "census-tune"])
+def test_the_census_help_shows_the_models_default_as_typed(command, capsys):
+    assert cli.main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: all)" in text and "['all']" not in text
 
 
 def test_diverged_runs_are_counted_and_recorded(tmp_path, capsys):

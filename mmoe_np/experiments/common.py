@@ -13,8 +13,10 @@ import fnmatch
 import io
 import json
 import os
+import platform
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -24,8 +26,8 @@ import numpy as np
 
 from .._io import write_text
 
-__all__ = ["parse_models", "run_std", "run_sem", "load_average", "check_out", "prepare_out", "staged_outputs",
-           "write_csv", "write_json"]
+__all__ = ["parse_models", "run_std", "run_sem", "load_average", "environment", "check_out", "prepare_out",
+           "staged_outputs", "write_csv", "write_json", "THREAD_VARIABLES"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -36,28 +38,36 @@ def _key(name: str) -> str:
     return "".join(c for c in str(name).lower() if c.isalnum())
 
 
-def parse_models(models: str | Sequence[str], known: Mapping[str, Any]) -> list[str]:
+def parse_models(models: str | Sequence[str], known: Mapping[str, Any], name: str = "models") -> list[str]:
     """The names of ``known`` chosen by ``models``, in the order given: ``"all"``, or names separated by commas
-    and/or given as a list. Matching ignores case, blanks and hyphens, so ``"mmoe,omoe"``, ``["MMoE", "OMoE"]`` and
-    ``["mmoe,", "OMoE"]`` are the same choice. A name that is unknown or given twice is a ValueError.
+    and/or blanks, in one string or a list of them (the words of a command line). Matching ignores case, blanks and
+    hyphens, so ``"mmoe,omoe"``, ``"mmoe omoe"``, ``["MMoE", "OMoE"]`` and ``["mmoe,", "OMoE"]`` are the same
+    choice; a part with blanks that is itself a known name (``"shared bottom"``) is that one name.
+    A ValueError naming ``name`` refuses an unknown name, a name given twice, an empty name (``"mmoe,"`` or
+    ``"mmoe,,omoe"``: a comma too many) and ``"all"`` beside other names.
     """
-    items = models.split(",") if isinstance(models, str) else [part for item in models
-                                                               for part in str(item).split(",")]
-    items = [item.strip() for item in items if item.strip()]
+    text = models if isinstance(models, str) else "\n".join(str(item) for item in models)  # a line per word
+    parts = [part.strip() for part in text.split(",")]
     expected = f"'all' or names from {', '.join(known)}"
-    if not items:
-        raise ValueError(f"models must be {expected}; got {models!r}")
+    if not any(parts):
+        raise ValueError(f"{name} must be {expected}; got {models!r}")
+    if not all(parts):
+        raise ValueError(f"{name}: an empty name in {models!r} (a comma too many?); expected {expected}")
+    by_key = {_key(k): k for k in known}
+    items = [word for part in parts for line in part.splitlines()  # a line known as a whole is one name
+             for word in ([line.strip()] if _key(line) in by_key else line.split())]
     if any(_key(item) == "all" for item in items):
+        if len(items) > 1:
+            raise ValueError(f"{name}: 'all' chooses every model and stands alone; got {models!r}")
         return list(known)
-    by_key = {_key(name): name for name in known}
     chosen: list[str] = []
     for item in items:
         if _key(item) not in by_key:
-            raise ValueError(f"models: unknown model {item!r}; expected {expected}")
-        name = by_key[_key(item)]
-        if name in chosen:
-            raise ValueError(f"models must not repeat a name; got {item!r} twice")
-        chosen.append(name)
+            raise ValueError(f"{name}: unknown model {item!r}; expected {expected}")
+        model = by_key[_key(item)]
+        if model in chosen:
+            raise ValueError(f"{name} must not repeat a name; got {item!r} twice")
+        chosen.append(model)
     return chosen
 
 
@@ -83,6 +93,59 @@ def load_average() -> tuple[float, float, float] | None:
         return tuple(round(float(v), 2) for v in os.getloadavg())
     except (AttributeError, OSError):
         return None
+
+
+# The environment variables that set how many threads the BLAS libraries (and OpenMP) start
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "OPENBLAS_CORETYPE")
+
+
+def environment() -> dict[str, Any]:
+    """The machine and software a result was computed on, for its JSON file: package version, git commit of the
+    source tree (None outside a git checkout; ``dirty`` if it has uncommitted changes), Python, NumPy, the BLAS
+    library NumPy calls (from threadpoolctl if installed, else ``numpy.show_config``: name, version, kernel, threads),
+    the thread environment variables set, the platform and the number of cores. Worker processes of the studies run
+    with one BLAS thread each, whatever is recorded here for the parent."""
+    from .. import __version__
+
+    return {"mmoe_np": __version__, "git_commit": _git_commit(), "python": platform.python_version(),
+            "numpy": np.__version__, "blas": _blas(),
+            "thread_variables": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+            "platform": platform.platform(), "machine": platform.machine(), "processor": platform.processor() or None,
+            "cpu_count": os.cpu_count()}
+
+
+def _git_commit() -> str | None:
+    """The commit of the tree this package was imported from, ``+dirty`` if it has uncommitted changes; None when
+    it is not a git checkout (an installed wheel) or git is missing."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _blas() -> list[dict[str, Any]]:
+    """The BLAS libraries loaded in this process (threadpoolctl's view), or NumPy's build record of its BLAS."""
+    try:
+        from threadpoolctl import threadpool_info  # optional: it sees the library actually loaded and its kernel
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        return [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads", "filepath")}
+                for info in threadpool_info() if info.get("user_api") == "blas"]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return [{"internal_api": blas.get("name"), "version": blas.get("version"), "architecture": None,
+                 "num_threads": None, "filepath": None}]
+    except Exception:  # an older NumPy without mode="dicts", or a build without the record  # noqa: BLE001
+        return []
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -173,8 +236,14 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[A
     return write_text(path, text.getvalue())
 
 
-def write_json(path: str | Path, doc: Any, indent: int = 2) -> Path:
-    """Write ``doc`` as JSON atomically (NumPy scalars and arrays as numbers and lists); returns the path."""
+def write_json(path: str | Path, doc: Any, indent: int = 2, with_environment: bool = False) -> Path:
+    """Write ``doc`` as JSON atomically (NumPy scalars and arrays as numbers and lists); returns the path. With
+    ``with_environment=True`` (a study's result file) the dict ``doc`` gets an ``"environment"`` entry,
+    :func:`environment`: where and with what the numbers were computed."""
+    if with_environment:
+        if not isinstance(doc, Mapping):
+            raise ValueError(f"doc must be a dict to record the environment in; got {type(doc).__name__}")
+        doc = {**doc, "environment": environment()}
     return write_text(path, json.dumps(doc, indent=indent, default=_json_default) + "\n")
 
 
