@@ -10,7 +10,7 @@ import pytest
 
 import mmoe_np as mn
 from mmoe_np import cli
-from mmoe_np.experiments import correlation, figures
+from mmoe_np.experiments import correlation, figures, stats
 from mmoe_np.experiments import synthetic as S
 
 TINY = dict(runs=3, steps=30, batch_size=16, eval_every=10, n_test=100, workers=0)
@@ -125,57 +125,55 @@ def test_a_run_does_not_depend_on_the_other_correlations_studied(tiny):
 def test_claims_report_every_claim(tiny):
     verdict = S.claims(tiny)
     assert set(verdict) == {"a", "b", "c", "d"}
-    assert set(verdict["a"]["models"]) == set(tiny.models)
-    assert set(verdict["b"]["models"]) == set(tiny.models)
-    assert set(verdict["c"]["models"]) == {"omoe", "mmoe"}
-    assert {"std_shared_bottom", "std_mmoe", "iqr_shared_bottom", "iqr_mmoe", "holds"} <= verdict["d"].keys()
-    for m in tiny.models:
-        b, diff = verdict["b"]["models"][m], tiny.final(m)[1] - tiny.final(m)[0]
-        assert np.isclose(b["degradation"], diff.mean(), rtol=1e-12)
-        assert np.isclose(b["sem"], sample_std(diff, 0) / math.sqrt(3), rtol=1e-12)
-        assert np.isclose(b["relative"], diff.mean() / tiny.final(m)[0].mean(), rtol=1e-12)
+    assert [v.claim for v in verdict["a"].comparisons] == [f"{S.MODEL_LABELS[m]}: L(p=0.5) - L(p=1)"
+                                                           for m in tiny.models]
+    assert [v.claim for v in verdict["b"].comparisons] == ["degradation of OMoE - degradation of MMoE",
+                                                           "degradation of Shared-Bottom (113) - degradation of MMoE"]
+    assert len(verdict["c"].comparisons) == len(verdict["d"].comparisons) == 2 * 2  # OMoE, MMoE x p = 1, 0.5
+    for claim in verdict.values():
+        assert claim.outcome in stats.OUTCOMES and claim.runs == 3
+        assert all(v.direction == "greater" and v.interval.n == 3 and v.interval.method == "t"
+                   for v in claim.comparisons)
+    for m, v in zip(tiny.models, verdict["a"].comparisons):
+        diff = tiny.final(m)[1] - tiny.final(m)[0]  # L(0.5) - L(1), run by run
+        assert np.isclose(v.interval.mean, diff.mean(), rtol=1e-12)
+        assert np.isclose(v.interval.std, sample_std(diff, 0), rtol=1e-12)
+        assert np.isclose(v.margin, S.MARGIN * tiny.final(m)[0].mean(), rtol=1e-12)
+    degradation = {m: tiny.final(m)[1] - tiny.final(m)[0] for m in tiny.models}
+    for m, v in zip(("omoe", "shared-bottom"), verdict["b"].comparisons):
+        assert np.isclose(v.interval.mean, (degradation[m] - degradation["mmoe"]).mean(), rtol=1e-12)
 
 
 def test_claims_c_and_d_recomputed_from_the_final_losses(tiny):
     verdict, sb, n = S.claims(tiny), tiny.final("shared-bottom"), tiny.runs
-    c = verdict["c"]
-    assert c["correlations"] == [1.0, 0.5]
-    for m in ("omoe", "mmoe"):
-        diff, got = sb - tiny.final(m), c["models"][m]  # (P, N), > 0 where the MoE model wins
-        np.testing.assert_allclose(got["advantage_by_correlation"], diff.mean(axis=1), rtol=1e-12)
-        np.testing.assert_allclose(got["sem_by_correlation"], sample_std(diff, 1) / math.sqrt(n), rtol=1e-12)
-        assert np.isclose(got["advantage_overall"], diff.mean(), rtol=1e-12)
-        # the overall advantage averages the correlations per run first: its runs are (N,) paired values
-        assert np.isclose(got["sem_overall"], sample_std(diff.mean(axis=0), 0) / math.sqrt(n), rtol=1e-12)
-        assert got["wins_by_correlation"] == [bool(x > 0) for x in diff.mean(axis=1)]
-        assert got["runs_won_fraction"] == np.count_nonzero(diff > 0) / diff.size
-    assert c["holds"] == all(all(c["models"][m]["wins_by_correlation"]) for m in ("omoe", "mmoe"))
-
-    d, mm = verdict["d"], tiny.final("mmoe")
-    std_sb, std_mm = sample_std(sb, 1), sample_std(mm, 1)
-    iqr_sb = np.percentile(sb, 75, axis=1) - np.percentile(sb, 25, axis=1)
-    iqr_mm = np.percentile(mm, 75, axis=1) - np.percentile(mm, 25, axis=1)
-    np.testing.assert_allclose(d["std_shared_bottom"], std_sb, rtol=1e-12)
-    np.testing.assert_allclose(d["std_mmoe"], std_mm, rtol=1e-12)
-    np.testing.assert_allclose(d["iqr_shared_bottom"], iqr_sb, rtol=1e-12)
-    np.testing.assert_allclose(d["iqr_mmoe"], iqr_mm, rtol=1e-12)
-    assert d["holds"] == bool(np.all(std_sb > std_mm)) and d["holds_iqr"] == bool(np.all(iqr_sb > iqr_mm))
+    c = verdict["c"].comparisons
+    assert [v.claim for v in c] == [f"L(Shared-Bottom) - L({label}) at p={p:g}" for label in ("OMoE", "MMoE")
+                                    for p in (1.0, 0.5)]
+    for k, (m, j) in enumerate((m, j) for m in ("omoe", "mmoe") for j in range(2)):
+        diff = sb[j] - tiny.final(m)[j]  # > 0 where the MoE model wins
+        assert np.isclose(c[k].interval.mean, diff.mean(), rtol=1e-12)
+        half = stats.t_quantile(0.975, n - 1) * sample_std(diff, 0) / math.sqrt(n)
+        assert np.isclose(c[k].interval.low, diff.mean() - half, rtol=1e-9)
+        assert np.isclose(c[k].interval.high, diff.mean() + half, rtol=1e-9)
+    d = verdict["d"].comparisons
+    for k, (m, j) in enumerate((m, j) for m in ("omoe", "mmoe") for j in range(2)):
+        moe = tiny.final(m)[j]
+        spread = np.abs(sb[j] - np.median(sb[j])) - np.abs(moe - np.median(moe))
+        assert np.isclose(d[k].interval.mean, spread.mean(), rtol=1e-12, atol=1e-15)
 
 
 def test_claims_need_their_models_and_correlations():
     study = S.shared_bottom_study((0.9, 0.8), **(TINY | {"steps": 5, "eval_every": 5}))
     verdict = S.claims(study)
-    assert verdict["b"]["holds"] is None and verdict["c"]["holds"] is None and verdict["d"]["holds"] is None
-    means = study.final("shared-bottom-16").mean(axis=1)  # at p = 0.9, 0.8: claim (a) is "rises from 0.9 to 0.8"
-    a = verdict["a"]["models"]["shared-bottom-16"]
-    assert a["correlations"] == [0.9, 0.8]
-    np.testing.assert_allclose(a["means"], means, rtol=1e-12)
-    assert np.isclose(a["worst_minus_best_p"], means[1] - means[0], rtol=1e-12)
-    assert a["holds"] is verdict["a"]["holds"] is bool(means[1] > means[0])
-    # the order of the correlations given does not matter: the claim sorts them, highest first
+    assert verdict["b"].outcome is None and verdict["c"].outcome is None and verdict["d"].outcome is None
+    final = study.final("shared-bottom-16")  # at p = 0.9, 0.8: claim (a) is "L(0.8) - L(0.9) > 0"
+    (a,) = verdict["a"].comparisons
+    assert a.claim == "Shared-Bottom (16): L(p=0.8) - L(p=0.9)"
+    assert np.isclose(a.interval.mean, (final[1] - final[0]).mean(), rtol=1e-12)
+    # the order of the correlations given does not matter: the claim compares with the highest
     flipped = dataclasses.replace(study, config=study.config | {"correlations": [0.8, 0.9]},
                                   test_loss={m: x[::-1] for m, x in study.test_loss.items()})
-    assert S.claims(flipped)["a"]["models"]["shared-bottom-16"]["means"] == a["means"]
+    assert S.claims(flipped)["a"].comparisons == verdict["a"].comparisons
 
 
 def test_claim_a_lower_correlation_gives_a_worse_shared_bottom():
@@ -183,12 +181,35 @@ def test_claim_a_lower_correlation_gives_a_worse_shared_bottom():
     # (common random numbers), so only the pull of task 2 differs. Single runs are noisy this early, so the
     # configuration (d = 20, 16 runs, 500 steps, Adam 3e-3) was checked on seeds 0-7: the mean ratio
     # L(0.5) / L(1.0) was 1.08-1.43 and 69-94% of the runs were worse at p = 0.5.
-    study = S.shared_bottom_study((1.0, 0.5), runs=16, steps=500, batch_size=64, lr=3e-3, eval_every=500,
-                                  n_test=500, seed=0, n_features=20)
-    verdict = S.claims(study)
-    assert verdict["a"]["holds"], verdict["a"]
+    study = S.shared_bottom_study((1.0, 0.5), runs=16, steps=500, batch_size=64, lr=3e-3, schedule="constant",
+                                  eval_every=500, n_test=500, seed=0, n_features=20)
+    (a,) = S.claims(study)["a"].comparisons
+    # the mean rises; with 16 runs and a few failing ones its interval may still reach below 0 (inconclusive)
+    assert a.interval.mean > 0 and a.outcome != "does not hold", a.line()
     final = study.final("shared-bottom-16")
     assert np.mean(final[1] > final[0]) >= 0.6
+
+
+def test_cosine_schedule():
+    from mmoe_np.experiments.lockstep import scheduled_lr, train_replicas
+    assert scheduled_lr(0.01, 1, 100, "cosine") == 0.01  # the first step takes the full rate
+    assert np.isclose(scheduled_lr(0.01, 51, 100, "cosine"), 0.005)  # half way: half the rate
+    assert np.isclose(scheduled_lr(0.01, 100, 100, "cosine"), 0.01 * (1 - np.cos(np.pi / 100)) / 2)
+    assert scheduled_lr(0.01, 77, 100, "constant") == 0.01
+    rates = [scheduled_lr(1.0, t, 50, "cosine") for t in range(1, 51)]
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:]))  # falls at every step, never to 0
+    with pytest.raises(ValueError, match="schedule"):
+        scheduled_lr(0.01, 1, 10, "linear")
+    runs = S.make_runs((0.5,), runs=2, seed=1, n_features=10)
+    kwargs = dict(steps=1, batch_size=8, eval_every=1, n_test=20, dtype=np.float64)
+    spec = {"mmoe": S.model_spec("mmoe")}
+    one = [train_replicas(spec, runs, schedule=s, **kwargs).test_loss["mmoe"] for s in ("constant", "cosine")]
+    np.testing.assert_array_equal(one[0], one[1])  # one step: the cosine rate is the base rate
+    kwargs["steps"] = 5
+    five = [train_replicas(spec, runs, schedule=s, **kwargs).test_loss["mmoe"] for s in ("constant", "cosine")]
+    assert not np.array_equal(five[0], five[1])
+    with pytest.raises(ValueError, match="schedule"):
+        train_replicas(spec, runs, schedule="linear", **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ outputs
@@ -224,7 +245,8 @@ def test_written_files(tiny, tmp_path):
                               "final_test_mse_task2"]
     assert len(final) == 3 * 2 * 3
     doc = json.loads(paths[2].read_text(), parse_constant=reject_nan)
-    assert {"config", "seconds", "load_average_1min", "cpu_count", "summary", "claims"} <= doc.keys()
+    assert {"config", "seconds", "load_average_1min", "cpu_count", "summary", "convergence", "claims",
+            "environment"} <= doc.keys()
     assert doc["load_average_1min"] == {key: None if load is None else load[0]
                                         for key, load in zip(("start", "end"), tiny.load)}
     assert doc["config"]["runs"] == 3 and set(doc["summary"]) == {"shared-bottom", "omoe", "mmoe"}
@@ -285,6 +307,8 @@ def test_cli_training_studies(command, models, correlations, plots, tmp_path, ca
         assert (tmp_path / f"{command}-curves.png").read_bytes()[:8] == PNG
     config = json.loads((tmp_path / f"{command}.json").read_text())["config"]
     assert config["steps"] == 10 and config["lr"] == S.QUICK["lr"]  # left-out options come from the profile
+    assert config["schedule"] == S.QUICK["schedule"]
+    assert "convergence: mean test MSE of task 1 over steps" in out
 
 
 def test_cli_options(tmp_path, capsys):
@@ -301,6 +325,12 @@ def test_cli_profiles():
     args = cli.build_parser().parse_args(["synthetic"])
     assert args.profile == "quick" and args.runs is None and args.workers >= 1 and args.out == "results/synthetic"
     assert S.PAPER["runs"] == 200 and S.QUICK["runs"] < S.PAPER["runs"]
+    assert S.PAPER["lr"] in (1e-4, 1e-3, 1e-2) and S.PAPER["schedule"] in ("constant", "cosine")
+    # the convergence window (the last 20% of the steps) holds several evaluations
+    assert S.PAPER["steps"] * S.CONVERGENCE_WINDOW / S.PAPER["eval_every"] >= 4
+    assert S.QUICK["steps"] * S.CONVERGENCE_WINDOW / S.QUICK["eval_every"] >= 3
+    args = cli.build_parser().parse_args(["synthetic", "--schedule", "constant"])
+    assert args.schedule == "constant"
 
 
 @pytest.mark.parametrize("argv", [["synthetic", "--lr", "mmoe:1"], ["synthetic", "--models", "nope"],
@@ -344,11 +374,12 @@ def test_an_unusable_out_folder_fails_before_any_training(command, tmp_path, cap
     assert "--out" in capsys.readouterr().err
 
 
-def test_claim_d_needs_two_runs():
+def test_claims_need_two_runs():
     study = S.synthetic_study(("shared-bottom", "mmoe"), (1.0, 0.5), **(TINY | {"runs": 1, "steps": 2,
                                                                               "eval_every": 1, "n_test": 10}))
-    d = S.claims(study)["d"]
-    assert d["holds"] is None and d["holds_iqr"] is None and d["std_mmoe"] == [0.0, 0.0]
+    for claim in S.claims(study).values():
+        assert claim.outcome is None and claim.comparisons == () and claim.why == "needs at least 2 runs"
+    assert study.summary()["mmoe"]["1"]["std"] == 0.0
 
 
 def test_cli_mmoe_np_main_runs_the_subcommands(tmp_path, capsys):

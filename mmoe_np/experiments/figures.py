@@ -25,14 +25,13 @@ import numpy as np
 
 from .. import ops
 from .._io import atomic_path
-from .common import staged_outputs
+from .common import run_sem, staged_outputs
 from .synthetic import MODEL_LABELS
 
 __all__ = ["save_png", "plot_label_correlation", "plot_curves", "plot_histograms", "plot_gate_distributions",
            "DOCS_FIGURES", "SOFTMAX_LOGITS", "SOFTMAX_UPSTREAM", "draw_mmoe_graph", "draw_architectures",
            "draw_softmax_vjp", "docs_figures"]
 
-_COLOURS = {"shared-bottom-16": "tab:blue", "shared-bottom": "tab:blue", "omoe": "tab:orange", "mmoe": "tab:green"}
 
 
 def _figure(**kwargs: Any) -> Any:
@@ -66,58 +65,120 @@ def plot_label_correlation(result: Any, path: str | Path) -> Path:
     return save_png(fig, path)
 
 
+# Fig. 3/4/5 styles: colour-blind-safe dark colours (no pale yellow on white) and a line style per series, so that
+# curves stay apart in greyscale and where they overlap
+_COLOURS = {"shared-bottom-16": "#1f5fa8", "shared-bottom": "#1f5fa8", "omoe": "#d95f02", "mmoe": "#1b7f5f"}
+_STYLES = {"shared-bottom-16": "-", "shared-bottom": "-", "omoe": "--", "mmoe": "-"}
+_P_COLOURS = ("#1f5fa8", "#d95f02", "#1b7f5f", "#8b2c8b", "#555555", "#b22222")  # Fig. 3: one per correlation
+_P_STYLES = ("-", "--", "-.", ":", "-", "--")
+_ERRORBAR_POINTS = 6  # evaluation steps per curve that get a +-2 s.e. bar (bars, not bands: bands of close
+#                       curves overlap into mud)
+
+
+def _noise_floor(study: Any) -> float:
+    """The lowest test MSE a perfect model reaches: the label noise variance."""
+    return float(study.config["generator"]["noise_std"]) ** 2
+
+
+def _schedule_text(study: Any) -> str:
+    lr, schedule = study.config["lr"], study.config.get("schedule", "constant")
+    rates = ", ".join(f"{MODEL_LABELS[m]} {r:g}" for m, r in lr.items()) if isinstance(lr, dict) else f"{lr:g}"
+    return f"Adam lr {rates}" + ("" if schedule == "constant" else f", {schedule} schedule")
+
+
+def _with_error_bars(ax: Any, steps: np.ndarray, mean: np.ndarray, sem: np.ndarray, k: int, n_series: int,
+                     **style: Any) -> None:
+    """A curve, and +-2 s.e. bars at a few evenly spaced evaluations, nudged sideways per series so that the bars
+    of curves that lie close together do not hide each other."""
+    ax.plot(steps, mean, **style)
+    marks = np.unique(np.linspace(1, len(steps) - 1, min(_ERRORBAR_POINTS, len(steps) - 1)).round().astype(int))
+    shift = (k - (n_series - 1) / 2) * 0.012 * (steps[-1] - steps[0])
+    ax.errorbar(steps[marks] + shift, mean[marks], yerr=2 * sem[marks], fmt="none", ecolor=style["color"],
+                elinewidth=1.1, capsize=2.5)
+
+
 def plot_curves(study: Any, path: str | Path) -> Path:
-    """Figs. 3/4: mean task-1 test MSE over the runs vs training step, with a band of +-2 standard errors.
-
-    One model (Fig. 3): one panel, one line per correlation. Several models (Fig. 4): one panel per correlation,
-    one line per model. Log y axis: the losses fall from ~1 to a few hundredths.
+    """Figs. 3/4: mean task-1 test MSE over the runs vs training step (log scale, bars +-2 standard errors at a few
+    steps, the noise floor dotted), and below it the paired difference that the paper's claim is about, with its
+    +-2 s.e. bars: one model (Fig. 3) L(p) - L(p_hi) per correlation; several models (Fig. 4, one column per
+    correlation) L(model) - L(MMoE) (or minus the last model without MMoE).
     """
-    from matplotlib import colormaps
-
     single = len(study.models) == 1
-    panels = 1 if single else len(study.correlations)
-    fig = _figure(figsize=(5.2 if single else 3.6 * panels, 4.0))
-    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
-    cmap = colormaps["viridis"]
-    for m in study.models:
-        mean, sem = study.curve(m)
-        for j, p in enumerate(study.correlations):
-            ax = axes[0 if single else j]
-            if single:
-                colour, name = cmap(j / max(len(study.correlations) - 1, 1)), f"p = {p:g}"
-            else:
-                colour, name = _COLOURS[m], MODEL_LABELS[m]
-            ax.plot(study.steps, mean[j], color=colour, lw=1.5, label=name)
-            ax.fill_between(study.steps, mean[j] - 2 * sem[j], mean[j] + 2 * sem[j], color=colour, alpha=0.2, lw=0)
-    for j, ax in enumerate(axes):
+    ps = list(study.correlations)
+    columns = 1 if single else len(ps)
+    fig = _figure(figsize=(6.0 if single else 3.7 * columns, 6.4))
+    axes = fig.subplots(2, columns, sharex=True, squeeze=False, gridspec_kw={"height_ratios": (3, 2)})
+    steps, floor = np.asarray(study.steps), _noise_floor(study)
+    if single:
+        m = study.models[0]
+        loss = study.test_loss[m][..., 0]  # (P, N, T)
+        hi = int(np.argmax(ps))
+        order = sorted(range(len(ps)), key=lambda j: -ps[j])
+        for k, j in enumerate(order):
+            style = {"color": _P_COLOURS[k % len(_P_COLOURS)], "ls": _P_STYLES[k % len(_P_STYLES)], "lw": 1.6}
+            _with_error_bars(axes[0, 0], steps, loss[j].mean(axis=0), run_sem(loss[j], axis=0), k, len(ps),
+                             label=f"p = {ps[j]:g}", **style)
+            if j != hi:
+                diff = loss[j] - loss[hi]  # (N, T), paired run by run
+                _with_error_bars(axes[1, 0], steps, diff.mean(axis=0), run_sem(diff, axis=0), k, len(ps),
+                                 label=f"p = {ps[j]:g}", **style)
+        axes[0, 0].set_title(MODEL_LABELS[m], fontsize=10)
+        axes[1, 0].set_ylabel(f"L(p) - L(p = {ps[hi]:g}), paired", fontsize=9)
+    else:
+        base = "mmoe" if "mmoe" in study.models else study.models[-1]
+        for k, m in enumerate(study.models):
+            loss = study.test_loss[m][..., 0]
+            style = {"color": _COLOURS.get(m, f"C{k}"), "ls": _STYLES.get(m, "-"), "lw": 1.6}
+            for j, p in enumerate(ps):
+                _with_error_bars(axes[0, j], steps, loss[j].mean(axis=0), run_sem(loss[j], axis=0), k,
+                                 len(study.models), label=MODEL_LABELS[m], **style)
+                if m != base:
+                    diff = loss[j] - study.test_loss[base][j, :, :, 0]
+                    _with_error_bars(axes[1, j], steps, diff.mean(axis=0), run_sem(diff, axis=0), k,
+                                     len(study.models), label=f"{MODEL_LABELS[m]} - {MODEL_LABELS[base]}", **style)
+        for j, p in enumerate(ps):
+            axes[0, j].set_title(f"correlation p = {p:g}", fontsize=10)
+        axes[1, 0].set_ylabel(f"L(model) - L({MODEL_LABELS[base]}), paired", fontsize=9)
+    for ax in axes[0]:
+        ax.axhline(floor, color="0.35", ls=":", lw=1.2, label=f"noise floor {floor:g}")
         ax.set_yscale("log")
-        ax.set_xlabel("training step")
         ax.grid(alpha=0.3, which="both")
-        ax.set_title(MODEL_LABELS[study.models[0]] if single else f"correlation p = {study.correlations[j]:g}",
-                     fontsize=10)
-    axes[0].set_ylabel(f"test MSE of task 1 (mean of {study.runs} runs)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"batch {study.config['batch_size']}, Adam lr {study.config['lr']}, band: mean $\\pm$ 2 s.e.",
-                 fontsize=8)
+    for ax in axes[1]:
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_yscale("symlog", linthresh=1e-3)  # differences from +-1e-3 to +-1 on one axis
+        ax.grid(alpha=0.3, which="both")
+        ax.set_xlabel("training step")
+    for row in axes:
+        for ax in row[1:]:
+            ax.sharey(row[0])
+            ax.tick_params(labelleft=False)
+    axes[0, 0].set_ylabel(f"test MSE of task 1 (mean of {study.runs} runs)", fontsize=9)
+    axes[0, 0].legend(fontsize=8, loc="best")
+    axes[1, 0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"batch {study.config['batch_size']}, {_schedule_text(study)}; bars: mean $\\pm$ 2 s.e. over "
+                 f"{study.runs} runs", fontsize=8)
     return save_png(fig, path)
 
 
 def plot_histograms(study: Any, path: str | Path) -> Path:
     """Fig. 5: histograms of the final task-1 test MSE over the runs; one row per correlation, one column per model,
-    the same log-spaced bins everywhere so that the panels compare."""
+    the same log-spaced bins and the same count axis everywhere so that the panels compare; dashed: the median,
+    dotted: the noise floor."""
     from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
+    floor = _noise_floor(study)
     finals = np.concatenate([study.final(m).ravel() for m in study.models])
     finals = finals[np.isfinite(finals) & (finals > 0)]
     bins = np.geomspace(finals.min(), finals.max(), 31) if finals.size and finals.min() < finals.max() else 30
     rows, cols = len(study.correlations), len(study.models)
     fig = _figure(figsize=(3.3 * cols, 2.4 * rows + 0.4))
-    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
+    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
     for j, p in enumerate(study.correlations):
         for k, m in enumerate(study.models):
             ax, x = axes[j, k], study.final(m)[j]
-            ax.hist(x[np.isfinite(x)], bins=bins, color=_COLOURS[m], alpha=0.85)
+            ax.hist(x[np.isfinite(x)], bins=bins, color=_COLOURS.get(m, f"C{k}"), alpha=0.85)
             ax.axvline(np.median(x), color="k", lw=1, ls="--")
+            ax.axvline(floor, color="0.35", lw=1.2, ls=":")
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # ticks at 1, 2, 5 x 10^k, labelled
             ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
@@ -129,7 +190,10 @@ def plot_histograms(study: Any, path: str | Path) -> Path:
                 ax.set_ylabel("runs")
             if j == rows - 1:
                 ax.set_xlabel("final test MSE of task 1")
-    fig.suptitle(f"{study.runs} runs per panel after {study.config['steps']} steps; dashed: median", fontsize=9)
+    if finals.size:
+        axes[0, 0].set_xlim(min(floor, finals.min()) / 1.15, finals.max() * 1.15)
+    fig.suptitle(f"{study.runs} runs per panel after {study.config['steps']} steps; dashed: median, dotted: noise "
+                 f"floor {floor:g}; shared axes", fontsize=9)
     return save_png(fig, path)
 
 

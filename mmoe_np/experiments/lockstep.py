@@ -50,9 +50,28 @@ from ..training import Progress
 from .workers import map_in_workers, worker_progress
 
 __all__ = ["Run", "ModelSpec", "ReplicaHistory", "ReplicaStreams", "replica_streams", "train_replicas",
-           "train_in_groups"]
+           "train_in_groups", "SCHEDULES", "scheduled_lr"]
 
 TASKS = ("regression", "regression")  # the synthetic task pair: two regression tasks
+SCHEDULES = ("constant", "cosine")  # how the learning rate moves over the steps (scheduled_lr)
+
+
+def scheduled_lr(lr: float, step: int, steps: int, schedule: str = "constant") -> float:
+    """The learning rate of step ``step`` (1..steps) of a run of ``steps`` steps whose base rate is ``lr``.
+
+    ``"constant"``: ``lr`` at every step. ``"cosine"`` (annealing without restarts):
+    ``lr * (1 + cos(pi * (step - 1) / steps)) / 2``, ``lr`` at step 1 falling smoothly to ``lr * (1 - cos(pi / steps))
+    / 2 ~ 0`` at the last step, half of ``lr`` at mid-run: the late small steps average out the minibatch noise
+    that a constant rate keeps in the parameters."""
+    if _check_schedule(schedule) == "constant":
+        return lr
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
+
+
+def _check_schedule(schedule: Any) -> str:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    return schedule
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -269,22 +288,24 @@ def _joined(chunks: Sequence[_Chunk]) -> MultiTaskModel:
 @np.errstate(over="ignore", invalid="ignore")
 def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, steps: int, batch_size: int = 128,
                    lr: float | Mapping[str, float] = 1e-3, eval_every: int = 100, n_test: int = 2000,
-                   eval_chunk: int = 500, dtype: Any = np.float32, chunk_size: int = 16, progress: Any = None,
+                   eval_chunk: int = 500, dtype: Any = np.float32, chunk_size: int = 16,
+                   schedule: str = "constant", progress: Any = None,
                    callback: Callable[[int, dict[str, MultiTaskModel]], None] | None = None) -> ReplicaHistory:
     """Train R = len(runs) replicas of every model in ``models`` in lock-step, with Adam, on streamed data.
 
     Every step draws one fresh minibatch per run (X (R, B, d), Y (R, B, 2)) and, for each model, takes one Adam step
     on ``L_r = MSE_task1 + MSE_task2`` of replica r's batch. The test MSE is measured at step 0, every
-    ``eval_every`` steps and at the last step. ``lr`` is one rate or one per model name. The replicas are processed
-    in chunks of ``chunk_size`` (a speed setting: the numbers do not depend on it).
+    ``eval_every`` steps and at the last step. ``lr`` is one rate or one per model name, the base rate of
+    ``schedule`` (:func:`scheduled_lr`: ``"constant"`` or ``"cosine"``, the same for every model). The replicas
+    are processed in chunks of ``chunk_size`` (a speed setting: the numbers do not depend on it).
 
     ``progress`` (optional) gets ``update(work=R)`` after every step and ``update(runs=R * len(models))`` at the
     end; ``callback(step, models)`` (optional) is called after every step with the stacked models (joined from the
     chunks: copies when there are several).
     """
     runs = _check_models_and_runs(models, runs)
-    steps, batch_size, rates, eval_every, n_test, eval_chunk, dtype, chunk_size = _check_training(
-        models, steps, batch_size, lr, eval_every, n_test, eval_chunk, dtype, chunk_size)
+    steps, batch_size, rates, eval_every, n_test, eval_chunk, dtype, chunk_size, schedule = _check_training(
+        models, steps, batch_size, lr, eval_every, n_test, eval_chunk, dtype, chunk_size, schedule)
 
     start_time = time.perf_counter()
     data = ReplicaStreams(runs, dtype)
@@ -311,6 +332,10 @@ def train_replicas(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, step
     row, since = 1, 0
     for step in range(1, steps + 1):
         X, Y = data.batch(batch_size)  # shared by every model: a paired comparison
+        if schedule != "constant":
+            for name in models:
+                for chunk in chunks[name]:
+                    chunk.optimizer.lr = scheduled_lr(rates[name], step, steps, schedule)
         for where in range(len(wheres)):  # chunk by chunk: its batch stays in cache while every model steps
             for name in models:
                 chunk = chunks[name][where]
@@ -354,12 +379,13 @@ def _check_models_and_runs(models: Any, runs: Sequence[Run]) -> list[Run]:
 
 
 def _check_training(models: Mapping[str, Any], steps: Any, batch_size: Any, lr: Any, eval_every: Any, n_test: Any,
-                    eval_chunk: Any, dtype: Any,
-                    chunk_size: Any) -> tuple[int, int, dict[str, float], int, int, int, np.dtype, int]:
+                    eval_chunk: Any, dtype: Any, chunk_size: Any,
+                    schedule: Any) -> tuple[int, int, dict[str, float], int, int, int, np.dtype, int, str]:
     """The settings of :func:`train_replicas`, checked (a ValueError names the first bad one) and normalised."""
     return (V.positive_int("steps", steps), V.positive_int("batch_size", batch_size), _rates(lr, models),
             V.positive_int("eval_every", eval_every), V.positive_int("n_test", n_test),
-            V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype), V.positive_int("chunk_size", chunk_size))
+            V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype), V.positive_int("chunk_size", chunk_size),
+            _check_schedule(schedule))
 
 
 def _rates(lr: float | Mapping[str, float], models: Mapping[str, Any]) -> dict[str, float]:
@@ -420,7 +446,7 @@ def train_in_groups(models: Mapping[str, ModelSpec], runs: Sequence[Run], *, gro
     bound = inspect.signature(train_replicas).bind(models, runs, **train_kwargs)
     bound.apply_defaults()
     steps = _check_training(models, *(bound.arguments[name] for name in (
-        "steps", "batch_size", "lr", "eval_every", "n_test", "eval_chunk", "dtype", "chunk_size")))[0]
+        "steps", "batch_size", "lr", "eval_every", "n_test", "eval_chunk", "dtype", "chunk_size", "schedule")))[0]
     n_groups = max(math.ceil(len(runs) / group_size), min(workers, len(runs)))  # at least one group per worker
     bounds = np.linspace(0, len(runs), n_groups + 1).round().astype(int)
     groups = [runs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

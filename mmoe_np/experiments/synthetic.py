@@ -33,12 +33,14 @@ from ..models import MMoE, OMoE, SharedBottom, stack_models, unstack_models
 from ..sizing import shared_bottom_width
 from .common import load_average, parse_models, run_sem, run_std, staged_outputs, write_csv, write_json
 from .lockstep import ModelSpec, Run, train_in_groups
+from .stats import OUTCOMES, Verdict, verdict
 
 __all__ = ["MODELS", "SIZES", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
            "QUICK", "PAPER", "MATCHED_BOTTOM_WIDTH", "model_spec", "make_runs", "output_names",
            "SyntheticStudy", "synthetic_study", "shared_bottom_study", "model_comparison_study",
-           "trainability_study", "claims", "format_table", "write_curves_csv", "write_final_csv",
-           "write_summary_json"]
+           "trainability_study", "CONVERGENCE_WINDOW", "CONVERGENCE_TOLERANCE", "MARGIN", "convergence",
+           "format_convergence", "Claim", "claims", "claims_as_dict", "format_table", "write_curves_csv",
+           "write_final_csv", "write_summary_json"]
 
 
 _EXPERTS = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
@@ -60,12 +62,15 @@ COMPARISON_MODELS = ("shared-bottom", "omoe", "mmoe")
 PAPER_CORRELATIONS = (1.0, 0.9, 0.8, 0.5)
 TRAINABILITY_CORRELATIONS = (1.0, 0.5)
 
-# The two profiles of the training studies. "paper": the paper's 200 runs per setting, with the steps, batch and
-# learning rate chosen to fit 3 models x 4 correlations x 200 runs in about half an hour on 2 cores (see
-# docs/results-synthetic.md for the pilot behind them). "quick": the same setup with fewer runs and steps, about two
-# minutes on 2 cores: a preview whose numbers are noisier and less converged.
-PAPER = {"runs": 200, "steps": 1000, "batch_size": 128, "lr": 1e-2, "eval_every": 100, "n_test": 2000}
-QUICK = {"runs": 32, "steps": 800, "batch_size": 128, "lr": 1e-2, "eval_every": 50, "n_test": 1000}
+# The two profiles of the training studies. "paper": the paper's 200 runs per setting, trained with a
+# cosine-annealed rate (the same schedule for every model) for as many steps as fit 3 models x 4 correlations x 200
+# runs in 30 minutes on an idle 2-core machine; lr 1e-2 from the paper's grid {1e-4, 1e-3, 1e-2}, the best for every
+# model in a pilot on other seeds (docs/results-synthetic.md, docs/results/synthetic/pilot/). "quick": the same
+# setup with fewer runs and steps, about two minutes on 2 cores: a preview whose verdicts are mostly inconclusive.
+PAPER = {"runs": 200, "steps": 2000, "batch_size": 128, "lr": 1e-2, "schedule": "cosine", "eval_every": 100,
+         "n_test": 2000}
+QUICK = {"runs": 32, "steps": 800, "batch_size": 128, "lr": 1e-2, "schedule": "cosine", "eval_every": 50,
+         "n_test": 1000}
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -168,13 +173,13 @@ class SyntheticStudy:
         return {m: int(np.count_nonzero(self.diverged[m])) for m in self.models}
 
     def as_dict(self) -> dict[str, Any]:
-        """Settings, wall time, machine load, the statistics of the final losses, the diverged runs and the
-        claims (a)-(d): the JSON file."""
+        """Settings, wall time, machine load, the statistics of the final losses, the diverged runs, the convergence
+        check and the claims (a)-(d): the JSON file (:func:`write_summary_json` adds the environment)."""
         load_1min = {key: None if load is None else load[0] for key, load in zip(("start", "end"), self.load)}
         return {"config": self.config, "seconds": self.seconds, "load_average_1min": load_1min,
                 "cpu_count": os.cpu_count(), "summary": self.summary(),
                 "diverged": {m: {"runs": n, "steps": self.diverged[m].tolist()} for m, n in self.n_diverged().items()},
-                "claims": claims(self), **self.extra}
+                "convergence": convergence(self), "claims": claims_as_dict(self), **self.extra}
 
     def write(self, out: str | Path, name: str = "synthetic", plots: bool = True,
               histograms: bool = True) -> list[Path]:
@@ -201,12 +206,14 @@ class SyntheticStudy:
 
 def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Sequence[float] = PAPER_CORRELATIONS,
                     *, runs: int = QUICK["runs"], steps: int = QUICK["steps"], batch_size: int = QUICK["batch_size"],
-                    lr: float | dict[str, float] = QUICK["lr"], eval_every: int = QUICK["eval_every"],
-                    n_test: int = QUICK["n_test"], seed: int = 0, dtype: Any = np.float32, workers: int = 0,
-                    group_size: int = 200, spec: SyntheticSpec = SyntheticSpec(), n_features: int = 100,
+                    lr: float | dict[str, float] = QUICK["lr"], schedule: str = QUICK["schedule"],
+                    eval_every: int = QUICK["eval_every"], n_test: int = QUICK["n_test"], seed: int = 0,
+                    dtype: Any = np.float32, workers: int = 0, group_size: int = 200,
+                    spec: SyntheticSpec = SyntheticSpec(), n_features: int = 100,
                     progress: bool = False, label: str = "synthetic", keep_models: bool = False) -> SyntheticStudy:
     """Train ``runs`` independent runs of every model at every correlation; record the test MSE every ``eval_every``
-    steps. Adam with ``lr`` (one rate, or one per model), minibatches of ``batch_size`` fresh samples.
+    steps. Adam with ``lr`` (one rate, or one per model) moved by ``schedule`` (``"constant"`` or ``"cosine"``,
+    :func:`~mmoe_np.experiments.lockstep.scheduled_lr`), minibatches of ``batch_size`` fresh samples.
 
     ``models``: names of :data:`MODELS` as :func:`~mmoe_np.experiments.common.parse_models` reads them
     ("mmoe,omoe", ["MMoE", "OMoE"], "all"). ``workers=0`` trains in this process, ``workers=N`` in N spawned
@@ -232,7 +239,8 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     load_start = load_average()
     history = train_in_groups({m: model_spec(m) for m in models}, all_runs, group_size=group_size, workers=workers,
                               progress=progress, label=label, steps=steps, batch_size=batch_size, lr=lr,
-                              eval_every=eval_every, n_test=n_test, dtype=dtype, keep_models=keep_models)
+                              schedule=schedule, eval_every=eval_every, n_test=n_test, dtype=dtype,
+                              keep_models=keep_models)
     P, N = len(ps), runs
 
     def by_setting(loss: np.ndarray) -> np.ndarray:  # (T, N * P, 2), run-major -> (P, N, T, 2)
@@ -246,8 +254,8 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
         return [stack_models(replicas[j::P]) for j in range(P)]
 
     config = {"models": list(models), "correlations": list(ps), "runs": N, "steps": steps, "batch_size": batch_size,
-              "lr": lr if isinstance(lr, dict) else float(lr), "eval_every": eval_every, "n_test": n_test,
-              "seed": seed, "dtype": str(dtype), "workers": workers, "group_size": group_size,
+              "lr": lr if isinstance(lr, dict) else float(lr), "schedule": schedule, "eval_every": eval_every,
+              "n_test": n_test, "seed": seed, "dtype": str(dtype), "workers": workers, "group_size": group_size,
               "n_features": n_features, "generator": asdict(spec),
               "optimizer": "Adam(beta1=0.9, beta2=0.999, eps=1e-8)",
               "architectures": {m: {"class": MODELS[m].__name__, **SIZES[m]} for m in models},
@@ -278,74 +286,187 @@ def trainability_study(correlations: Sequence[float] = TRAINABILITY_CORRELATIONS
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The paper's claims, checked on a study
+# Convergence, and the paper's claims checked on a study
 # ---------------------------------------------------------------------------------------------------------------
-def claims(study: SyntheticStudy) -> dict[str, Any]:
-    """The paper's four claims, each with the numbers behind it and ``holds`` (None where the study lacks the
-    models or correlations the claim needs). Losses are the final task-1 test MSE; "paired" differences are taken
-    run by run (same task pair, data and init), with their standard error over runs.
+# A cell (model, p) has converged when the mean over the runs of its task-1 test MSE moves by at most TOLERANCE
+# (relative) over the last WINDOW of the steps: (max - min) / min over the evaluations at steps >= (1 - WINDOW) x steps.
+CONVERGENCE_WINDOW = 0.2
+CONVERGENCE_TOLERANCE = 0.02
+# The equivalence margin of every claim, as a fraction of the mean final loss of the comparison's reference cell: a
+# difference whose whole interval lies within +-2% of the loss is "no effect", the resolution the convergence
+# tolerance leaves (a converged loss is only known to ~2%).
+MARGIN = 0.02
+# The models each claim names, in the order they are compared
+MOE_MODELS = ("omoe", "mmoe")
 
-    (a) every model does worse at lower correlation: the mean rises at every step down the sorted correlations;
-    (b) MMoE degrades less from p = 1 to p = 0.5 than OMoE and Shared-Bottom (mean of L(0.5) - L(1.0));
-    (c) the MoE models beat Shared-Bottom on average (lower mean at every correlation, and over all of them);
-    (d) Shared-Bottom's final losses spread wider than MMoE's (std and interquartile range, at every correlation).
-    """
-    ps = np.array(study.correlations)
-    order = np.argsort(-ps)  # highest correlation first
-    out: dict[str, Any] = {}
 
-    a = {}
+def convergence(study: SyntheticStudy, window: float = CONVERGENCE_WINDOW,
+                tolerance: float = CONVERGENCE_TOLERANCE) -> dict[str, Any]:
+    """Per model and correlation, whether the mean task-1 test MSE over the runs has stopped moving.
+
+    The window is the last ``window`` of the steps: the evaluation steps ``>= (1 - window) * steps``. A cell's
+    ``change`` is ``(max - min) / min`` of its mean curve over those evaluations; it ``converged`` when ``change <=
+    tolerance``. With fewer than two evaluations in the window nothing can be said (``converged`` None; evaluate more
+    often). Returns ``{"window": [first step, last step], "evaluations": n, "tolerance", "cells": {model: {"p":
+    {"change", "first", "last", "converged"}}}, "all_converged"}`` (None when undecidable)."""
+    window, tolerance = V.positive_float("window", window), V.positive_float("tolerance", tolerance)
+    if window > 1:
+        raise ValueError(f"window must be a fraction of the steps in (0, 1]; got {window!r}")
+    steps = np.asarray(study.steps)
+    inside = steps >= (1 - window) * steps[-1]
+    cells: dict[str, dict[str, Any]] = {}
     for m in study.models:
-        means = study.final(m).mean(axis=1)[order]
-        a[m] = {"correlations": ps[order].tolist(), "means": means.tolist(),
-                "holds": bool(len(means) > 1 and np.all(np.diff(means) > 0)),
-                "worst_minus_best_p": float(means[-1] - means[0])}
-    out["a"] = {"claim": "every model does worse at lower correlation", "models": a,
-                "holds": all(v["holds"] for v in a.values()) if len(ps) > 1 else None}
+        mean = study.curve(m)[0][:, inside]  # (P, W)
+        cells[m] = {}
+        for j, p in enumerate(study.correlations):
+            curve = mean[j]
+            if curve.size < 2:
+                cells[m][f"{p:g}"] = {"change": None, "first": float(curve[0]), "last": float(curve[-1]),
+                                      "converged": None}
+                continue
+            change = float((curve.max() - curve.min()) / curve.min())
+            cells[m][f"{p:g}"] = {"change": change, "first": float(curve[0]), "last": float(curve[-1]),
+                                  "converged": bool(change <= tolerance)}
+    flags = [c["converged"] for per_p in cells.values() for c in per_p.values()]
+    return {"window": [int(steps[inside][0]), int(steps[-1])], "evaluations": int(inside.sum()),
+            "tolerance": tolerance, "cells": cells, "all_converged": None if None in flags else all(flags)}
 
-    hi, lo = np.flatnonzero(ps == 1.0), np.flatnonzero(ps == 0.5)
-    if hi.size and lo.size:
-        b = {}
-        for m in study.models:
-            at_hi, at_lo = study.final(m)[hi[0]], study.final(m)[lo[0]]
-            diff = at_lo - at_hi  # (N,) paired by run
-            base = at_hi.mean()
-            b[m] = {"degradation": float(diff.mean()), "sem": float(run_sem(diff)),
-                    "relative": float(diff.mean() / base)}
-        others = [m for m in ("omoe", "shared-bottom") if m in b]
-        holds = (all(b["mmoe"]["degradation"] < b[m]["degradation"] for m in others)
-                 if "mmoe" in b and others else None)
-        out["b"] = {"claim": "MMoE degrades less from p=1.0 to p=0.5 than OMoE and Shared-Bottom", "models": b,
-                    "holds": holds}
+
+def format_convergence(result: dict[str, Any]) -> str:
+    """The table of :func:`convergence`: one row per model, per correlation the relative change and yes/no."""
+    first, last = result["window"]
+    lines = [f"convergence: mean test MSE of task 1 over steps {first}-{last} ({result['evaluations']} evaluations) "
+             f"moves by at most {100 * result['tolerance']:g}% (max - min) / min"]
+    for m, per_p in result["cells"].items():
+        cells = [f"p = {p}: " + ("undecided" if c["change"] is None else
+                                 f"{100 * c['change']:.1f}% {'yes' if c['converged'] else 'NO'}")
+                 for p, c in per_p.items()]
+        lines.append(f"  {MODEL_LABELS[m]:<20} " + "   ".join(cells))
+    verdict = {True: "every cell converged", False: "NOT every cell converged: the claims below are for this "
+               "budget, not for trained models", None: "too few evaluations in the window to decide"}
+    lines.append("  " + verdict[result["all_converged"]])
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One of the paper's claims judged on a study: ``key`` ("a".."d"), the claim's ``text``, and the
+    :class:`~mmoe_np.experiments.stats.Verdict` of every paired comparison it rests on. ``outcome``: "holds" if
+    every comparison holds, "does not hold" if any does not hold, else "inconclusive"; None when the study lacks
+    the models or correlations the claim needs (``why``)."""
+
+    key: str
+    text: str
+    comparisons: tuple[Verdict, ...] = ()
+    why: str = ""
+
+    @property
+    def outcome(self) -> str | None:
+        outcomes = {v.outcome for v in self.comparisons}
+        if not outcomes:
+            return None
+        if outcomes == {"holds"}:
+            return "holds"
+        return "does not hold" if "does not hold" in outcomes else "inconclusive"
+
+    @property
+    def runs(self) -> int | None:
+        return self.comparisons[0].interval.n if self.comparisons else None
+
+    def line(self) -> str:
+        """``claim (b) ...: inconclusive at 32 runs (2 paired comparisons, below)``."""
+        if self.outcome is None:
+            return f"claim ({self.key}) {self.text}: not tested ({self.why})"
+        word = f"inconclusive at {self.runs} runs" if self.outcome == "inconclusive" else self.outcome
+        counts = {o: sum(v.outcome == o for v in self.comparisons) for o in OUTCOMES}
+        detail = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+        return f"claim ({self.key}) {self.text}: {word} ({len(self.comparisons)} paired comparisons: {detail})"
+
+    def lines(self, digits: int = 4) -> list[str]:
+        """:meth:`line`, then one indented :meth:`Verdict.line` per comparison."""
+        return [self.line()] + [f"    {v.line(digits)}" for v in self.comparisons]
+
+    def as_dict(self) -> dict[str, Any]:
+        word = None if self.outcome is None else (f"inconclusive at {self.runs} runs"
+                                                  if self.outcome == "inconclusive" else self.outcome)
+        return {"claim": self.text, "outcome": self.outcome, "verdict": word, "runs": self.runs,
+                "comparisons": [v.as_dict() for v in self.comparisons], **({"why": self.why} if self.why else {})}
+
+
+def claims(study: SyntheticStudy, margin: float = MARGIN, level: float = 0.95) -> dict[str, Claim]:
+    """The paper's claims (a)-(d) on ``study``: the one function behind every command's verdicts.
+
+    Every comparison is a set of paired per-run differences of the final task-1 test MSE L (run r of every model and
+    correlation shares its seeds), judged by :func:`~mmoe_np.experiments.stats.verdict` (a t interval at
+    ``level``; equivalence margin ``margin`` x the mean loss of the comparison's reference cell). With p_hi and
+    p_lo the highest and lowest correlations of the study:
+
+    (a) every model does worse at lower correlation: per model and per p < p_hi, L(p) - L(p_hi) > 0 (ref. L(p_hi));
+    (b) MMoE degrades less from p_hi to p_lo than OMoE and Shared-Bottom: per other model X,
+        [L_X(p_lo) - L_X(p_hi)] - [L_MMoE(p_lo) - L_MMoE(p_hi)] > 0 (ref. L_MMoE(p_hi));
+    (c) the MoE models beat Shared-Bottom: per MoE model M and per p, L_SB(p) - L_M(p) > 0 (ref. L_M(p));
+    (d) Shared-Bottom's final losses spread wider than the MoE models': per MoE model M and per p, the paired
+        difference of the runs' absolute deviations from their cell's median, |L_SB - med L_SB| - |L_M - med L_M|
+        > 0 (its mean is the difference of the mean absolute deviations; ref. L_M(p)).
+
+    Each comparison depends only on the runs of the cells it names, so two studies that share runs (``synthetic``
+    and ``trainability`` with one seed) give the same verdict on every comparison they share.
+    """
+    ps = list(study.correlations)
+    hi, lo = max(ps), min(ps)
+    final = {m: {p: study.final(m)[j].astype(np.float64) for j, p in enumerate(ps)} for m in study.models}
+    options = {"level": level}
+
+    def judge(label: str, differences: np.ndarray, reference: np.ndarray) -> Verdict:
+        return verdict(differences, "greater", claim=label, margin=margin * float(np.mean(reference)), **options)
+
+    def label(m: str) -> str:
+        return MODEL_LABELS[m]
+
+    out: dict[str, Claim] = {}
+    too_few = study.runs < 2
+    few = "needs at least 2 runs"
+    lower = [p for p in sorted(ps, reverse=True) if p != hi]
+    text = f"every model does worse at lower correlation (p = {', '.join(f'{p:g}' for p in lower)} vs {hi:g})"
+    if too_few or not lower:
+        out["a"] = Claim("a", "every model does worse at lower correlation", why=few if too_few else
+                         "needs two correlations")
     else:
-        out["b"] = {"claim": "MMoE degrades less from p=1.0 to p=0.5", "holds": None,
-                    "why": "needs correlations 1.0 and 0.5"}
+        out["a"] = Claim("a", text, tuple(
+            judge(f"{label(m)}: L(p={p:g}) - L(p={hi:g})", final[m][p] - final[m][hi], final[m][hi])
+            for m in study.models for p in lower))
 
-    if "shared-bottom" in study.models and any(m in study.models for m in ("omoe", "mmoe")):
-        sb = study.final("shared-bottom")
-        c = {}
-        for m in (m for m in ("omoe", "mmoe") if m in study.models):
-            diff = sb - study.final(m)  # (P, N): > 0 where the MoE model wins
-            c[m] = {"advantage_by_correlation": diff.mean(axis=1).tolist(),
-                    "sem_by_correlation": run_sem(diff, axis=1).tolist(),
-                    "advantage_overall": float(diff.mean()), "sem_overall": float(run_sem(diff.mean(axis=0))),
-                    "wins_by_correlation": (diff.mean(axis=1) > 0).tolist(),
-                    "runs_won_fraction": float(np.mean(diff > 0))}
-        out["c"] = {"claim": "the MoE models beat Shared-Bottom on average", "correlations": ps.tolist(),
-                    "models": c, "holds": all(all(v["wins_by_correlation"]) for v in c.values())}
-        if "mmoe" in study.models:
-            mm = study.final("mmoe")
-            iqr = lambda x: np.subtract(*np.quantile(x, [0.75, 0.25], axis=1))  # noqa: E731
-            std_sb, std_mm, iqr_sb, iqr_mm = run_std(sb, axis=1), run_std(mm, axis=1), iqr(sb), iqr(mm)
-            d = {"correlations": ps.tolist(), "std_shared_bottom": std_sb.tolist(), "std_mmoe": std_mm.tolist(),
-                 "iqr_shared_bottom": iqr_sb.tolist(), "iqr_mmoe": iqr_mm.tolist()}
-            spread = study.runs >= 2  # one run has no spread to compare
-            d["holds"] = bool(np.all(std_sb > std_mm)) if spread else None
-            d["holds_iqr"] = bool(np.all(iqr_sb > iqr_mm)) if spread else None
-            out["d"] = {"claim": "Shared-Bottom's final losses spread wider than MMoE's", **d}
-    for key in "cd":
-        out.setdefault(key, {"holds": None, "why": "needs shared-bottom and the MoE models"})
+    others = [m for m in ("omoe", "shared-bottom") if m in study.models]
+    text = f"MMoE degrades less from p = {hi:g} to {lo:g} than OMoE and Shared-Bottom"
+    if too_few or hi == lo or "mmoe" not in study.models or not others:
+        why = few if too_few else ("needs two correlations" if hi == lo else "needs MMoE and OMoE or Shared-Bottom")
+        out["b"] = Claim("b", "MMoE degrades less at lower correlation than OMoE and Shared-Bottom", why=why)
+    else:
+        degradation = {m: final[m][lo] - final[m][hi] for m in ["mmoe", *others]}
+        out["b"] = Claim("b", text, tuple(
+            judge(f"degradation of {label(m)} - degradation of MMoE", degradation[m] - degradation["mmoe"],
+                  final["mmoe"][hi]) for m in others))
+
+    moes = [m for m in MOE_MODELS if m in study.models]
+    usable = not too_few and "shared-bottom" in study.models and moes
+    why = few if too_few else "needs Shared-Bottom (113) and OMoE or MMoE"
+    sb = final.get("shared-bottom")
+    out["c"] = Claim("c", "the MoE models beat Shared-Bottom", tuple(
+        judge(f"L(Shared-Bottom) - L({label(m)}) at p={p:g}", sb[p] - final[m][p], final[m][p])
+        for m in moes for p in ps) if usable else (), "" if usable else why)
+
+    def deviation(x: np.ndarray) -> np.ndarray:
+        return np.abs(x - np.median(x))
+
+    out["d"] = Claim("d", "Shared-Bottom's final losses spread wider than the MoE models'", tuple(
+        judge(f"|L - median| of Shared-Bottom - of {label(m)} at p={p:g}", deviation(sb[p]) - deviation(final[m][p]),
+              final[m][p]) for m in moes for p in ps) if usable else (), "" if usable else why)
     return out
+
+
+def claims_as_dict(study: SyntheticStudy) -> dict[str, Any]:
+    """:func:`claims` as JSON-ready dicts (the ``claims`` of :meth:`SyntheticStudy.as_dict`)."""
+    return {key: claim.as_dict() for key, claim in claims(study).items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -399,5 +520,6 @@ def write_final_csv(study: SyntheticStudy, path: str | Path) -> Path:
 
 
 def write_summary_json(study: SyntheticStudy, path: str | Path) -> Path:
-    """JSON of :meth:`SyntheticStudy.as_dict`."""
-    return write_json(path, study.as_dict())
+    """JSON of :meth:`SyntheticStudy.as_dict`, with the machine and software it ran on
+    (:func:`~mmoe_np.experiments.common.environment`)."""
+    return write_json(path, study.as_dict(), with_environment=True)
