@@ -345,7 +345,7 @@ def test_cli_rejects_bad_options(argv, capsys):
     (["synthetic", "--correlations", "1.5"], "correlation"),
     (["synthetic", "--correlations", "1", "1"], "correlations must not repeat"),
     (["synthetic", "--models", "mmoe", "mmoe"], "models must not repeat"),
-    (["synthetic", "--lr", "mmoe=1e-3"], "--lr: give one rate for each of the models"),
+    (["synthetic", "--lr", "bert=1e-3"], "--lr: unknown model 'bert'"),
     (["synthetic", "--batch-size", "0", "--workers", "2"], "--batch-size"),   # checked before the workers start
     (["synthetic", "--lr", "nan", "--workers", "2"], "--lr"),
     (["shared-bottom", "--eval-every", "0"], "--eval-every"),
@@ -401,8 +401,10 @@ def test_study_rejects_bad_arguments(kwargs, name):
         S.synthetic_study(**(dict(TINY, steps=1) | kwargs))
 
 
-def test_cli_lr_per_model_must_name_every_model(tmp_path, capsys):
-    assert run_cli(["synthetic", "--out", str(tmp_path), "--lr", "mmoe=0.01"] + CLI_TINY) == 2
-    assert "--lr: give one rate for each of the models" in capsys.readouterr().err
+def test_cli_lr_per_model_keeps_the_profile_rate_for_the_others(tmp_path, capsys):
+    assert run_cli(["synthetic", "--out", str(tmp_path), "--lr", "mmoe=0.002", "--no-plot"] + CLI_TINY) == 0
+    config = json.loads((tmp_path / "synthetic.json").read_text())["config"]
+    assert config["lr"] == {"shared-bottom": S.QUICK["lr"], "omoe": S.QUICK["lr"], "mmoe": 0.002}
+    # the library takes a dict only when it names every model
     with pytest.raises(ValueError, match="lr"):
         S.synthetic_study(("mmoe", "omoe"), (0.5,), lr={"mmoe": 0.01}, **TINY)
