@@ -13,10 +13,11 @@ True
 """
 import importlib as _importlib
 
-from . import ops, tucker
+from . import gating, ops, tucker
+from .diagnostics import GateReport, gate_report
 from .gradcheck import GradientReport, check_gradients, check_op
-from .models import (MODEL_CLASSES, CrossStitch, L2Constrained, LossResult, MixtureOfExperts, MMoE, MultiTaskModel,
-                     OMoE, SharedBottom, SingleTask, TensorFactorization, stack_models, unstack_models)
+from .models import (CGC, MODEL_CLASSES, PLE, CrossStitch, L2Constrained, LossResult, MixtureOfExperts, MMoE,
+                     MultiTaskModel, OMoE, SharedBottom, SingleTask, TensorFactorization, stack_models, unstack_models)
 from .optim import SGD, Adam, Optimizer
 from .persist import load
 from .sizing import count_params
@@ -25,8 +26,9 @@ from .training import EarlyStopping, History, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "ops", "tucker",
-    "SingleTask", "SharedBottom", "OMoE", "MMoE", "MixtureOfExperts", "MultiTaskModel", "LossResult",
+    "ops", "tucker", "gating",
+    "SingleTask", "SharedBottom", "OMoE", "MMoE", "CGC", "PLE", "MixtureOfExperts", "MultiTaskModel", "LossResult",
+    "gate_report", "GateReport",
     "stack_models", "unstack_models", "MODEL_CLASSES",
     "L2Constrained", "CrossStitch", "TensorFactorization", "count_params",
     "Adam", "SGD", "Optimizer",

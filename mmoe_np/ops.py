@@ -35,7 +35,7 @@ __all__ = [
     "sigmoid", "log_sigmoid",
     "mse_forward", "mse_backward", "MSECache",
     "bce_with_logits_forward", "bce_with_logits_backward", "BCECache",
-    "multitask_loss_forward", "multitask_loss_backward", "MultitaskLossCache",
+    "multitask_loss_forward", "multitask_loss_backward", "task_losses_backward", "MultitaskLossCache",
 ]
 
 Layers = Sequence[tuple[np.ndarray, np.ndarray]]  # [(W_0, b_0), (W_1, b_1), ...]
@@ -417,7 +417,12 @@ def multitask_loss_forward(out: np.ndarray, Y: np.ndarray, tasks: Sequence[str],
 
 def multitask_loss_backward(dtotal: np.ndarray, cache: MultitaskLossCache) -> np.ndarray:
     """``dL_k = dtotal * w_k``, then each task's loss backward. dtotal (...)  ->  dout (..., B, K)."""
-    dper_task = np.asarray(dtotal)[..., None] * cache.weights
+    return task_losses_backward(np.asarray(dtotal)[..., None] * cache.weights, cache)
+
+
+def task_losses_backward(dper_task: np.ndarray, cache: MultitaskLossCache) -> np.ndarray:
+    """Each task's loss backward from the gradient of every task's loss, dper_task (..., K) (the fixed weights
+    w_k of :func:`multitask_loss_backward`, or learned ones)  ->  dout (..., B, K)."""
     dout = np.zeros(cache.out_shape, dtype=dper_task.dtype)
     for kind, (cols, loss_cache) in cache.by_kind.items():
         dout[..., cols] = _TASK_LOSSES[kind][1](dper_task[..., cols], loss_cache)

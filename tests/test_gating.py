@@ -180,3 +180,172 @@ def test_uncertainty_loss_value_and_its_minimum_over_s():
     dL, ds = gating.uncertainty_loss_backward(1.0, cache)
     np.testing.assert_allclose(dL, [1.0, 0.5])
     np.testing.assert_allclose(ds, [0.5, 0.0], atol=1e-15)  # s_2 = log L_2 is the minimum
+
+
+# ================================================================================================================
+# The gate options on MMoE and OMoE, and uncertainty weighting on every model
+# ================================================================================================================
+import mmoe_np as mn  # noqa: E402
+from mmoe_np.models.ple import CGC, PLE  # noqa: E402
+from mmoe_np.testing import (data, hidden_units, jitter, model_configs, off_kinks, task_lists,  # noqa: E402
+                             tower_units)
+
+GATE_OPTIONS = ("gate_dropout", "gate_temperature", "top_k", "noisy_gating", "balance_weight")
+
+
+@st.composite
+def gated_cases(draw):
+    """(model holding a fixed draw of its training noise, X, Y): MMoE or OMoE with every gate option drawn."""
+    cls = draw(st.sampled_from([mn.MMoE, mn.OMoE]))
+    d, tasks, E = draw(st.integers(1, 4)), draw(task_lists(3)), draw(st.integers(1, 4))
+    options = dict(gate_dropout=draw(st.sampled_from([0.0, 0.3, 0.6])), gate_temperature=draw(temperatures),
+                   top_k=draw(st.none() | st.integers(1, E)), noisy_gating=draw(st.booleans()),
+                   balance_weight=draw(st.sampled_from([0.0, 0.1, 1.0])))
+    seed = draw(seeds)
+    model = jitter(cls(d, tasks, n_experts=E, expert_units=draw(hidden_units(2, 3)),
+                       tower_units=draw(tower_units(2, 3)), seed=seed % 2**16, **options), seed % 2**16)
+    X, Y = data(draw(st.integers(1, 5)), d, tasks, seed % 2**16)
+    noise = model.draw_noise(np.random.default_rng(seed), X.shape[0])
+    assume(off_kinks(model, X, KINK_MARGIN) and model.top_k_margin(X, noise) > KINK_MARGIN)
+    return model.holding_noise(noise), X, Y
+
+
+@given(case=gated_cases())
+def test_gradients_of_every_gate_option_with_the_training_noise_held_fixed(case):
+    assert_gradients_close(*case)
+
+
+@given(d=st.integers(1, 4), tasks=task_lists(3), E=st.integers(1, 5), seed=seeds)
+def test_top_k_all_tau_1_no_dropout_leaves_mmoe_unchanged_bit_for_bit(d, tasks, E, seed):
+    plain = jitter(mn.MMoE(d, tasks, n_experts=E, seed=seed % 2**16), seed % 2**16)
+    same = plain.copy()
+    same.top_k, same.gate_temperature, same.gate_dropout = E, 1.0, 0.0
+    built = mn.MMoE(d, tasks, n_experts=E, seed=seed % 2**16, top_k=E, gate_temperature=1.0, gate_dropout=0.0)
+    assert all(np.array_equal(built.params[k], mn.MMoE(d, tasks, n_experts=E, seed=seed % 2**16).params[k])
+               for k in built.params)
+    X, Y = data(5, d, tasks, seed)
+    loss, grads, dX = plain.loss_and_grads(X, Y, input_grad=True)
+    loss2, grads2, dX2 = same.loss_and_grads(X, Y, input_grad=True, rng=np.random.default_rng(seed))
+    assert loss == loss2 and np.array_equal(dX, dX2)
+    assert all(np.array_equal(grads[k], grads2[k]) for k in grads)
+    assert np.array_equal(plain.forward(X), same.forward(X))
+
+
+def test_dropout_and_noise_apply_in_training_passes_only_and_are_deterministic_given_the_rng():
+    tasks = ("regression", "binary")
+    model = jitter(mn.MMoE(3, tasks, n_experts=4, gate_dropout=0.5, noisy_gating=True, seed=0), 0)
+    X, Y = data(16, 3, tasks, 0)
+    eval_loss, _ = model.losses(X, Y)
+    l1, g1 = model.loss_and_grads(X, Y, rng=np.random.default_rng(7))
+    l2, g2 = model.loss_and_grads(X, Y, rng=np.random.default_rng(7))
+    l3, _ = model.loss_and_grads(X, Y, rng=np.random.default_rng(8))
+    assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)  # deterministic given the rng
+    assert l1 != l3 and l1 != eval_loss                                   # the draws matter
+    noise = model.draw_noise(np.random.default_rng(7), 16)
+    assert noise.mask.shape == noise.eps.shape == (16, 2, 4)
+    assert model.loss_and_grads(X, Y, noise=noise)[0] == l1                # rng = the draws it makes
+    held = model.holding_noise(noise)
+    assert held.losses(X, Y)[0] == l1 and model.losses(X, Y)[0] == eval_loss
+    for m in (model, held):  # never in forward, predict or the gate weights
+        assert np.array_equal(m.forward(X), model.forward(X))
+        assert np.array_equal(m.predict(X), model.predict(X))
+        assert np.array_equal(m.gate_weights(X), model.gate_weights(X))
+    np.testing.assert_allclose(model.gate_weights(X).sum(-1), 1.0)
+    assert mn.MMoE(3, tasks).draw_noise(np.random.default_rng(0), 4) is None
+
+
+def test_dropped_gates_renormalise_to_one_in_the_pass():
+    tasks = ("regression", "regression")
+    model = mn.MMoE(2, tasks, n_experts=3, gate_dropout=0.5, seed=1)
+    X, Y = data(10, 2, tasks, 1)
+    noise = model.draw_noise(np.random.default_rng(2), 10)
+    g = model.gate_weights(X)
+    dropped = g * noise.mask / (g * noise.mask).sum(-1, keepdims=True)
+    # the pass's outputs are those of the mixture with the renormalised, dropped gates
+    f = [np.maximum(X @ model.params["experts.0.W"][e] + model.params["experts.0.b"][e], 0) for e in range(3)]
+    m = np.einsum("nke,enh->knh", dropped, np.stack(f))
+    W, b = model.params["towers.0.W"], model.params["towers.0.b"]
+    Wo, bo = model.params["towers.1.W"], model.params["towers.1.b"]
+    out = np.stack([(np.maximum(m[k] @ W[k] + b[k], 0) @ Wo[k] + bo[k])[:, 0] for k in range(2)], axis=1)
+    expected = ((out - Y) ** 2).mean(0).sum()
+    np.testing.assert_allclose(model.losses(X, Y, noise=noise)[0], expected, rtol=1e-12)
+    np.testing.assert_allclose(dropped.sum(-1), 1.0, rtol=1e-12)
+
+
+def test_balance_loss_is_weight_times_the_cv2_of_each_gates_importance():
+    tasks = ("regression", "binary", "regression")
+    model = jitter(mn.MMoE(3, tasks, n_experts=4, balance_weight=0.7, seed=3), 3)
+    X, Y = data(9, 3, tasks, 3)
+    I = model.gate_weights(X).sum(0)                                     # (K, E)
+    cv2 = (I.var(-1) / I.mean(-1) ** 2).sum()
+    plain = mn.MMoE(3, tasks, n_experts=4, seed=3)
+    plain.params.flat[:] = model.params.flat
+    np.testing.assert_allclose(model.losses(X, Y)[0], plain.losses(X, Y)[0] + 0.7 * cv2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("options, name", [
+    ({"gate_dropout": 1.0}, "gate_dropout"), ({"gate_dropout": -0.1}, "gate_dropout"),
+    ({"gate_temperature": 0.0}, "gate_temperature"), ({"top_k": 0}, "top_k"), ({"top_k": 9}, "top_k"),
+    ({"noisy_gating": 1}, "noisy_gating"), ({"balance_weight": -1.0}, "balance_weight")])
+def test_bad_gate_options_name_themselves(options, name):
+    with pytest.raises(ValueError, match=name):
+        mn.MMoE(3, ("regression",), n_experts=8, **options)
+
+
+def test_gate_options_round_trip_through_config_and_save(tmp_path):
+    model = mn.MMoE(3, ("regression", "binary"), n_experts=4, gate_dropout=0.1, top_k=2, noisy_gating=True,
+                    balance_weight=0.01, gate_temperature=0.5, loss_weighting="uncertainty", seed=4)
+    assert {k: model.config()[k] for k in GATE_OPTIONS} == {"gate_dropout": 0.1, "gate_temperature": 0.5, "top_k": 2,
+                                                            "noisy_gating": True, "balance_weight": 0.01}
+    again = mn.MMoE(**model.config())
+    assert all(np.array_equal(again.params[k], v) for k, v in model.params.items())
+    loaded = mn.load(model.save(tmp_path / "m.npz"))
+    assert loaded.config() == model.config()
+    assert not set(GATE_OPTIONS) & set(mn.MMoE(3, ("regression",)).config())  # the paper's MMoE: none listed
+    assert "gates.noise.W" in model.params and "loss.log_vars" in model.params
+
+
+# ------------------------------------------------------------------------------------------------ uncertainty
+@st.composite
+def uncertain_cases(draw):
+    """(model, X, Y): any of the seven models (drawn by mmoe_np.testing.model_configs) or CGC/PLE, small random
+    sizes, with loss_weighting="uncertainty" and jittered log-variances."""
+    if draw(st.booleans()):
+        config = draw(model_configs())
+        cls, d, tasks, options, seed = (mn.MODEL_CLASSES[config.name], config.n_features, config.tasks,
+                                        config.options, config.seed)
+    else:
+        cls, d, tasks, seed = draw(st.sampled_from([CGC, PLE])), draw(st.integers(1, 4)), draw(task_lists(3)), draw(
+            st.integers(0, 2**16))
+        options = dict(n_shared_experts=draw(st.integers(1, 3)), n_task_experts=draw(st.integers(0, 2)),
+                       expert_units=draw(hidden_units(2, 3)), tower_units=draw(tower_units(2, 3)))
+        if cls is PLE:
+            options["n_levels"] = draw(st.integers(1, 3))
+    model = jitter(cls(d, tasks, seed=seed, loss_weighting="uncertainty", **options), seed)
+    X, Y = data(draw(st.integers(1, 5)), d, tasks, seed)
+    assume(off_kinks(model, X, KINK_MARGIN))
+    return model, X, Y
+
+
+@given(case=uncertain_cases())
+def test_uncertainty_weighting_gradients_for_every_model(case):
+    assert "loss.log_vars" in case[0].params
+    assert_gradients_close(*case)
+
+
+def test_uncertainty_weighting_value_and_the_fixed_default():
+    tasks = ("regression", "binary")
+    model = jitter(mn.SharedBottom(3, tasks, loss_weighting="uncertainty", seed=1), 1)
+    fixed = mn.SharedBottom(3, tasks, seed=1)
+    for name in fixed.params:
+        fixed.params[name][...] = model.params[name]
+    X, Y = data(8, 3, tasks, 1)
+    _, per_task = fixed.losses(X, Y)
+    s = model.params["loss.log_vars"]
+    np.testing.assert_allclose(model.losses(X, Y)[0], np.sum(np.exp(-s) * per_task + s), rtol=1e-12)
+    assert fixed.loss_weighting == "fixed" and "loss.log_vars" not in fixed.params
+    assert mn.SharedBottom(**model.config()).loss_weighting == "uncertainty"
+    with pytest.raises(ValueError, match="loss_weighting"):
+        mn.SharedBottom(3, tasks, loss_weighting="learned")
+    with pytest.raises(ValueError, match="task_weights"):
+        mn.SharedBottom(3, tasks, loss_weighting="uncertainty", task_weights=(1, 2))

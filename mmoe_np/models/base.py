@@ -9,7 +9,12 @@ carry extra leading axes (see :func:`stack_models`) is R independent replicas tr
 
 Loss (see ``docs/backprop.md``): ``L = sum_k w_k L_k`` with ``L_k`` the batch mean of the squared error for a
 regression task or of the binary cross-entropy on logits for a binary task, and ``w_k = 1`` unless ``task_weights``
-is given. The MSE has no 1/2 factor.
+is given. The MSE has no 1/2 factor. With ``loss_weighting="uncertainty"`` the weights are learned instead:
+``L = sum_k exp(-s_k) L_k + s_k`` (Kendall et al., 2018), the log-variances s_k in ``params["loss.log_vars"]`` (K,).
+
+Training randomness (gate dropout, noisy gating): a pass given ``rng`` (a NumPy Generator) or explicit ``noise`` is
+a training pass, its draws made by :meth:`MultiTaskModel.draw_noise` from that rng, so it is deterministic given the
+rng's state; without either no gate is dropped or noised, and ``forward``/``predict`` never are.
 """
 from __future__ import annotations
 
@@ -22,13 +27,15 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from .. import _validation as V
-from .. import ops, persist
+from .. import gating, ops, persist
 from ..gradcheck import relu_caches
 from ..init import glorot_uniform
 from ..metrics import roc_auc
 from .flat import FlatArrays, FlatLayout
 
-__all__ = ["ArrayDict", "LossResult", "MultiTaskModel", "stack_models", "unstack_models"]
+__all__ = ["ArrayDict", "LossResult", "MultiTaskModel", "stack_models", "unstack_models", "LOSS_WEIGHTINGS"]
+
+LOSS_WEIGHTINGS = ("fixed", "uncertainty")  # task_weights as given, or learned log-variances
 
 ArrayDict = dict[str, np.ndarray]
 LayerGrads = list[tuple[np.ndarray, np.ndarray]]  # [(dW_0, db_0), (dW_1, db_1), ...], as ops.mlp_backward returns
@@ -54,15 +61,23 @@ class MultiTaskModel:
     * ``_backward(dout, cache, input_grad) -> (grads, dX)``: the same chain backwards, ``dX`` None unless
       ``input_grad`` (training never needs it, and skipping it saves the most expensive product of the first layer);
     * ``_sizes() -> dict``: its own constructor arguments, for :meth:`config`;
-    * optionally ``_penalty() -> (value, grads)``: a parameter penalty added to the loss.
+    * optionally ``_penalty() -> (value, grads)``: a parameter penalty added to the loss;
+    * optionally, for training randomness, ``draw_noise(rng, n_samples)``, ``_forward(X, noise=...)`` and
+      ``_auxiliary_loss(cache)`` (a loss term on the forward pass's values, whose gradient ``_backward`` adds).
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], *, seed: int = 0, dtype: Any = np.float64,
-                 task_weights: Sequence[float] | None = None, **unknown: Any) -> None:
+                 task_weights: Sequence[float] | None = None, loss_weighting: str = "fixed",
+                 **unknown: Any) -> None:
         if unknown:  # the subclasses pass every keyword they do not know on to here
             known = [name for name in inspect.signature(type(self)).parameters if name not in ("self", "kwargs")]
             raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; expected {known} "
-                             "and seed, dtype, task_weights")
+                             "and seed, dtype, task_weights, loss_weighting")
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}; got {loss_weighting!r}")
+        if loss_weighting == "uncertainty" and task_weights is not None:
+            raise ValueError("task_weights must be None with loss_weighting='uncertainty' (the weights are learned)")
+        self.loss_weighting = loss_weighting
         self.n_features = V.positive_int("n_features", n_features)
         self.tasks = V.tasks(tasks)
         self.dtype = V.dtype(dtype)
@@ -70,6 +85,9 @@ class MultiTaskModel:
         self.seed = V.int_at_least("seed", seed, 0)
         self.params: ArrayDict = {}
         self._build(np.random.default_rng(self.seed))
+        if loss_weighting == "uncertainty":  # s_k = 0: every task starts at weight exp(-0) = 1
+            self.params["loss.log_vars"] = np.zeros(self.n_tasks, dtype=self.dtype)
+        self._held_noise: Any = None  # see holding_noise
         self._base_shapes = {name: p.shape for name, p in self.params.items()}
         self._bind(FlatArrays.of(self.params, self._layout()))  # the same numbers, now views into one buffer
 
@@ -150,6 +168,24 @@ class MultiTaskModel:
         """A parameter penalty added to the loss, and its gradients. None here."""
         return 0.0, {}
 
+    def _auxiliary_loss(self, cache: Any) -> np.ndarray | float:
+        """A loss term computed from the forward pass (a gate's load-balancing loss), added to the total; the
+        model's ``_backward`` adds its gradient. None here."""
+        return 0.0
+
+    def draw_noise(self, rng: np.random.Generator, n_samples: int) -> Any:
+        """The training randomness of one pass on ``n_samples`` rows, drawn from ``rng`` (gate dropout masks,
+        gating noise), or None for a model without any (here)."""
+        return None
+
+    def holding_noise(self, noise: Any) -> "MultiTaskModel":
+        """A copy whose loss passes (``forward_backward``, ``loss_and_grads``, ``losses``) all use this fixed
+        ``noise`` (from :meth:`draw_noise`) unless given other: what a gradient check needs, since it compares
+        passes that must drop the same gates. ``forward``/``predict`` still never use it."""
+        held = self.copy()
+        held._held_noise = noise
+        return held
+
     # ------------------------------------------------------------------ the loss and its gradients
     def check_inputs(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
         """X (N, n_features) and Y (N, n_tasks) as checked arrays of the model's dtype (ValueError naming X or Y)."""
@@ -160,38 +196,54 @@ class MultiTaskModel:
         return V.features(X, self.n_features, self.dtype, self.replica_shape)
 
     def forward_backward(self, X: Any, Y: Any, *, backward: bool = True, input_grad: bool = False,
-                         check: bool = True) -> LossResult:
+                         check: bool = True, rng: np.random.Generator | None = None, noise: Any = None) -> LossResult:
         """One pass of the whole chain: the loss ``sum_k w_k L_k`` plus the model's penalty, each task's loss, and,
         with ``backward``, the gradients of every parameter (and of X with ``input_grad``).
 
         ``check=True`` checks X and Y first, and refuses (ValueError naming X, Y) a pass that overflows the dtype
         instead of returning inf or NaN. ``check=False`` skips both: for trainers that passed X and Y through
         :meth:`check_inputs` once (arrays of the model's dtype and shapes) and watch the loss themselves.
-        Returns a :class:`LossResult`.
+        ``rng`` makes it a training pass: the model's training randomness (gate dropout, gating noise) is drawn
+        from it (:meth:`draw_noise`); ``noise`` gives those draws explicitly. Returns a :class:`LossResult`.
         """
         if not check:
-            return self._forward_backward(X, Y, backward, input_grad)[0]
+            return self._forward_backward(X, Y, backward, input_grad, self._noise(noise, rng, X))[0]
         X, Y = self.check_inputs(X, Y)
+        noise = self._noise(noise, rng, X)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
-            result, out = self._forward_backward(X, Y, backward, input_grad)
+            result, out = self._forward_backward(X, Y, backward, input_grad, noise)
         self._refuse_overflow(X, out, result.loss)
         if backward and not all(np.all(np.isfinite(g)) for g in (*result.grads.values(), result.dX) if g is not None):
             raise ValueError(f"X, Y: the gradients overflow {self.dtype} (the loss is finite but X or the errors "
                              "are too large); scale the inputs or the targets down")
         return result
 
-    def _forward_backward(self, X: np.ndarray, Y: np.ndarray, backward: bool,
-                          input_grad: bool) -> tuple[LossResult, np.ndarray]:
+    def _noise(self, noise: Any, rng: np.random.Generator | None, X: np.ndarray) -> Any:
+        """The pass's training randomness: ``noise`` if given, else drawn from ``rng``, else the held noise."""
+        if noise is None and rng is not None:
+            noise = self.draw_noise(rng, X.shape[-2])
+        return self._held_noise if noise is None else noise
+
+    def _forward_backward(self, X: np.ndarray, Y: np.ndarray, backward: bool, input_grad: bool,
+                          noise: Any = None) -> tuple[LossResult, np.ndarray]:
         """The chain itself, on checked X and Y: model forward, loss, loss backward, model backward. Returns the
         result and the raw outputs."""
-        out, cache = self._forward(X)
+        out, cache = self._forward(X) if noise is None else self._forward(X, noise=noise)
         (total, per_task), loss_cache = ops.multitask_loss_forward(out, Y, self.tasks, self.task_weights)
+        if self.loss_weighting == "uncertainty":  # sum_k exp(-s_k) L_k + s_k instead of sum_k w_k L_k
+            total, weighting = gating.uncertainty_loss_forward(per_task, self.params["loss.log_vars"])
         penalty, penalty_grads = self._penalty()
-        loss = self._scalar(total + penalty)
+        loss = self._scalar(total + penalty + self._auxiliary_loss(cache))
         if not backward:
             return LossResult(loss, per_task, None, None), out
-        dout = ops.multitask_loss_backward(np.ones_like(total), loss_cache)
+        if self.loss_weighting == "uncertainty":
+            dper_task, dlog_vars = gating.uncertainty_loss_backward(np.ones_like(total), weighting)
+            dout = ops.task_losses_backward(dper_task, loss_cache)
+        else:
+            dout = ops.multitask_loss_backward(np.ones_like(total), loss_cache)
         grads, dX = self._backward(dout, cache, input_grad)
+        if self.loss_weighting == "uncertainty":
+            grads["loss.log_vars"] = dlog_vars
         for name, g in penalty_grads.items():
             grads[name] = grads[name] + g
         grads = self._flat_grads(grads)  # the keys, the order and the flat layout of params
@@ -210,18 +262,21 @@ class MultiTaskModel:
             raise ValueError(f"X, Y: the loss overflows {self.dtype} (the outputs are finite but too far from Y); "
                              "scale the inputs or the targets down")
 
-    def loss_and_grads(self, X: Any, Y: Any, *, input_grad: bool = False):
+    def loss_and_grads(self, X: Any, Y: Any, *, input_grad: bool = False, rng: np.random.Generator | None = None,
+                       noise: Any = None):
         """``(loss, grads)``, or ``(loss, grads, dX)`` with ``input_grad=True``.
 
         ``grads`` has exactly the keys and shapes of ``params``. Neither the parameters nor X and Y are modified.
         For stacked replicas the loss is one value per replica and each replica gets the gradient of its own loss.
+        ``rng``/``noise``: a training pass (gate dropout, gating noise), as :meth:`forward_backward` says.
         """
-        loss, _, grads, dX = self.forward_backward(X, Y, input_grad=input_grad)
+        loss, _, grads, dX = self.forward_backward(X, Y, input_grad=input_grad, rng=rng, noise=noise)
         return (loss, grads, dX) if input_grad else (loss, grads)
 
-    def losses(self, X: Any, Y: Any) -> tuple[np.ndarray | float, np.ndarray]:
+    def losses(self, X: Any, Y: Any, *, rng: np.random.Generator | None = None,
+               noise: Any = None) -> tuple[np.ndarray | float, np.ndarray]:
         """``(total, per_task)``: the total loss (penalty included) and each task's mean loss (n_tasks,)."""
-        result = self.forward_backward(X, Y, backward=False)
+        result = self.forward_backward(X, Y, backward=False, rng=rng, noise=noise)
         return result.loss, result.task_losses
 
     @staticmethod
@@ -300,8 +355,10 @@ class MultiTaskModel:
         """The constructor arguments: ``type(model)(**model.config())`` builds the same model, with the same initial
         parameters bit for bit. ``dtype`` is a string ("float32" or "float64"); for stacked models ``seed`` is the
         tuple of the replicas' seeds."""
+        weighting = {} if self.loss_weighting == "fixed" else {"loss_weighting": self.loss_weighting}
         return {"n_features": self.n_features, "tasks": self.tasks, **self._sizes(),
-                "task_weights": self.task_weights.tolist(), "seed": self.seed, "dtype": self.dtype.name}
+                "task_weights": None if weighting else self.task_weights.tolist(), **weighting, "seed": self.seed,
+                "dtype": self.dtype.name}
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.config().items() if k not in ("task_weights", "seed", "dtype")}

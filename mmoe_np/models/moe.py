@@ -17,20 +17,29 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from .. import _validation as V
-from .. import ops
+from .. import gating, ops
 from ..init import glorot_uniform
 from .base import ArrayDict, MultiTaskModel
 
-__all__ = ["MoECache", "MixtureOfExperts", "OMoE", "MMoE"]
+__all__ = ["MoECache", "GatesCache", "MixtureOfExperts", "OMoE", "MMoE"]
 
 
 class MoECache(NamedTuple):
     first: ops.DenseCache     # z = x W1 + b1 (..., N, E*h + G*E): every expert's first layer and every gate's logits
     relu: ops.ReluCache       # the experts' first ReLU, on z[..., :E*h]
     deeper: tuple             # ops.mlp_forward's cache of the experts' later layers (empty with one layer)
-    gates: Any                # _gates_forward's cache (the softmax probabilities g (..., N, G, E))
+    gates: Any                # _gates_forward's cache (a GatesCache)
     mixture: ops.MixtureCache
     towers: tuple             # ops.towers_forward's cache
+
+
+class GatesCache(NamedTuple):
+    logits: np.ndarray                       # what the selection read (..., N, G, E): the logits, noise added
+    select: gating.TemperedSoftmaxCache      # softmax(logits / tau) over the top k (all E by default)
+    noisy: gating.NoisyLogitsCache | None    # a training pass of a noisy gate
+    dropout: gating.GateDropoutCache | None  # a training pass with gate dropout
+    balance: gating.ImportanceCache | None   # the importance loss (balance_weight > 0)
+    balance_value: Any                       # balance_weight * sum_G CV^2 (...), or 0.0
 
 
 class MixtureOfExperts(MultiTaskModel):
@@ -41,7 +50,17 @@ class MixtureOfExperts(MultiTaskModel):
 
     * ``experts.{l}.W`` (E, sizes[l], sizes[l+1]), ``experts.{l}.b`` (E, sizes[l+1]): the experts (ReLU everywhere)
     * ``gates.W`` (G, n_features, E), ``gates.b`` (G, E): the G gates
+    * ``gates.noise.W`` (G, n_features, E), ``gates.noise.b`` (G, E): the noise scales' logits (noisy_gating)
     * ``towers.{l}.W`` (K, d_in, d_out), ``towers.{l}.b`` (K, d_out): the towers, (expert_units[-1], *tower_units, 1)
+
+    **Gate options** (``docs/backprop.md``, section 11), each off by default: ``gate_temperature`` tau,
+    ``g = softmax(z / tau)``; ``top_k`` keeps each row's k largest logits (softmax over them, 0 elsewhere);
+    ``noisy_gating`` adds ``eps * softplus(x U + c)`` to the logits in training passes (eps standard normal, U and
+    c the learned ``gates.noise.*``, zero at the start); ``gate_dropout`` p drops each gate weight with
+    probability p in training passes and renormalises the row; ``balance_weight`` w adds
+    ``w * sum_G CV^2(importance)`` to the loss (the importance of expert e: its total gate weight over the batch).
+    Training passes are those given an ``rng`` or explicit ``noise`` (:meth:`draw_noise`); ``forward``,
+    ``predict`` and ``gate_weights`` never drop or add noise.
 
     **One product for everything that reads x.** The experts' first layer and the gates both multiply the same x,
     so the chain computes them as one dense layer ``z = x W1 + b1`` with ``W1 = [W_1 | ... | W_E | V_1 | ... | V_G]``
@@ -58,10 +77,23 @@ class MixtureOfExperts(MultiTaskModel):
 
     def __init__(self, n_features: int, tasks: Sequence[str], n_experts: int = 8,
                  expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), n_gates: int | None = None,
-                 **kwargs: Any) -> None:
+                 *, gate_dropout: float = 0.0, gate_temperature: float = 1.0, top_k: int | None = None,
+                 noisy_gating: bool = False, balance_weight: float = 0.0, **kwargs: Any) -> None:
         self.n_experts = V.positive_int("n_experts", n_experts)
         self.expert_units = V.units("expert_units", expert_units)
         self.tower_units = V.units("tower_units", tower_units, allow_empty=True)
+        self.gate_dropout = V.positive_float("gate_dropout", gate_dropout, allow_zero=True)
+        if self.gate_dropout >= 1:
+            raise ValueError(f"gate_dropout must be in [0, 1) (the probability of dropping a gate weight); "
+                             f"got {gate_dropout!r}")
+        self.gate_temperature = V.positive_float("gate_temperature", gate_temperature)
+        self.top_k = None if top_k is None else V.positive_int("top_k", top_k)
+        if self.top_k is not None and self.top_k > self.n_experts:
+            raise ValueError(f"top_k must be at most n_experts = {self.n_experts}; got {top_k!r}")
+        if not isinstance(noisy_gating, (bool, np.bool_)):
+            raise ValueError(f"noisy_gating must be True or False; got {noisy_gating!r}")
+        self.noisy_gating = bool(noisy_gating)
+        self.balance_weight = V.positive_float("balance_weight", balance_weight, allow_zero=True)
         if n_gates is not None and not self._gates_are_an_option():
             kwargs["n_gates"] = n_gates  # OMoE and MMoE fix their gates: the base reports an unknown option
         self.n_gates = self.default_n_gates if n_gates is None else n_gates  # checked in _build, with the tasks
@@ -73,7 +105,17 @@ class MixtureOfExperts(MultiTaskModel):
 
     def _sizes(self) -> dict[str, Any]:
         sizes = {"n_experts": self.n_experts, "expert_units": self.expert_units, "tower_units": self.tower_units}
-        return {**sizes, "n_gates": self.n_gates} if self._gates_are_an_option() else sizes
+        if self._gates_are_an_option():
+            sizes["n_gates"] = self.n_gates
+        return {**sizes, **self.gate_options()}
+
+    def gate_options(self) -> dict[str, Any]:
+        """The gate options that differ from their defaults (an MMoE of the paper: none)."""
+        options = {"gate_dropout": self.gate_dropout, "gate_temperature": self.gate_temperature,
+                   "top_k": self.top_k, "noisy_gating": self.noisy_gating, "balance_weight": self.balance_weight}
+        defaults = {"gate_dropout": 0.0, "gate_temperature": 1.0, "top_k": None, "noisy_gating": False,
+                    "balance_weight": 0.0}
+        return {k: v for k, v in options.items() if v != defaults[k]}
 
     def _build(self, rng: np.random.Generator) -> None:
         if self.n_gates is None:
@@ -87,37 +129,50 @@ class MixtureOfExperts(MultiTaskModel):
         self._add_gates(rng)
         self._add_towers(rng, self.expert_units[-1])
 
+    def _gate_blocks(self) -> list[str]:
+        """The parameter groups read like gates from x: ``gates``, then ``gates.noise`` with noisy gating."""
+        return ["gates", "gates.noise"] if self.noisy_gating else ["gates"]
+
     def _first_layer(self) -> tuple[np.ndarray, np.ndarray]:
         """``W1`` (..., d, E*h + G*E) and ``b1`` (..., E*h + G*E): every expert's first layer and every gate, side
         by side, so that one matmul computes them all (columns ``e*h .. (e+1)*h``: expert e; the last G*E: the
-        gates' logits, gate j's in columns ``E*h + j*E ..``). Copies of ``experts.0.*`` and ``gates.*``."""
+        gates' logits, gate j's in columns ``E*h + j*E ..``; with noisy gating G*E more: the noise logits).
+        Copies of ``experts.0.*`` and ``gates.*``."""
         E, G, h, d = self.n_experts, self.n_gates, self.expert_units[0], self.n_features
-        W_e, b_e, W_g, b_g = (self.params[k] for k in ("experts.0.W", "experts.0.b", "gates.W", "gates.b"))
+        W_e, b_e = self.params["experts.0.W"], self.params["experts.0.b"]
+        blocks = self._gate_blocks()
         lead = W_e.shape[:-3]
-        W1 = np.empty(lead + (d, E * h + G * E), dtype=self.dtype)
+        W1 = np.empty(lead + (d, E * h + len(blocks) * G * E), dtype=self.dtype)
         np.copyto(W1[..., :E * h].reshape(lead + (d, E, h)), np.swapaxes(W_e, -3, -2))  # W1[i, e*h + j] = W_e[e, i, j]
-        np.copyto(W1[..., E * h:].reshape(lead + (d, G, E)), np.swapaxes(W_g, -3, -2))
-        b1 = np.concatenate([b_e.reshape(lead + (E * h,)), b_g.reshape(lead + (G * E,))], axis=-1)
+        for i, name in enumerate(blocks):
+            start = E * h + i * G * E
+            np.copyto(W1[..., start:start + G * E].reshape(lead + (d, G, E)), np.swapaxes(self.params[f"{name}.W"],
+                                                                                          -3, -2))
+        b1 = np.concatenate([b_e.reshape(lead + (E * h,))]
+                            + [self.params[f"{name}.b"].reshape(lead + (G * E,)) for name in blocks], axis=-1)
         return W1, b1
 
     def _first_layer_grads(self, dW1: np.ndarray, db1: np.ndarray) -> ArrayDict:
         """The gradient of ``W1``, ``b1`` split back into the parameters they were copied from (views)."""
         E, G, h, d = self.n_experts, self.n_gates, self.expert_units[0], self.n_features
         lead = dW1.shape[:-2]
-        return {"experts.0.W": np.swapaxes(dW1[..., :E * h].reshape(lead + (d, E, h)), -3, -2),
-                "experts.0.b": db1[..., :E * h].reshape(lead + (E, h)),
-                "gates.W": np.swapaxes(dW1[..., E * h:].reshape(lead + (d, G, E)), -3, -2),
-                "gates.b": db1[..., E * h:].reshape(lead + (G, E))}
+        grads = {"experts.0.W": np.swapaxes(dW1[..., :E * h].reshape(lead + (d, E, h)), -3, -2),
+                 "experts.0.b": db1[..., :E * h].reshape(lead + (E, h))}
+        for i, name in enumerate(self._gate_blocks()):
+            start = E * h + i * G * E
+            grads[f"{name}.W"] = np.swapaxes(dW1[..., start:start + G * E].reshape(lead + (d, G, E)), -3, -2)
+            grads[f"{name}.b"] = db1[..., start:start + G * E].reshape(lead + (G, E))
+        return grads
 
     # ------------------------------------------------------------------ the whole chain
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, MoECache]:
-        E, G, h = self.n_experts, self.n_gates, self.expert_units[0]
+    def _forward(self, X: np.ndarray, noise: gating.GateNoise | None = None) -> tuple[np.ndarray, MoECache]:
+        E, h = self.n_experts, self.expert_units[0]
         z, first = ops.dense_forward(X, *self._first_layer())                         # (..., N, E*h + G*E)
         a, relu = ops.relu_forward(z[..., :E * h])                                     # (..., N, E*h)
         f = np.swapaxes(a.reshape(a.shape[:-1] + (E, h)), -3, -2)                      # (..., E, N, h): a view
         f, deeper = ops.mlp_forward(f, self.mlp_layers("experts")[1:], relu_last=True)  # later layers, if any
-        logits = z[..., E * h:].reshape(z.shape[:-1] + (G, E))                         # (..., N, G, E)
-        g, gates = self._gates_forward(logits)                                         # (..., N, G, E)
+        logits = z[..., E * h:].reshape(z.shape[:-1] + (-1, E))                        # (..., N, G [+ G noise], E)
+        g, gates = self._gates_forward(logits, noise)                                  # (..., N, G, E)
         m, mixture = ops.mixture_forward(np.swapaxes(g, -3, -2), f)                    # (..., G, N, h_last)
         out, towers = ops.towers_forward(m, self.mlp_layers("towers"))                 # (..., N, K)
         return out, MoECache(first, relu, deeper, gates, mixture, towers)
@@ -129,7 +184,7 @@ class MixtureOfExperts(MultiTaskModel):
         if cache.deeper:
             df, deeper_grads = ops.mlp_backward(df, cache.deeper)                      # (..., E, N, h)
             grads.update(self._mlp_grads("experts", deeper_grads, first=1))
-        dlogits = self._gates_backward(np.swapaxes(dg, -3, -2), cache.gates)           # (..., N, G, E)
+        dlogits = self._gates_backward(np.swapaxes(dg, -3, -2), cache.gates)           # (..., N, G [+ G], E)
         df = np.swapaxes(df, -3, -2)                                                   # (..., N, E, h)
         da = ops.relu_backward(df.reshape(df.shape[:-2] + (-1,)), cache.relu)          # (..., N, E*h)
         dz = np.concatenate([da, dlogits.reshape(dlogits.shape[:-2] + (-1,))], axis=-1)  # side by side, like z
@@ -141,20 +196,72 @@ class MixtureOfExperts(MultiTaskModel):
     def _add_gates(self, rng: np.random.Generator) -> None:
         self.params["gates.W"] = glorot_uniform(rng, (self.n_gates, self.n_features, self.n_experts), self.dtype)
         self.params["gates.b"] = np.zeros((self.n_gates, self.n_experts), dtype=self.dtype)
+        if self.noisy_gating:  # zero, as Shazeer et al.: the noise starts at scale softplus(0) = log 2 everywhere
+            self.params["gates.noise.W"] = np.zeros_like(self.params["gates.W"])
+            self.params["gates.noise.b"] = np.zeros_like(self.params["gates.b"])
 
-    def _gates_forward(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gate logits (..., N, G, E)  ->  gate weights g (..., N, G, E), every row a distribution over the experts.
-        A gate variant (a temperature, top-k) overrides this pair."""
-        return ops.softmax_forward(logits)
+    def _gates_forward(self, logits: np.ndarray,
+                       noise: gating.GateNoise | None = None) -> tuple[np.ndarray, GatesCache]:
+        """Gate logits (..., N, G, E) (with noisy gating (..., N, 2G, E): then the noise logits)  ->  gate weights
+        g (..., N, G, E), every row a distribution over the experts:
+        noise (training passes) -> softmax(/ tau) over the top k -> importance loss -> dropout (training passes).
+        With the defaults and no noise this is ``ops.softmax_forward`` bit for bit."""
+        G = self.n_gates
+        z, noisy = logits[..., :G, :], None
+        if noise is not None and noise.eps is not None:
+            z, noisy = gating.noisy_logits_forward(z, logits[..., G:, :], noise.eps)
+        g, select = gating.top_k_softmax_forward(z, self.top_k or self.n_experts, self.gate_temperature)
+        balance, balance_value = None, 0.0
+        if self.balance_weight:
+            cv2, balance = gating.importance_loss_forward(g, batch_axis=-3)          # (..., G)
+            balance_value = self.balance_weight * cv2.sum(axis=-1)
+        dropout = None
+        if noise is not None and noise.mask is not None:
+            g, dropout = gating.gate_dropout_forward(g, noise.mask)
+        return g, GatesCache(z, select, noisy, dropout, balance, balance_value)
 
-    def _gates_backward(self, dg: np.ndarray, cache: np.ndarray) -> np.ndarray:
-        """dg (..., N, G, E)  ->  the gradient of the logits (the softmax VJP)."""
-        return ops.softmax_backward(dg, cache)
+    def _gates_backward(self, dg: np.ndarray, cache: GatesCache) -> np.ndarray:
+        """dg (..., N, G, E)  ->  the gradient of the logits (..., N, G, E) (with noisy gating (..., N, 2G, E)):
+        the chain of :meth:`_gates_forward` backwards, the importance loss's gradient added to the weights'."""
+        if cache.dropout is not None:
+            dg = gating.gate_dropout_backward(dg, cache.dropout)
+        if cache.balance is not None:
+            dcv2 = np.full(cache.balance.mean.shape[:-1], self.balance_weight, dtype=dg.dtype)  # (..., G)
+            dg = dg + gating.importance_loss_backward(dcv2, cache.balance)
+        dz = gating.top_k_softmax_backward(dg, cache.select)
+        if not self.noisy_gating:
+            return dz
+        dnoise = np.zeros_like(dz)  # a pass without noise: the noise logits did not matter
+        if cache.noisy is not None:
+            dz, dnoise = gating.noisy_logits_backward(dz, cache.noisy)
+        return np.concatenate([dz, dnoise], axis=-2)
+
+    def _auxiliary_loss(self, cache: MoECache) -> Any:
+        """The importance (load-balancing) loss of the pass's gates, ``balance_weight * sum_G CV^2``."""
+        return cache.gates.balance_value
+
+    def draw_noise(self, rng: np.random.Generator, n_samples: int) -> gating.GateNoise | None:
+        """One training pass's dropout mask and gating noise, each (..., n_samples, G, E), drawn from ``rng`` (the
+        mask first); None when neither option is on."""
+        if not self.gate_dropout and not self.noisy_gating:
+            return None
+        shape = self.replica_shape + (n_samples, self.n_gates, self.n_experts)
+        mask = gating.dropout_mask(rng, shape, self.gate_dropout, self.dtype) if self.gate_dropout else None
+        eps = gating.gate_noise(rng, shape, self.dtype) if self.noisy_gating else None
+        return gating.GateNoise(mask, eps)
+
+    def top_k_margin(self, X: Any, noise: gating.GateNoise | None = None) -> float:
+        """Smallest gap between a row's k-th and (k+1)-th gate logit on X (inf without top_k): how far the pass
+        is from a change of the selected experts (:func:`mmoe_np.gating.top_k_margin`)."""
+        if self.top_k is None:
+            return float("inf")
+        _, cache = self._forward(self._check_X(X), noise)
+        return gating.top_k_margin(cache.gates.logits, self.top_k)
 
     def gate_weights(self, X: Any) -> np.ndarray:
         """Softmax gate weights (N, n_tasks, n_experts); with a single gate every task sees the same row."""
         z, _ = ops.dense_forward(self._check_X(X)[..., None, :, :], self.params["gates.W"], self.params["gates.b"])
-        g, _ = self._gates_forward(np.swapaxes(z, -3, -2))               # (..., N, G, E)
+        g, _ = self._gates_forward(np.swapaxes(z, -3, -2))               # (..., N, G, E): no dropout, no noise
         return np.broadcast_to(g, g.shape[:-2] + (self.n_tasks, self.n_experts)).copy()
 
 

@@ -141,12 +141,13 @@ class PLE(MultiTaskModel):
         for level in reversed(range(self.n_levels)):
             c = cache.levels[level]
             need_dx = input_grad or level > 0
-            dg, down = ops.mixture_backward(dx_task, c.task_mixture)                   # (.., K, 1, N, S+T), (.., K|1, S+T, N, h)
+            # dg (..., K, 1, N, S+T); down: the gradient of task k's experts (..., K|1, S+T, N, h)
+            dg, down = ops.mixture_backward(dx_task, c.task_mixture)
             dfs = down[..., :S, :, :].sum(axis=-4)                                     # every task's pull on the shared
             dft = down[..., S:, :, :]                                                  # task k's own: task k's alone
             if c.shared_gate is not None:
                 dense_s, probs_s, mixture_s = c.shared_gate
-                dg_s, devery = ops.mixture_backward(dx_shared, mixture_s)              # (..., 1, N, S+KT), (.., S+KT, N, h)
+                dg_s, devery = ops.mixture_backward(dx_shared, mixture_s)  # (.., 1, N, S+KT), (.., S+KT, N, h)
                 dfs = dfs + devery[..., :S, :, :]
                 if T:
                     dft = dft + devery[..., S:, :, :].reshape(devery.shape[:-3] + (K, T) + devery.shape[-2:])
