@@ -17,7 +17,7 @@ training never needs. The Tucker ops live in :mod:`mmoe_np.tucker`; the derivati
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -215,6 +215,8 @@ def softmax_backward(dp: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 class GateCache(NamedTuple):
+    """The cache of :func:`gate_forward` (used by no model: see there)."""
+
     dense: DenseCache        # the logits z = x W + b
     probs: np.ndarray        # the softmax cache: the gate weights g themselves
 
@@ -224,6 +226,11 @@ def gate_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarra
 
     x (..., 1, B, d), W (..., G, d, E), b (..., G, E)  ->  g (..., G, B, E), every row summing to 1.
     G = n_tasks for MMoE (one gate per task, all in one matmul) and G = 1 for OMoE.
+
+    Used by no model: the mixtures compute every gate's logits in their fused first layer, together with the
+    experts' first layers (``z = x [W_1..W_E | V_1..V_G] + b``, one dense layer, ``MixtureOfExperts._first_layer``),
+    then this same softmax per gate. This standalone pair (with :func:`gate_backward`) is that gate on its own, kept
+    for teaching (``docs/backprop.md``) and the examples, and gradient-checked like every op.
     """
     z, dense_cache = dense_forward(x, W, b)
     g, softmax_cache = softmax_forward(z)
@@ -233,7 +240,7 @@ def gate_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarra
 def gate_backward(dg: np.ndarray, cache: GateCache,
                   input_grad: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Gradients of the gate: the softmax VJP, then the dense layer. Returns ``(dx, dW, db)`` (dx None without
-    input_grad)."""
+    input_grad). Used by no model (see :func:`gate_forward`): the mixtures' fused first layer computes the same."""
     dz = softmax_backward(dg, cache.probs)
     return dense_backward(dz, cache.dense, input_grad)
 
@@ -376,10 +383,17 @@ def bce_with_logits_backward(dL: np.ndarray, cache: BCECache) -> np.ndarray:
     return sum_to_shape(dL[..., None, :] * (sigmoid(logits) - cache.target) / logits.shape[-2], logits.shape)
 
 
-_TASK_LOSSES = {
-    "regression": (mse_forward, mse_backward),
-    "binary": (bce_with_logits_forward, bce_with_logits_backward),
-}
+_TASK_KINDS = ("regression", "binary")
+
+
+def _task_loss(kind: str) -> tuple[Callable, Callable]:
+    """The ``(forward, backward)`` loss pair of a task kind, looked up in this module when called (not kept in a
+    table): replacing ``ops.mse_backward`` (a test planting a bug) reaches every model."""
+    if kind == "regression":
+        return mse_forward, mse_backward
+    if kind == "binary":
+        return bce_with_logits_forward, bce_with_logits_backward
+    raise ValueError(f"task kind must be one of {_TASK_KINDS}; got {kind!r}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -406,7 +420,8 @@ def multitask_loss_forward(out: np.ndarray, Y: np.ndarray, tasks: Sequence[str],
     """
     per_task = np.empty(np.broadcast_shapes(out.shape, Y.shape)[:-2] + (len(tasks),), dtype=out.dtype)
     by_kind = {}
-    for kind, (forward, _) in _TASK_LOSSES.items():
+    for kind in _TASK_KINDS:
+        forward = _task_loss(kind)[0]
         cols = _columns(tuple(tasks), kind)
         if cols is not None:
             per_task[..., cols], loss_cache = forward(out[..., cols], Y[..., cols])
@@ -425,5 +440,5 @@ def task_losses_backward(dper_task: np.ndarray, cache: MultitaskLossCache) -> np
     w_k of :func:`multitask_loss_backward`, or learned ones)  ->  dout (..., B, K)."""
     dout = np.zeros(cache.out_shape, dtype=dper_task.dtype)
     for kind, (cols, loss_cache) in cache.by_kind.items():
-        dout[..., cols] = _TASK_LOSSES[kind][1](dper_task[..., cols], loss_cache)
+        dout[..., cols] = _task_loss(kind)[1](dper_task[..., cols], loss_cache)
     return dout

@@ -307,3 +307,20 @@ def test_backward_without_the_input_gradient_gives_the_same_parameter_gradients(
                                      rng.standard_normal((2, 3)))
     dx, dW, db = ops.gate_backward(np.ones_like(g), gate_cache, input_grad=False)
     assert dx is None and dW.shape == (2, 4, 3) and db.shape == (2, 3)
+
+
+def test_a_replaced_loss_op_reaches_the_models(monkeypatch):
+    # the task losses are looked up in ops when called: replacing ops.mse_backward (as the mutation tests plant a
+    # bug) changes every model's gradients, and ops.bce_with_logits_backward the binary task's
+    model = mn.MMoE(3, ("regression", "binary"), n_experts=2, expert_units=(4,), tower_units=(2,), seed=0)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((5, 3)), np.c_[rng.standard_normal(5), [0, 1, 0, 1, 1]]
+    loss, grads = model.loss_and_grads(X, Y)
+    for name in ("mse_backward", "bce_with_logits_backward"):
+        correct = getattr(ops, name)
+        with monkeypatch.context() as patch:
+            patch.setattr(ops, name, lambda dL, cache, correct=correct: 3 * correct(dL, cache))
+            loss_bug, grads_bug = model.loss_and_grads(X, Y)
+        assert loss_bug == loss and not np.allclose(grads_bug["towers.1.b"], grads["towers.1.b"]), name
+        column = 0 if name == "mse_backward" else 1  # only the task of that loss changes
+        np.testing.assert_array_equal(grads_bug["towers.1.b"][1 - column], grads["towers.1.b"][1 - column])
