@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .experiments import census, correlation, figures, synthetic  # figures imports matplotlib only to draw
-from .experiments import census_tune
+from .experiments import census_tune, gates
 from .experiments.common import check_out, parse_models
 from .experiments.lockstep import SCHEDULES
-from .training import format_seconds
+from .training import Progress, format_seconds
 
 __all__ = ["build_parser", "main"]
 
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_training_study(subparsers, name, help_text, models, correlations)
     _add_census(subparsers)
     _add_census_tune(subparsers)
+    _add_gates(subparsers)
     p = subparsers.add_parser("docs-figures", help="redraw the diagrams of docs/ (MMoE graph, three models, "
                               "softmax VJP)", description="Draw the figures docs/ links to with the package's own "
                               "plotting code: " + ", ".join(figures.DOCS_FIGURES) + ".")
@@ -288,6 +289,41 @@ def _add_census_tune(subparsers: Any) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # The subcommands
 # ---------------------------------------------------------------------------------------------------------------
+def _add_gates(subparsers: Any) -> None:
+    text = ("MMoE's gates on the synthetic tasks: how often they polarise with and without gate dropout, and how the "
+            "two tasks' gates diverge as the correlation p falls")
+    p = subparsers.add_parser("gates", help=text, description=text + " (each run trained with plain gates and "
+                              "with --gate-dropout on the same data; paired verdicts).")
+    _option(p, "--out", default="results/gates", help="output directory (default: %(default)s)")
+    _option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    for flag, key, kind, what in (("--runs", "runs", int, "runs per correlation"),
+                                  ("--steps", "steps", int, "training steps per run"),
+                                  ("--batch-size", "batch_size", int, "fresh samples per step"),
+                                  ("--lr", "lr", float, "Adam learning rate"),
+                                  ("--n-test", "n_test", int, "test points per run"),
+                                  ("--gate-dropout", "gate_dropout", float, "gate dropout of the second setting")):
+        _option(p, flag, dest=key, type=kind, default=gates.DEFAULTS[key],
+                help=f"{what} (default: %(default)s)")
+    _option(p, "--correlations", type=float, nargs="+", default=list(gates.CORRELATIONS), metavar="P",
+            help=f"task correlations (default: {' '.join(f'{c:g}' for c in gates.CORRELATIONS)})")
+    _option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
+    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_run_gates)
+
+
+def _run_gates(args: argparse.Namespace) -> int:
+    out = check_out(args.out)
+    progress = None if args.quiet else Progress(args.steps, label="gates")
+    study = gates.gates_study(args.correlations, runs=args.runs, steps=args.steps, batch_size=args.batch_size,
+                              lr=args.lr, n_test=args.n_test, gate_dropout=args.gate_dropout, seed=args.seed,
+                              progress=progress)
+    if progress is not None:
+        progress.close()
+    print(study.format())
+    _print_written(study.write(out, plots=not args.no_plot), study.seconds)
+    return 0
+
+
 def _run_correlation(args: argparse.Namespace) -> int:
     if len(set(args.correlations)) != len(args.correlations):  # as the training studies refuse them
         raise ValueError(f"correlations must not repeat a value; got {args.correlations}")

@@ -72,3 +72,13 @@ def test_stacked_replicas_get_one_value_each():
 def test_a_model_without_gates_is_refused_by_name():
     with pytest.raises(ValueError, match="gated model"):
         gate_report(mn.SharedBottom(3, ("regression",)), np.ones((2, 3)))
+
+
+def test_the_figure_of_a_report(tmp_path):
+    from mmoe_np.experiments import figures
+    model = mn.MMoE(4, ("regression", "binary"), n_experts=5, seed=0)
+    path = figures.plot_gate_report(gate_report(model, np.ones((6, 4))), tmp_path / "r.png", title="MMoE")
+    assert path.stat().st_size > 5_000
+    stacked = mn.stack_models([model, model.copy()])
+    with pytest.raises(ValueError, match="one model"):
+        figures.plot_gate_report(gate_report(stacked, np.ones((6, 4))), tmp_path / "s.png")

@@ -29,6 +29,7 @@ from .common import run_sem, staged_outputs
 from .synthetic import MODEL_LABELS
 
 __all__ = ["save_png", "plot_label_correlation", "plot_curves", "plot_histograms", "plot_gate_distributions",
+           "plot_gate_report", "plot_gates_study",
            "DOCS_FIGURES", "SOFTMAX_LOGITS", "SOFTMAX_UPSTREAM", "draw_mmoe_graph", "draw_architectures",
            "draw_softmax_vjp", "docs_figures"]
 
@@ -67,8 +68,9 @@ def plot_label_correlation(result: Any, path: str | Path) -> Path:
 
 # Fig. 3/4/5 styles: colour-blind-safe dark colours (no pale yellow on white) and a line style per series, so that
 # curves stay apart in greyscale and where they overlap
-_COLOURS = {"shared-bottom-16": "#1f5fa8", "shared-bottom": "#1f5fa8", "omoe": "#d95f02", "mmoe": "#1b7f5f"}
-_STYLES = {"shared-bottom-16": "-", "shared-bottom": "-", "omoe": "--", "mmoe": "-"}
+_COLOURS = {"shared-bottom-16": "#1f5fa8", "shared-bottom": "#1f5fa8", "omoe": "#d95f02", "mmoe": "#1b7f5f",
+            "cgc": "#8b2c8b", "ple": "#555555"}
+_STYLES = {"shared-bottom-16": "-", "shared-bottom": "-", "omoe": "--", "mmoe": "-", "cgc": "-.", "ple": ":"}
 _P_COLOURS = ("#1f5fa8", "#d95f02", "#1b7f5f", "#8b2c8b", "#555555", "#b22222")  # Fig. 3: one per correlation
 _P_STYLES = ("-", "--", "-.", ":", "-", "--")
 _ERRORBAR_POINTS = 6  # evaluation steps per curve that get a +-2 s.e. bar (bars, not bands: bands of close
@@ -226,6 +228,71 @@ def plot_gate_distributions(model: Any, X: np.ndarray, path: str | Path, task_na
     axes[0].legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title, fontsize=9)
+    return save_png(fig, path)
+
+
+def plot_gate_report(report: Any, path: str | Path, task_names: Sequence[str] = (), title: str = "") -> Path:
+    """A :func:`mmoe_np.gate_report` of one model: per task, its mean gate weight on every expert (bars), with the
+    gate's mean entropy and its share of polarised rows in the panel title, and the uniform 1/E as a line."""
+    u = np.asarray(report.utilisation)
+    if u.ndim != 2:
+        raise ValueError(f"report must describe one model (utilisation (K, E)); got shape {u.shape}")
+    K, E = u.shape
+    names = list(task_names) or [f"task {k + 1}" for k in range(K)]
+    fig = _figure(figsize=(1.2 + min(12.0, 0.45 * E * K + 1.0 * K), 3.6))
+    axes = fig.subplots(1, K, sharey=True, squeeze=False)[0]
+    for k, ax in enumerate(axes):
+        ax.bar(np.arange(E), u[k], color="C0", width=0.7)
+        ax.axhline(1 / E, ls=":", c="0.5", lw=1, label="uniform 1/E")
+        ax.set_xticks(np.arange(E), report.expert_labels, rotation=60 if E > 6 else 0, fontsize=7)
+        ax.set_title(f"{names[k]}: entropy {report.entropy[k]:.2f} / {report.max_entropy:.2f}, "
+                     f"polarised {100 * report.polarised[k]:.0f}%", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel("mean gate weight")
+    axes[0].legend(fontsize=7, loc="upper right")
+    if report.overlap is not None and K > 1:
+        title = (title + "; " if title else "") + f"gate overlap of tasks 1 and 2: {report.overlap[0, 1]:.2f}"
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return save_png(fig, path)
+
+
+def plot_gates_study(study: Any, path: str | Path) -> Path:
+    """The gates study: (left) each run's share of polarised test rows (mean of its two gates), plain gates vs gate
+    dropout, at every correlation; (right) each run's overlap of the two gates at every correlation, one line per
+    run (paired: the same run at each p), plain and dropout side by side."""
+    fig = _figure(figsize=(10.0, 4.0))
+    left, right = fig.subplots(1, 2)
+    ps, labels = study.correlations, ("plain gates", f"gate dropout {study.config['gate_dropout']:g}")
+    rng = np.random.default_rng(0)  # horizontal jitter of the points only
+    for s, label in enumerate(labels):
+        for j, p in enumerate(ps):
+            x = j + (s - 0.5) * 0.35
+            values = study.polarised[s, j].mean(axis=-1)
+            left.plot(x + rng.uniform(-0.06, 0.06, values.size), values, "o", ms=3, alpha=0.6, c=f"C{s}",
+                      label=label if j == 0 else None)
+            left.plot([x - 0.12, x + 0.12], [values.mean()] * 2, c=f"C{s}", lw=2)
+    left.set_xticks(range(len(ps)), [f"p = {p:g}" for p in ps])
+    left.set_ylabel(f"share of test rows with a gate weight > 0.95")
+    top = float(study.polarised.mean(axis=-1).max())
+    left.set_ylim(-0.01, min(1.03, max(0.1, 1.15 * top)))  # polarisation is often rare: show the points
+    left.set_title("polarisation (dots: runs; bars: mean)", fontsize=9)
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3, axis="y")
+    for s, label in enumerate(labels):
+        xs = np.arange(len(ps)) + (s - 0.5) * 0.2
+        for r in range(study.overlap.shape[-1]):
+            right.plot(xs, study.overlap[s, :, r], c=f"C{s}", alpha=0.25, lw=0.8)
+        right.plot(xs, study.overlap[s].mean(axis=-1), "o-", c=f"C{s}", lw=2.5, label=f"{label} (mean)")
+    right.set_xticks(range(len(ps)), [f"p = {p:g}" for p in ps])
+    right.set_ylabel("overlap of the two gates, mean sum_e min(g1, g2)")
+    right.set_ylim(0, 1.02)
+    right.set_title("how much the two tasks' gates agree (lines: runs)", fontsize=9)
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"MMoE gates on the synthetic tasks: {study.n_runs} runs per setting, "
+                 f"{study.config['steps']} steps", fontsize=10)
     return save_png(fig, path)
 
 

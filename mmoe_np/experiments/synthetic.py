@@ -30,6 +30,7 @@ import numpy as np
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec
 from ..models import MMoE, OMoE, SharedBottom, stack_models, unstack_models
+from ..models.ple import CGC, PLE
 from ..sizing import shared_bottom_width
 from .common import load_average, parse_models, run_sem, run_std, staged_outputs, write_csv, write_json
 from .lockstep import ModelSpec, Run, train_in_groups
@@ -49,15 +50,19 @@ _EXPERTS = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
 MATCHED_BOTTOM_WIDTH = shared_bottom_width(MMoE(100, ("regression", "regression"), **_EXPERTS), convention="paper")
 # The models of the study: the name the command line accepts -> model class, and -> its size arguments.
 MODELS: dict[str, type] = {"shared-bottom-16": SharedBottom, "shared-bottom": SharedBottom, "omoe": OMoE,
-                           "mmoe": MMoE}
+                           "mmoe": MMoE, "cgc": CGC, "ple": PLE}
 SIZES: dict[str, dict[str, Any]] = {
     "shared-bottom-16": {"bottom_units": (16,), "tower_units": (8,)},  # Fig. 3
     "shared-bottom": {"bottom_units": (MATCHED_BOTTOM_WIDTH,), "tower_units": (8,)},
     "omoe": _EXPERTS,
     "mmoe": _EXPERTS,
+    # beyond the paper (Tang et al., 2020), with MMoE's 8 first-level experts of 16 units: CGC 4 shared + 2 per
+    # task; PLE two levels of 2 shared + 1 per task (its second level's experts read the first's 16-unit outputs)
+    "cgc": {"n_shared_experts": 4, "n_task_experts": 2, "expert_units": (16,), "tower_units": (8,)},
+    "ple": {"n_levels": 2, "n_shared_experts": 2, "n_task_experts": 1, "expert_units": (16,), "tower_units": (8,)},
 }
 MODEL_LABELS = {"shared-bottom-16": "Shared-Bottom (16)", "shared-bottom": "Shared-Bottom (113)", "omoe": "OMoE",
-                "mmoe": "MMoE"}
+                "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
 COMPARISON_MODELS = ("shared-bottom", "omoe", "mmoe")
 PAPER_CORRELATIONS = (1.0, 0.9, 0.8, 0.5)
 TRAINABILITY_CORRELATIONS = (1.0, 0.5)
