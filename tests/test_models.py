@@ -313,6 +313,33 @@ def test_stack_models_compares_configurations_without_the_seed():
         mn.stack_models([mn.MMoE(4, ("regression",)), mn.MMoE(4, ("regression",), task_weights=(2.0,))])
 
 
+@pytest.mark.parametrize("models, i", [([1, 2], 0), ([mn.MMoE(4, ("regression",)), "MMoE"], 1), ([None], 0)])
+def test_stack_models_refuses_what_is_not_a_model_by_index(models, i):
+    with pytest.raises(ValueError, match=rf"models\[{i}\] must be a model such as mn.MMoE\(...\); got "):
+        mn.stack_models(models)
+
+
+def test_a_stacked_models_config_rebuilds_it_as_its_docstring_says():
+    stacked = mn.stack_models([mn.OMoE(4, ("regression", "binary"), n_experts=2, seed=s) for s in (3, 5)])
+    config = stacked.config()
+    with pytest.raises(ValueError, match="seed"):
+        type(stacked)(**config)  # one seed per replica: not a constructor argument
+    rebuilt = mn.stack_models([type(stacked)(**{**config, "seed": s}) for s in config["seed"]])
+    assert rebuilt.config() == config
+    for key, p in stacked.params.items():
+        np.testing.assert_array_equal(rebuilt.params[key], p)
+    assert "training loss" not in mn.MMoE.evaluate.__doc__ and "loss on (X, Y)" in mn.MMoE.evaluate.__doc__
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, None, "False"])
+def test_loss_and_grads_refuses_an_input_grad_that_is_not_a_bool(flag):
+    model = mn.MMoE(4, ("regression",), n_experts=2)
+    X, Y = data(5, 4, model.tasks, 0)
+    with pytest.raises(ValueError, match=f"input_grad must be True or False; got {flag!r}"):
+        model.loss_and_grads(X, Y, input_grad=flag)
+    assert len(model.loss_and_grads(X, Y, input_grad=np.bool_(True))) == 3
+
+
 # ------------------------------------------------------------------------------------------------ the mixture base
 def test_mixture_of_experts_with_one_or_k_gates_is_omoe_or_mmoe():
     tasks = ("regression", "binary", "binary")

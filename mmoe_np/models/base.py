@@ -270,6 +270,8 @@ class MultiTaskModel:
         For stacked replicas the loss is one value per replica and each replica gets the gradient of its own loss.
         ``rng``/``noise``: a training pass (gate dropout, gating noise), as :meth:`forward_backward` says.
         """
+        if not isinstance(input_grad, (bool, np.bool_)):  # "yes" is true, and would silently return three values
+            raise ValueError(f"input_grad must be True or False; got {input_grad!r}")
         loss, _, grads, dX = self.forward_backward(X, Y, input_grad=input_grad, rng=rng, noise=noise)
         return (loss, grads, dX) if input_grad else (loss, grads)
 
@@ -308,7 +310,7 @@ class MultiTaskModel:
     def evaluate(self, X: Any, Y: Any) -> dict[int, dict[str, Any]]:
         """Scores per task index k: ``{"loss": L_k, "auc": ...}`` for a binary task (the ROC AUC of its predicted
         outputs, :func:`mmoe_np.metrics.roc_auc`, which rank like its probabilities; Y's column needs both labels), ``{"loss": L_k, "mse": ...}``
-        for a regression task. ``loss`` is the task's mean training loss, unweighted (for regression it equals the
+        for a regression task. ``loss`` is the task's loss on (X, Y), unweighted (for regression it equals the
         MSE). Floats, or arrays of one value per replica for stacked models."""
         X, Y = self.check_inputs(X, Y)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -352,9 +354,10 @@ class MultiTaskModel:
         return new
 
     def config(self) -> dict[str, Any]:
-        """The constructor arguments: ``type(model)(**model.config())`` builds the same model, with the same initial
-        parameters bit for bit. ``dtype`` is a string ("float32" or "float64"); for stacked models ``seed`` is the
-        tuple of the replicas' seeds."""
+        """The constructor arguments: for a single model ``type(model)(**model.config())`` builds the same model, with
+        the same initial parameters bit for bit. ``dtype`` is a string ("float32" or "float64"). For stacked models
+        ``seed`` is the tuple of the replicas' seeds, which the constructor refuses; the same initial replicas are
+        ``stack_models([type(model)(**{**config, "seed": s}) for s in config["seed"]])``."""
         weighting = {} if self.loss_weighting == "fixed" else {"loss_weighting": self.loss_weighting}
         return {"n_features": self.n_features, "tasks": self.tasks, **self._sizes(),
                 "task_weights": None if weighting else self.task_weights.tolist(), **weighting, "seed": self.seed,
@@ -381,6 +384,9 @@ def stack_models(models: Sequence[MultiTaskModel]) -> MultiTaskModel:
     models = list(models)
     if not models:
         raise ValueError("models must contain at least one model; got an empty sequence")
+    for i, m in enumerate(models):
+        if not isinstance(m, MultiTaskModel):
+            raise ValueError(f"models[{i}] must be a model such as mn.MMoE(...); got {type(m).__name__}")
     first = models[0]
     for i, m in enumerate(models):
         if type(m) is not type(first) or _without_seed(m) != _without_seed(first):
