@@ -606,7 +606,7 @@ def _same_as_config(name: str, given: Any, tuned: Any) -> Any:
     """``given`` (None: take the config's) checked against the tuned configuration's ``tuned``."""
     if given is not None and given != tuned:
         raise ValueError(f"{name} {given!r} differs from the config's {tuned!r} (the models were tuned on it); "
-                         f"leave {name} out or use another config")
+                         "leave it out or use another config")
     return tuned
 
 
