@@ -31,6 +31,13 @@ def correlation(value: Any) -> float:
     return float(value)
 
 
+def flag(name: str, value: Any) -> bool:
+    """``value`` as a bool; anything else (the string "no" is true, 1 is not a flag) is refused by name."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def positive_float(name: str, value: Any, allow_zero: bool = False) -> float:
     """``value`` as a finite float > 0 (or >= 0 with ``allow_zero``)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)

@@ -50,12 +50,6 @@ DEFAULT_DIRECTIONS = 8    # random directions per array in fast mode (see docs/g
 # ----------------------------------------------------------------------------------------------------------------
 # Argument checks
 # ----------------------------------------------------------------------------------------------------------------
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
-
-
 def _first_nonfinite(a: np.ndarray) -> str:
     """``"nan at [1, 0]"``: the first non-finite entry of ``a`` and where it is."""
     index = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
@@ -169,7 +163,7 @@ def _relu_margin(cache: Any) -> float:
 def _options(step: Any, seed: Any, fast: Any, n_directions: Any) -> tuple[float, np.random.Generator, bool, int]:
     step = check_step(step)
     seed = V.int_at_least("seed", seed, 0)
-    return step, np.random.default_rng(seed), _flag("fast", fast), V.positive_int("n_directions", n_directions)
+    return step, np.random.default_rng(seed), V.flag("fast", fast), V.positive_int("n_directions", n_directions)
 
 
 def _compare(report: GradientReport, f: Callable[[], float], name: str, array: np.ndarray, analytic: np.ndarray,

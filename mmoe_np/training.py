@@ -82,19 +82,12 @@ class EarlyStopping:
             raise ValueError(f"mode must be 'min' or 'max'; got {self.mode!r}")
         V.positive_int("patience", self.patience)
         V.positive_float("min_delta", self.min_delta, allow_zero=True)
-        _flag("restore_best", self.restore_best)
+        V.flag("restore_best", self.restore_best)
         if self.checkpoint is not None:
             if not isinstance(self.checkpoint, (str, os.PathLike)):
                 raise ValueError(f"checkpoint must be a file name or None; got {self.checkpoint!r}")
             if not Path(self.checkpoint).parent.is_dir():
                 raise ValueError(f"checkpoint: the folder of {str(self.checkpoint)!r} does not exist")
-
-
-def _flag(name: str, value: Any) -> bool:
-    """``value`` as a bool; strings such as "no" (which are true) and numbers are refused."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
 
 
 def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epochs: int = 10, batch_size: int = 32,
@@ -139,7 +132,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
         raise ValueError(f"optimizer must be an optimizer such as mn.Adam(model.params); got {optimizer!r}")
     if optimizer.params is not model.params:
         raise ValueError("optimizer must have been built on this model's params (e.g. mn.Adam(model.params))")
-    shuffle, verbose = _flag("shuffle", shuffle), _flag("verbose", verbose)
+    shuffle, verbose = V.flag("shuffle", shuffle), V.flag("verbose", verbose)
     if on_divergence not in ("raise", "stop"):
         raise ValueError(f"on_divergence must be 'raise' or 'stop'; got {on_divergence!r}")
 

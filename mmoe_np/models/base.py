@@ -270,8 +270,7 @@ class MultiTaskModel:
         For stacked replicas the loss is one value per replica and each replica gets the gradient of its own loss.
         ``rng``/``noise``: a training pass (gate dropout, gating noise), as :meth:`forward_backward` says.
         """
-        if not isinstance(input_grad, (bool, np.bool_)):  # "yes" is true, and would silently return three values
-            raise ValueError(f"input_grad must be True or False; got {input_grad!r}")
+        V.flag("input_grad", input_grad)  # "yes" is true, and would silently return three values
         loss, _, grads, dX = self.forward_backward(X, Y, input_grad=input_grad, rng=rng, noise=noise)
         return (loss, grads, dX) if input_grad else (loss, grads)
 

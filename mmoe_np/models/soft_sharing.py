@@ -52,9 +52,7 @@ class L2Constrained(SingleTask):
                  tower_units: Sequence[int] = (8,), l2_weight: float = 1e-2, tie_towers: bool = False,
                  **kwargs: Any) -> None:
         self.l2_weight = V.positive_float("l2_weight", l2_weight, allow_zero=True)
-        if not isinstance(tie_towers, (bool, np.bool_)):
-            raise ValueError(f"tie_towers must be True or False; got {tie_towers!r}")
-        self.tie_towers = bool(tie_towers)
+        self.tie_towers = V.flag("tie_towers", tie_towers)
         super().__init__(n_features, tasks, hidden_units, tower_units, **kwargs)
 
     def _sizes(self) -> dict[str, Any]:
