@@ -42,13 +42,14 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local file header, o
 
 
 def _model_classes() -> dict[str, type]:
-    """The model classes that can be saved, by class name: the seven of ``mmoe_np.MODEL_CLASSES`` and the public
-    :class:`~mmoe_np.MixtureOfExperts` they specialise.
+    """The model classes that can be saved, by class name: the seven of ``mmoe_np.MODEL_CLASSES``, the public
+    :class:`~mmoe_np.MixtureOfExperts` they specialise, and the beyond-the-paper CGC and PLE.
 
     Imported when first needed, not with this module: the models call :func:`save` themselves.
     """
     from . import models
-    return {**models.MODEL_CLASSES, "MixtureOfExperts": models.MixtureOfExperts}
+    return {**models.MODEL_CLASSES, "MixtureOfExperts": models.MixtureOfExperts, "CGC": models.CGC,
+            "PLE": models.PLE}
 
 
 def _metadata(model: MultiTaskModel) -> dict[str, Any]:

@@ -127,6 +127,8 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     if early_stopping is not None and early_stopping.score is None and validation is None:
         raise ValueError("early_stopping without a score function needs validation=(X_val, Y_val)")
     rng = V.rng(seed)
+    noise_rng = rng.spawn(1)[0]  # the training randomness (gate dropout, gating noise): its own stream, so the
+    #                              shuffling order is the same with or without it
     optimizer = Adam(model.params, lr=1e-3) if optimizer is None else optimizer
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"optimizer must be an optimizer such as mn.Adam(model.params); got {optimizer!r}")
@@ -156,7 +158,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
             # np.take gathers the rows ~2x faster than X[..., batch, :] (NumPy's general advanced indexing)
             X_batch, Y_batch = np.take(X, batch, axis=-2), np.take(Y, batch, axis=-2)
             with np.errstate(over="ignore", invalid="ignore"):  # a diverging step is caught just below
-                loss, per_task, grads, _ = model.forward_backward(X_batch, Y_batch, check=False)
+                loss, per_task, grads, _ = model.forward_backward(X_batch, Y_batch, check=False, rng=noise_rng)
             what = _nonfinite(loss, grads)
             if what is not None and steps == 0:  # nothing was updated yet: the inputs or parameters are at fault
                 _refuse_first_step(model, X_batch, Y_batch, what)

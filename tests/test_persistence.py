@@ -384,3 +384,20 @@ def test_a_general_mixture_of_experts_round_trips(tmp_path):
     assert type(loaded) is mn.MixtureOfExperts and loaded.config() == model.config()
     X = np.random.default_rng(0).standard_normal((6, 4))
     assert np.array_equal(loaded.forward(X), model.forward(X))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: mn.CGC(4, ("binary", "regression"), n_shared_experts=2, n_task_experts=1, expert_units=(3,),
+                   tower_units=(2,), seed=2),
+    lambda: mn.PLE(4, ("binary", "regression"), n_levels=2, n_shared_experts=2, n_task_experts=1,
+                   expert_units=(3,), tower_units=(2,), seed=2, dtype=np.float32),
+    lambda: mn.MMoE(4, ("binary", "regression"), n_experts=3, expert_units=(3,), gate_dropout=0.2, top_k=2,
+                    gate_temperature=0.5, loss_weighting="uncertainty", seed=5),
+], ids=["CGC", "PLE", "MMoE-gate-options"])
+def test_the_beyond_the_paper_models_and_options_round_trip(tmp_path, make):
+    model = make()
+    loaded = mn.load(model.save(tmp_path / "m.npz"))
+    assert type(loaded) is type(model) and loaded.config() == model.config()
+    assert all(np.array_equal(loaded.params[k], model.params[k]) for k in model.params)
+    X = np.random.default_rng(0).standard_normal((5, 4))
+    assert np.array_equal(loaded.predict(X), model.predict(X))

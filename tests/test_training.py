@@ -431,3 +431,21 @@ def test_early_stopping_names_its_score_when_the_score_is_not_a_number():
     X, Y = data(16, 5, TASKS, 5)
     with pytest.raises(ValueError, match=r"early_stopping\.score must return a number.*got 'a'"):
         mn.fit(small_mmoe(), X, Y, epochs=2, early_stopping=mn.EarlyStopping(score=lambda m: "a"))
+
+
+def test_fit_trains_with_gate_dropout_drawn_from_its_own_stream():
+    # fit passes a training rng: gate dropout really drops (a model with dropout trains differently from one
+    # without), the run is reproducible, and models without training randomness shuffle exactly as before
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5))
+    Y = np.column_stack([X[:, 0], X[:, 1] > 0]).astype(float)
+    tasks = ("regression", "binary")
+
+    def train(**options):
+        model = mn.MMoE(5, tasks, n_experts=4, expert_units=(3,), tower_units=(2,), seed=1, **options)
+        mn.fit(model, X, Y, optimizer=mn.Adam(model.params, lr=1e-2), epochs=2, batch_size=16, seed=3)
+        return model
+
+    plain, dropped, again = train(), train(gate_dropout=0.5), train(gate_dropout=0.5)
+    assert any(not np.array_equal(plain.params[k], dropped.params[k]) for k in plain.params)
+    assert all(np.array_equal(dropped.params[k], again.params[k]) for k in dropped.params)
