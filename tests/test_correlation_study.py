@@ -81,6 +81,7 @@ def test_csv_json_and_png_outputs(small, tmp_path):
     summary = json.loads(write_label_correlation_json(small, tmp_path / "fig2.json").read_text())
     assert {"n_points", "runs", "seed", "generator", "seconds", "correlations", "mean", "std"} <= summary.keys()
     assert summary["generator"]["scale"] == 1.0 and summary["runs"] == 30
+    assert {"mmoe_np", "git_commit", "numpy", "blas", "thread_variables"} <= summary["environment"].keys()  # where it was computed
     np.testing.assert_allclose(summary["std"], small.std)
 
     png = plot_label_correlation(small, tmp_path / "fig2.png")

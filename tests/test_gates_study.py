@@ -73,6 +73,7 @@ def test_write(study, tmp_path):
     assert [p.name for p in paths] == ["gates-runs.csv", "gates.json", "gates.png"]
     doc = json.loads((tmp_path / "out" / "gates.json").read_text())
     assert doc["study"] == "gates" and doc["config"]["gate_dropout"] == 0.1
+    assert {"mmoe_np", "git_commit", "numpy", "blas", "thread_variables"} <= doc["environment"].keys()
     assert np.array_equal(np.array(doc["per_run"]["overlap"]), study.overlap)
     with open(tmp_path / "out" / "gates-runs.csv") as f:
         rows = list(csv.DictReader(f))

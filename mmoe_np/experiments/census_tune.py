@@ -439,5 +439,6 @@ def _result(settings: dict[str, Any], records: list[dict[str, Any]], names: list
 
 def _write_summaries(out: Path, result: TuneResult) -> None:
     write_csv(out / "trials.csv", TRIAL_COLUMNS, _csv_rows(result.records))
-    write_json(out / "trials.json", {"settings": result.settings, "records": result.records}, indent=1)
+    write_json(out / "trials.json", {"settings": result.settings, "records": result.records}, indent=1,
+               with_environment=True)
     write_json(out / "tuned.json", result.tuned_config())

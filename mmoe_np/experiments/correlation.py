@@ -134,4 +134,4 @@ def write_label_correlation_csv(result: CorrelationStudy, path: str | Path) -> P
 
 def write_label_correlation_json(result: CorrelationStudy, path: str | Path) -> Path:
     """JSON of :meth:`CorrelationStudy.as_dict`."""
-    return write_json(path, result.as_dict())
+    return write_json(path, result.as_dict(), with_environment=True)

@@ -153,7 +153,7 @@ class GatesStudy:
                     for r in range(self.n_runs) for k in range(2)]
             paths = [write_csv(folder / csv_name, ("setting", "correlation", "run", "task", "polarised_rows",
                                                    "entropy", "overlap", "test_mse", "diverged"), rows),
-                     write_json(folder / json_name, self.as_dict())]
+                     write_json(folder / json_name, self.as_dict(), with_environment=True)]
             if plots:
                 from . import figures  # matplotlib is imported only when a figure is drawn
                 paths.append(figures.plot_gates_study(self, folder / png_name))
