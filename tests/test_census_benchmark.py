@@ -89,7 +89,8 @@ def test_command_writes_table_csv_json_and_gate_plot(tmp_path, capsys):
 
     summary = json.loads((out / "group1.json").read_text())
     assert set(summary) == {"benchmark", "settings", "task_names", "wall_seconds", "load_average", "models",
-                            "comparisons"}
+                            "comparisons", "environment"}
+    assert {"mmoe_np", "git_commit", "numpy", "blas", "thread_variables"} <= summary["environment"].keys()
     assert summary["task_names"] == ["income>50K", "never_married"]
     assert summary["settings"]["n_train"] == 3000 and summary["settings"]["group"] == 1
     mmoe = summary["models"][1]

@@ -402,4 +402,4 @@ def write_census_csv(result: CensusBenchmark, path: str | Path) -> Path:
 
 def write_census_json(result: CensusBenchmark, path: str | Path) -> Path:
     """JSON of :meth:`CensusBenchmark.as_dict`: settings, wall time, load average, and every run of every model."""
-    return write_json(path, result.as_dict(), indent=1)
+    return write_json(path, result.as_dict(), indent=1, with_environment=True)
