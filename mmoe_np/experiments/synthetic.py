@@ -17,6 +17,9 @@ Design (see ``docs/results-synthetic.md``):
   every model. Only p changes the weights ``w2 = c (p u1 + sqrt(1 - p^2) u2)``; ``u1, u2, alpha, beta``, the inputs x,
   the noise and the initial parameters of run i are the same. So "model A vs model B" and "p = 1 vs p = 0.5" are
   paired comparisons, with a paired standard error, while different runs are independent as in the paper.
+
+The models, sizes and profiles are in :mod:`~mmoe_np.experiments.synthetic_models`, the claims and the
+convergence check in :mod:`~mmoe_np.experiments.synthetic_claims`; this module re-exports their names.
 """
 from __future__ import annotations
 
@@ -29,12 +32,13 @@ import numpy as np
 
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec
-from ..models import MMoE, OMoE, SharedBottom, stack_models, unstack_models
-from ..models.ple import CGC, PLE
-from ..sizing import shared_bottom_width
+from ..models import stack_models, unstack_models
 from .common import load_average, parse_models, run_sem, run_std, staged_outputs, write_csv, write_json
-from .lockstep import ModelSpec, Run, train_in_groups
-from .stats import OUTCOMES, Verdict, verdict
+from .lockstep import Run, train_in_groups
+from .synthetic_claims import (CONVERGENCE_TOLERANCE, CONVERGENCE_WINDOW, Claim, MARGIN, MOE_MODELS, claims,
+                               claims_as_dict, convergence, format_convergence)
+from .synthetic_models import (COMPARISON_MODELS, MATCHED_BOTTOM_WIDTH, MODELS, MODEL_LABELS, PAPER,
+                               PAPER_CORRELATIONS, QUICK, SIZES, TRAINABILITY_CORRELATIONS, model_spec)
 
 __all__ = ["MODELS", "SIZES", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
            "QUICK", "PAPER", "MATCHED_BOTTOM_WIDTH", "model_spec", "make_runs", "output_names",
@@ -42,45 +46,6 @@ __all__ = ["MODELS", "SIZES", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORREL
            "trainability_study", "CONVERGENCE_WINDOW", "CONVERGENCE_TOLERANCE", "MARGIN", "convergence",
            "format_convergence", "Claim", "claims", "claims_as_dict", "format_table", "write_curves_csv",
            "write_final_csv", "write_summary_json"]
-
-
-_EXPERTS = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
-# The paper's parameter matching (Sec. 5.1): the Shared-Bottom whose bottom and tower-hidden weights cost as much as
-# the MoE models' experts and tower-hidden weights, 100 w + 8 w x 2 ~ 100 x 16 x 8 + 16 x 8 x 2 = 13056: w = 113.
-MATCHED_BOTTOM_WIDTH = shared_bottom_width(MMoE(100, ("regression", "regression"), **_EXPERTS), convention="paper")
-# The models of the study: the name the command line accepts -> model class, and -> its size arguments.
-MODELS: dict[str, type] = {"shared-bottom-16": SharedBottom, "shared-bottom": SharedBottom, "omoe": OMoE,
-                           "mmoe": MMoE, "cgc": CGC, "ple": PLE}
-SIZES: dict[str, dict[str, Any]] = {
-    "shared-bottom-16": {"bottom_units": (16,), "tower_units": (8,)},  # Fig. 3
-    "shared-bottom": {"bottom_units": (MATCHED_BOTTOM_WIDTH,), "tower_units": (8,)},
-    "omoe": _EXPERTS,
-    "mmoe": _EXPERTS,
-    # beyond the paper (Tang et al., 2020), with MMoE's 8 first-level experts of 16 units: CGC 4 shared + 2 per
-    # task; PLE two levels of 2 shared + 1 per task (its second level's experts read the first's 16-unit outputs)
-    "cgc": {"n_shared_experts": 4, "n_task_experts": 2, "expert_units": (16,), "tower_units": (8,)},
-    "ple": {"n_levels": 2, "n_shared_experts": 2, "n_task_experts": 1, "expert_units": (16,), "tower_units": (8,)},
-}
-MODEL_LABELS = {"shared-bottom-16": "Shared-Bottom (16)", "shared-bottom": "Shared-Bottom (113)", "omoe": "OMoE",
-                "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE"}
-COMPARISON_MODELS = ("shared-bottom", "omoe", "mmoe")
-PAPER_CORRELATIONS = (1.0, 0.9, 0.8, 0.5)
-TRAINABILITY_CORRELATIONS = (1.0, 0.5)
-
-# The two profiles of the training studies. "paper": the paper's 200 runs per setting, trained with a
-# cosine-annealed rate (the same schedule for every model) for as many steps as fit 3 models x 4 correlations x 200
-# runs in 30 minutes on an idle 2-core machine; lr 1e-2 from the paper's grid {1e-4, 1e-3, 1e-2}, the best for every
-# model in a pilot on other seeds (docs/results-synthetic.md, docs/results/synthetic/pilot/). "quick": the same
-# setup with fewer runs and steps, about two minutes on 2 cores: a preview, its verdicts rest on 32 runs of 800 steps.
-PAPER = {"runs": 200, "steps": 2000, "batch_size": 128, "lr": 1e-2, "schedule": "cosine", "eval_every": 100,
-         "n_test": 2000}
-QUICK = {"runs": 32, "steps": 800, "batch_size": 128, "lr": 1e-2, "schedule": "cosine", "eval_every": 50,
-         "n_test": 1000}
-
-
-def model_spec(name: str) -> ModelSpec:
-    """The lock-step trainer's :class:`~mmoe_np.experiments.lockstep.ModelSpec` of model ``name``."""
-    return ModelSpec(MODELS[name], SIZES[name])
 
 
 def output_names(name: str) -> tuple[str, ...]:
@@ -288,190 +253,6 @@ def model_comparison_study(correlations: Sequence[float] = PAPER_CORRELATIONS, *
 def trainability_study(correlations: Sequence[float] = TRAINABILITY_CORRELATIONS, **kwargs: Any) -> SyntheticStudy:
     """Fig. 5: the Fig. 4 models at p = 1.0 and 0.5 (by default); plot with :func:`plot_histograms`."""
     return synthetic_study(COMPARISON_MODELS, correlations, label="trainability", **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Convergence, and the paper's claims checked on a study
-# ---------------------------------------------------------------------------------------------------------------
-# A cell (model, p) has converged when the mean over the runs of its task-1 test MSE moves by at most TOLERANCE
-# (relative) over the last WINDOW of the steps: (max - min) / min over the evaluations at steps >= (1 - WINDOW) x steps.
-CONVERGENCE_WINDOW = 0.2
-CONVERGENCE_TOLERANCE = 0.02
-# The equivalence margin of every claim, as a fraction of the mean final loss of the comparison's reference cell: a
-# difference whose whole interval lies within +-2% of the loss is "no effect", the resolution the convergence
-# tolerance leaves (a converged loss is only known to ~2%).
-MARGIN = 0.02
-# The models each claim names, in the order they are compared
-MOE_MODELS = ("omoe", "mmoe")
-
-
-def convergence(study: SyntheticStudy, window: float = CONVERGENCE_WINDOW,
-                tolerance: float = CONVERGENCE_TOLERANCE) -> dict[str, Any]:
-    """Per model and correlation, whether the mean task-1 test MSE over the runs has stopped moving.
-
-    The window is the last ``window`` of the steps: the evaluation steps ``>= (1 - window) * steps``. A cell's
-    ``change`` is ``(max - min) / min`` of its mean curve over those evaluations; it ``converged`` when ``change <=
-    tolerance``. With fewer than two evaluations in the window nothing can be said (``converged`` None; evaluate more
-    often). Returns ``{"window": [first step, last step], "evaluations": n, "tolerance", "cells": {model: {"p":
-    {"change", "first", "last", "converged"}}}, "all_converged"}`` (None when undecidable)."""
-    window, tolerance = V.positive_float("window", window), V.positive_float("tolerance", tolerance)
-    if window > 1:
-        raise ValueError(f"window must be a fraction of the steps in (0, 1]; got {window!r}")
-    steps = np.asarray(study.steps)
-    inside = steps >= (1 - window) * steps[-1]
-    cells: dict[str, dict[str, Any]] = {}
-    for m in study.models:
-        mean = study.curve(m)[0][:, inside]  # (P, W)
-        cells[m] = {}
-        for j, p in enumerate(study.correlations):
-            curve = mean[j]
-            if curve.size < 2:
-                cells[m][f"{p:g}"] = {"change": None, "first": float(curve[0]), "last": float(curve[-1]),
-                                      "converged": None}
-                continue
-            change = float((curve.max() - curve.min()) / curve.min())
-            cells[m][f"{p:g}"] = {"change": change, "first": float(curve[0]), "last": float(curve[-1]),
-                                  "converged": bool(change <= tolerance)}
-    flags = [c["converged"] for per_p in cells.values() for c in per_p.values()]
-    return {"window": [int(steps[inside][0]), int(steps[-1])], "evaluations": int(inside.sum()),
-            "tolerance": tolerance, "cells": cells, "all_converged": None if None in flags else all(flags)}
-
-
-def format_convergence(result: dict[str, Any]) -> str:
-    """The table of :func:`convergence`: one row per model, per correlation the relative change and yes/no."""
-    first, last = result["window"]
-    lines = [f"convergence: mean test MSE of task 1 over steps {first}-{last} ({result['evaluations']} evaluations) "
-             f"moves by at most {100 * result['tolerance']:g}% (max - min) / min"]
-    for m, per_p in result["cells"].items():
-        cells = [f"p = {p}: " + ("undecided" if c["change"] is None else
-                                 f"{100 * c['change']:.1f}% {'yes' if c['converged'] else 'NO'}")
-                 for p, c in per_p.items()]
-        lines.append(f"  {MODEL_LABELS[m]:<20} " + "   ".join(cells))
-    verdict = {True: "every cell converged", False: "NOT every cell converged: the claims below are for this "
-               "budget, not for trained models", None: "too few evaluations in the window to decide"}
-    lines.append("  " + verdict[result["all_converged"]])
-    return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One of the paper's claims judged on a study: ``key`` ("a".."d"), the claim's ``text``, and the
-    :class:`~mmoe_np.experiments.stats.Verdict` of every paired comparison it rests on. ``outcome``: "holds" if
-    every comparison holds, "does not hold" if any does not hold, else "inconclusive"; None when the study lacks
-    the models or correlations the claim needs (``why``)."""
-
-    key: str
-    text: str
-    comparisons: tuple[Verdict, ...] = ()
-    why: str = ""
-
-    @property
-    def outcome(self) -> str | None:
-        outcomes = {v.outcome for v in self.comparisons}
-        if not outcomes:
-            return None
-        if outcomes == {"holds"}:
-            return "holds"
-        return "does not hold" if "does not hold" in outcomes else "inconclusive"
-
-    @property
-    def runs(self) -> int | None:
-        return self.comparisons[0].interval.n if self.comparisons else None
-
-    def line(self) -> str:
-        """``claim (b) ...: inconclusive at 32 runs (2 paired comparisons, below)``."""
-        if self.outcome is None:
-            return f"claim ({self.key}) {self.text}: not tested ({self.why})"
-        word = f"inconclusive at {self.runs} runs" if self.outcome == "inconclusive" else self.outcome
-        counts = {o: sum(v.outcome == o for v in self.comparisons) for o in OUTCOMES}
-        detail = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
-        return f"claim ({self.key}) {self.text}: {word} ({len(self.comparisons)} paired comparisons: {detail})"
-
-    def lines(self, digits: int = 4) -> list[str]:
-        """:meth:`line`, then one indented :meth:`Verdict.line` per comparison."""
-        return [self.line()] + [f"    {v.line(digits)}" for v in self.comparisons]
-
-    def as_dict(self) -> dict[str, Any]:
-        word = None if self.outcome is None else (f"inconclusive at {self.runs} runs"
-                                                  if self.outcome == "inconclusive" else self.outcome)
-        return {"claim": self.text, "outcome": self.outcome, "verdict": word, "runs": self.runs,
-                "comparisons": [v.as_dict() for v in self.comparisons], **({"why": self.why} if self.why else {})}
-
-
-def claims(study: SyntheticStudy, margin: float = MARGIN, level: float = 0.95) -> dict[str, Claim]:
-    """The paper's claims (a)-(d) on ``study``: the one function behind every command's verdicts.
-
-    Every comparison is a set of paired per-run differences of the final task-1 test MSE L (run r of every model and
-    correlation shares its seeds), judged by :func:`~mmoe_np.experiments.stats.verdict` (a t interval at
-    ``level``; equivalence margin ``margin`` x the mean loss of the comparison's reference cell). With p_hi and
-    p_lo the highest and lowest correlations of the study:
-
-    (a) every model does worse at lower correlation: per model and per p < p_hi, L(p) - L(p_hi) > 0 (ref. L(p_hi));
-    (b) MMoE degrades less from p_hi to p_lo than OMoE and Shared-Bottom: per other model X,
-        [L_X(p_lo) - L_X(p_hi)] - [L_MMoE(p_lo) - L_MMoE(p_hi)] > 0 (ref. L_MMoE(p_hi));
-    (c) the MoE models beat Shared-Bottom: per MoE model M and per p, L_SB(p) - L_M(p) > 0 (ref. L_M(p));
-    (d) Shared-Bottom's final losses spread wider than the MoE models': per MoE model M and per p, the paired
-        difference of the runs' absolute deviations from their cell's median, |L_SB - med L_SB| - |L_M - med L_M|
-        > 0 (its mean is the difference of the mean absolute deviations; ref. L_M(p)).
-
-    Each comparison depends only on the runs of the cells it names, so two studies that share runs (``synthetic``
-    and ``trainability`` with one seed) give the same verdict on every comparison they share.
-    """
-    ps = list(study.correlations)
-    hi, lo = max(ps), min(ps)
-    final = {m: {p: study.final(m)[j].astype(np.float64) for j, p in enumerate(ps)} for m in study.models}
-    options = {"level": level}
-
-    def judge(label: str, differences: np.ndarray, reference: np.ndarray) -> Verdict:
-        return verdict(differences, "greater", claim=label, margin=margin * float(np.mean(reference)), **options)
-
-    def label(m: str) -> str:
-        return MODEL_LABELS[m]
-
-    out: dict[str, Claim] = {}
-    too_few = study.runs < 2
-    few = "needs at least 2 runs"
-    lower = [p for p in sorted(ps, reverse=True) if p != hi]
-    text = f"every model does worse at lower correlation (p = {', '.join(f'{p:g}' for p in lower)} vs {hi:g})"
-    if too_few or not lower:
-        out["a"] = Claim("a", "every model does worse at lower correlation", why=few if too_few else
-                         "needs two correlations")
-    else:
-        out["a"] = Claim("a", text, tuple(
-            judge(f"{label(m)}: L(p={p:g}) - L(p={hi:g})", final[m][p] - final[m][hi], final[m][hi])
-            for m in study.models for p in lower))
-
-    others = [m for m in ("omoe", "shared-bottom") if m in study.models]
-    text = f"MMoE degrades less from p = {hi:g} to {lo:g} than OMoE and Shared-Bottom"
-    if too_few or hi == lo or "mmoe" not in study.models or not others:
-        why = few if too_few else ("needs two correlations" if hi == lo else "needs MMoE and OMoE or Shared-Bottom")
-        out["b"] = Claim("b", "MMoE degrades less at lower correlation than OMoE and Shared-Bottom", why=why)
-    else:
-        degradation = {m: final[m][lo] - final[m][hi] for m in ["mmoe", *others]}
-        out["b"] = Claim("b", text, tuple(
-            judge(f"degradation of {label(m)} - degradation of MMoE", degradation[m] - degradation["mmoe"],
-                  final["mmoe"][hi]) for m in others))
-
-    moes = [m for m in MOE_MODELS if m in study.models]
-    usable = not too_few and "shared-bottom" in study.models and moes
-    why = few if too_few else "needs Shared-Bottom (113) and OMoE or MMoE"
-    sb = final.get("shared-bottom")
-    out["c"] = Claim("c", "the MoE models beat Shared-Bottom", tuple(
-        judge(f"L(Shared-Bottom) - L({label(m)}) at p={p:g}", sb[p] - final[m][p], final[m][p])
-        for m in moes for p in ps) if usable else (), "" if usable else why)
-
-    def deviation(x: np.ndarray) -> np.ndarray:
-        return np.abs(x - np.median(x))
-
-    out["d"] = Claim("d", "Shared-Bottom's final losses spread wider than the MoE models'", tuple(
-        judge(f"|L - median| of Shared-Bottom - of {label(m)} at p={p:g}", deviation(sb[p]) - deviation(final[m][p]),
-              final[m][p]) for m in moes for p in ps) if usable else (), "" if usable else why)
-    return out
-
-
-def claims_as_dict(study: SyntheticStudy) -> dict[str, Any]:
-    """:func:`claims` as JSON-ready dicts (the ``claims`` of :meth:`SyntheticStudy.as_dict`)."""
-    return {key: claim.as_dict() for key, claim in claims(study).items()}
 
 
 # ---------------------------------------------------------------------------------------------------------------
