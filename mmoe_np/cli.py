@@ -3,7 +3,9 @@ handler.
 
 * ``correlation`` (Fig. 2), ``shared-bottom`` (Fig. 3), ``synthetic`` (Figs. 4 and 5, the main job),
   ``trainability`` (Fig. 5): :mod:`mmoe_np.experiments.correlation` and :mod:`mmoe_np.experiments.synthetic`;
-* ``census``: :mod:`mmoe_np.experiments.census`; ``census-tune``: :mod:`mmoe_np.experiments.census_tune`;
+* ``census``: :mod:`mmoe_np.experiments.census`; ``census-tune``: :mod:`mmoe_np.experiments.census_tune` (their
+  parsers and runners in :mod:`mmoe_np.cli_census`; the flag registry :func:`~mmoe_np.cli_common.option` fills
+  in :mod:`mmoe_np.cli_common`);
 * ``docs-figures``: the diagrams of ``docs/`` (:func:`mmoe_np.experiments.figures.docs_figures`).
 
 The same conventions everywhere: ``--models`` takes names separated by commas or spaces in any case
@@ -22,36 +24,23 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .experiments import census, correlation, figures, synthetic  # figures imports matplotlib only to draw
-from .experiments import census_tune, gates
+from . import cli_census
+from .cli_common import FLAGS, models_help, option, print_written
+from .experiments import correlation, figures, gates, synthetic  # figures imports matplotlib only to draw
 from .experiments.common import check_out, parse_models
 from .experiments.lockstep import SCHEDULES
-from .training import Progress, format_seconds
+from .training import Progress
 
 __all__ = ["build_parser", "main"]
 
-# dest -> flag of every option, filled as the parsers are built: the library's errors name its arguments
-# ("train_rows"), the command's name the flags ("--train-rows").
-_FLAGS: dict[str, str] = {}
 _SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}  # name -> its parser, filled by build_parser
 
 
 class Terminated(BaseException):
     """Raised in the main thread by SIGTERM, so that the command unwinds (stopping its worker pool, removing its
     staged files) as on Ctrl-C. A BaseException, like KeyboardInterrupt: no ``except Exception`` swallows it."""
-
-
-def _option(parser: Any, *flags: str, **kwargs: Any) -> None:
-    action = parser.add_argument(*flags, **kwargs)
-    _FLAGS[action.dest] = flags[0]
-
-
-def _models_help(known: Sequence[str], default: Sequence[str]) -> str:
-    return (f"models among {', '.join(known)}, or all; separated by commas or spaces, any case "
-            f"(default: {' '.join(default)})")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -73,17 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
             ("trainability", "Fig. 5: histograms of the final loss over repeated runs",
              synthetic.COMPARISON_MODELS, synthetic.TRAINABILITY_CORRELATIONS)):
         _add_training_study(subparsers, name, help_text, models, correlations)
-    _add_census(subparsers)
-    _add_census_tune(subparsers)
+    cli_census.add_census(subparsers)
+    cli_census.add_census_tune(subparsers)
     _add_gates(subparsers)
     p = subparsers.add_parser("docs-figures", help="redraw the diagrams of docs/ (MMoE graph, three models, "
                               "softmax VJP)", description="Draw the figures docs/ links to with the package's own "
                               "plotting code: " + ", ".join(figures.DOCS_FIGURES) + ".")
-    _option(p, "--out", default="docs/figures", help="output directory (default: %(default)s)")
+    option(p, "--out", default="docs/figures", help="output directory (default: %(default)s)")
     p.set_defaults(func=_run_docs_figures)
     _SUBCOMMANDS.update(subparsers.choices)
     return parser
-
 
 
 def _version() -> str:
@@ -95,13 +83,13 @@ def _add_correlation(subparsers: Any) -> None:
     p = subparsers.add_parser("correlation", help="Fig. 2: label Pearson correlation vs weight cosine p",
                               description="Fig. 2 of the paper: for each weight cosine p, the Pearson correlation "
                                           "of the two synthetic labels over --runs runs of --points points.")
-    _option(p, "--out", default="results/correlation", help="output directory (default: %(default)s)")
-    _option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    _option(p, "--runs", type=int, default=100, help="runs per p (default: %(default)s)")
-    _option(p, "--points", dest="n_points", type=int, default=10_000, help="points per run (default: %(default)s)")
-    _option(p, "--correlations", type=float, nargs="+", default=list(correlation.DEFAULT_CORRELATIONS),
-            metavar="P", help="weight cosines (default: 0 0.1 ... 1)")
-    _option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
+    option(p, "--out", default="results/correlation", help="output directory (default: %(default)s)")
+    option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    option(p, "--runs", type=int, default=100, help="runs per p (default: %(default)s)")
+    option(p, "--points", dest="n_points", type=int, default=10_000, help="points per run (default: %(default)s)")
+    option(p, "--correlations", type=float, nargs="+", default=list(correlation.DEFAULT_CORRELATIONS),
+           metavar="P", help="weight cosines (default: 0 0.1 ... 1)")
+    option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
     p.set_defaults(func=_run_correlation)
 
 
@@ -109,35 +97,35 @@ def _add_training_study(subparsers: Any, name: str, help_text: str, models: Sequ
                         correlations: Sequence[float]) -> None:
     p = subparsers.add_parser(name, help=help_text, description=help_text + ". Options left out take the "
                               "values of --profile.")
-    _option(p, "--out", default=f"results/{name}", help="output directory (default: %(default)s)")
-    _option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    _option(p, "--profile", choices=("quick", "paper"), default="quick",
-            help=f"quick: {_describe(synthetic.QUICK)}; paper: {_describe(synthetic.PAPER)} (default: %(default)s)")
-    _option(p, "--runs", type=int, help="independent runs per model and correlation")
-    _option(p, "--steps", type=int, help="training steps per run")
-    _option(p, "--batch-size", type=int, help="fresh samples per step")
-    _option(p, "--lr", type=_learning_rates, metavar="LR|MODEL=LR,...",
-            help="Adam learning rate, one for all or per model, e.g. mmoe=1e-3,omoe=1e-2 (models not named keep "
-                 "the profile's rate)")
-    _option(p, "--schedule", choices=SCHEDULES,
-            help="learning-rate schedule, the same for every model: constant, or cosine (from LR down to ~0)")
-    _option(p, "--eval-every", type=int, help="steps between test-loss evaluations")
-    _option(p, "--n-test", type=int, help="test points per run")
-    _option(p, "--correlations", type=float, nargs="+", default=list(correlations), metavar="P",
-            help=f"task correlations (default: {' '.join(f'{c:g}' for c in correlations)})")
-    _option(p, "--models", nargs="+", default=list(models), metavar="MODEL",
-            help=_models_help(synthetic.MODELS, models))
-    _option(p, "--dtype", choices=("float32", "float64"), default="float32",
-            help="floating-point type (default: %(default)s)")
-    _option(p, "--workers", type=int, default=min(2, os.cpu_count() or 1),
-            help="worker processes, one BLAS thread each; 0: train in this process (default: %(default)s)")
-    _option(p, "--group-size", type=int, default=200,
-            help="runs trained in lock-step per group (default: %(default)s)")
-    _option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
-    _option(p, "--save-models", action="store_true",
-            help=f"also save the trained models, per model and correlation the runs as one stacked model: "
-                 f"{name}-MODEL-pP.npz (read back with mmoe_np.load)")
-    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
+    option(p, "--out", default=f"results/{name}", help="output directory (default: %(default)s)")
+    option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    option(p, "--profile", choices=("quick", "paper"), default="quick",
+           help=f"quick: {_describe(synthetic.QUICK)}; paper: {_describe(synthetic.PAPER)} (default: %(default)s)")
+    option(p, "--runs", type=int, help="independent runs per model and correlation")
+    option(p, "--steps", type=int, help="training steps per run")
+    option(p, "--batch-size", type=int, help="fresh samples per step")
+    option(p, "--lr", type=_learning_rates, metavar="LR|MODEL=LR,...",
+           help="Adam learning rate, one for all or per model, e.g. mmoe=1e-3,omoe=1e-2 (models not named keep "
+                "the profile's rate)")
+    option(p, "--schedule", choices=SCHEDULES,
+           help="learning-rate schedule, the same for every model: constant, or cosine (from LR down to ~0)")
+    option(p, "--eval-every", type=int, help="steps between test-loss evaluations")
+    option(p, "--n-test", type=int, help="test points per run")
+    option(p, "--correlations", type=float, nargs="+", default=list(correlations), metavar="P",
+           help=f"task correlations (default: {' '.join(f'{c:g}' for c in correlations)})")
+    option(p, "--models", nargs="+", default=list(models), metavar="MODEL",
+           help=models_help(synthetic.MODELS, models))
+    option(p, "--dtype", choices=("float32", "float64"), default="float32",
+           help="floating-point type (default: %(default)s)")
+    option(p, "--workers", type=int, default=min(2, os.cpu_count() or 1),
+           help="worker processes, one BLAS thread each; 0: train in this process (default: %(default)s)")
+    option(p, "--group-size", type=int, default=200,
+           help="runs trained in lock-step per group (default: %(default)s)")
+    option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
+    option(p, "--save-models", action="store_true",
+           help=f"also save the trained models, per model and correlation the runs as one stacked model: "
+                f"{name}-MODEL-pP.npz (read back with mmoe_np.load)")
+    option(p, "--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_run_training_study, study_name=name)
 
 
@@ -160,132 +148,6 @@ def _learning_rates(text: str) -> float | dict[str, float]:
         raise argparse.ArgumentTypeError(f"expected a number or MODEL=LR pairs separated by commas; got {text!r}")
 
 
-def _units_or_auto(text: str) -> tuple[int, ...] | None:
-    """``--*-units`` values: "auto" -> None, "" -> () (no hidden layer), "32,16" -> (32, 16)."""
-    if text.strip().lower() == "auto":
-        return None
-    if not text.strip():
-        return ()
-    try:
-        return tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or widths separated by commas such as 16 or 32,16; "
-                                         f"got {text!r}") from None
-
-
-def _units(text: str) -> tuple[int, ...]:
-    units = _units_or_auto(text)
-    if units is None:
-        raise argparse.ArgumentTypeError("expected widths separated by commas such as 16 or 32,16; got 'auto'")
-    return units
-
-
-def _add_data_dir(p: Any) -> None:
-    """``--data-dir``, by default ../shared/data/census-income where it exists (required otherwise)."""
-    default_dir = census.DEFAULT_DATA_DIR if census.DEFAULT_DATA_DIR.is_dir() else None
-    _option(p, "--data-dir", default=default_dir, required=default_dir is None,
-            help="folder with census-income.data.gz and census-income.test.gz")
-
-
-def _add_census(subparsers: Any) -> None:
-    from .data.census import GROUPS, RECIPES
-
-    D = census.DEFAULTS
-    p = subparsers.add_parser(
-        "census", help="Census-income benchmark: seven models, test AUC per task over several runs",
-        description="Train Single-Task, Shared-Bottom, L2-Constrained, Cross-Stitch, Tensor-Factorization, OMoE and "
-                    "MMoE on UCI Census-income (Ma et al., KDD 2018, Sec. 6.3), with early stopping on task 1's "
-                    "validation AUC; print and write a table of test AUC per task (mean ± std over the runs), and "
-                    "plot the gates of OMoE and MMoE. See docs/results-census.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _add_data_dir(p)
-    _option(p, "--config", default=None, metavar="TUNED_JSON",
-            help="train the tuned models of this tuned.json (written by census-tune): each model's sizes, lr, "
-                 "batch size, epochs, patience and numeric transform, and the config's group, recipe and split")
-    _option(p, "--group", type=int, default=None,
-            help=f"task group {GROUPS}: 1 = income>50K + never married, 2 = education>=college + never married "
-                 f"(default {D['group']}, or the config's)")
-    _option(p, "--models", nargs="+", default="all", metavar="MODEL",  # a string: the help shows "all"
-            help=_models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
-    _option(p, "--runs", type=int, default=D["runs"], help="independent runs per model")
-    _option(p, "--recipe", choices=RECIPES, default=None,
-            help=f"feature recipe (default {D['recipe']}, or the config's)")
-    _option(p, "--standardize", action="store_true",
-            help="standardise every non-binary column with training mean/std (for --recipe keras)")
-    _option(p, "--split-seed", type=int, default=None,
-            help=f"seed of the val/test split (default {D['split_seed']}, or the config's)")
-    _option(p, "--workers", type=int, default=0,
-            help="worker processes (one BLAS thread each, each loading the data); 0: train in this process")
-    _option(p, "--seed", type=int, default=D["seed"], help="run r uses seed + r (init and shuffling)")
-    _option(p, "--epochs", type=int, default=D["epochs"], help="maximum epochs per run")
-    _option(p, "--batch-size", type=int, default=D["batch_size"], help="minibatch size")
-    _option(p, "--lr", type=float, default=D["lr"], help="Adam learning rate")
-    _option(p, "--patience", type=int, default=D["patience"],
-            help="stop after this many epochs without a better task-1 validation AUC")
-    _option(p, "--dtype", choices=("float32", "float64"), default=D["dtype"],
-            help="dtype of the data and the parameters")
-    _option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
-    _option(p, "--out", default="results/census", help="output folder for the table, CSV, JSON and PNGs")
-    _option(p, "--no-plot", action="store_true", help="skip the gate plots")
-    _option(p, "--save-models", action="store_true",
-            help="also save every run's trained model: model-MODEL-groupG-runR.npz (read back with mmoe_np.load)")
-    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
-    sizes = p.add_argument_group("sizes", "MMoE's size; the other models are parameter-matched unless overridden")
-    widths = ",".join
-    _option(sizes, "--experts", dest="n_experts", type=int, default=D["n_experts"], help="experts of OMoE and MMoE")
-    _option(sizes, "--expert-units", type=_units, default=widths(map(str, D["expert_units"])),
-            help="layer widths of every expert, e.g. 16 or 32,16")
-    _option(sizes, "--tower-units", type=_units, default=widths(map(str, D["tower_units"])),
-            help="hidden layer widths of every model's towers")
-    _option(sizes, "--bottom-units", type=_units_or_auto, default="auto",
-            help="Shared-Bottom widths ('auto': parameter-matched)")
-    _option(sizes, "--hidden-units", type=_units_or_auto, default="auto",
-            help="per-task widths of Single-Task, L2-Constrained, Cross-Stitch ('auto': matched)")
-    _option(sizes, "--tf-hidden-units", type=_units_or_auto, default="auto",
-            help="Tensor-Factorization per-task widths ('auto': matched)")
-    _option(sizes, "--tf-ranks", type=_units_or_auto, default="auto",
-            help="Tensor-Factorization Tucker ranks r1,r2,r3 ('auto': w,w,K)")
-    _option(sizes, "--l2-weight", type=float, default=D["l2_weight"], help="L2-Constrained alpha")
-    p.set_defaults(func=_run_census)
-
-
-def _add_census_tune(subparsers: Any) -> None:
-    from .data.census import NUMERIC_TRANSFORMS, RECIPES
-
-    T = census_tune.DEFAULTS
-    p = subparsers.add_parser(
-        "census-tune", help="Census-income: tune every model on the main task's validation AUC",
-        description="Successive halving per model over its search space (learning rate, batch size, the "
-                    "transform of the heavy-tailed columns, the model's own sizes within 2048 units per layer), "
-                    "scored on task 1's validation AUC; the test rows are never read. Every trial is recorded in "
-                    "--out as it finishes; run the same command again to resume. Then: mmoe-np census --config "
-                    "OUT/tuned.json. See docs/results-census.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _add_data_dir(p)
-    _option(p, "--group", type=int, default=census.DEFAULTS["group"], help="task group (1 or 2)")
-    _option(p, "--models", nargs="+", default="all", metavar="MODEL",  # a string: the help shows "all"
-            help=_models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
-    _option(p, "--trials", type=int, default=T["trials"], help="configurations per model in the first rung")
-    _option(p, "--workers", type=int, default=T["workers"],
-            help="worker processes, one BLAS thread each; 0: train in this process")
-    _option(p, "--out", default="results/census-tune", help="output folder (a search there is resumed)")
-    _option(p, "--seed", type=int, default=T["seed"], help="seed of the configurations; trial i trains with seed+i")
-    _option(p, "--recipe", choices=RECIPES, default=census.DEFAULTS["recipe"], help="feature recipe")
-    _option(p, "--split-seed", type=int, default=census.DEFAULTS["split_seed"], help="seed of the val/test split")
-    _option(p, "--min-epochs", type=int, default=T["min_epochs"], help="epochs of the first rung")
-    _option(p, "--max-epochs", type=int, default=T["max_epochs"], help="epochs of the last rung (the epoch cap)")
-    _option(p, "--eta", type=int, default=T["eta"], help="keep the best 1/eta of a rung; eta times the epochs")
-    _option(p, "--patience", type=int, default=T["patience"],
-            help="stop a trial after this many epochs without a better task-1 validation AUC")
-    _option(p, "--numeric", choices=NUMERIC_TRANSFORMS, default=None,
-            help="fix the transform of the heavy-tailed columns (default: searched)")
-    _option(p, "--dtype", choices=("float32", "float64"), default=census.DEFAULTS["dtype"],
-            help="dtype of the data and the parameters")
-    _option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
-    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
-    p.set_defaults(func=_run_census_tune)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The subcommands
 # ---------------------------------------------------------------------------------------------------------------
@@ -294,20 +156,20 @@ def _add_gates(subparsers: Any) -> None:
             "two tasks' gates diverge as the correlation p falls")
     p = subparsers.add_parser("gates", help=text, description=text + " (each run trained with plain gates and "
                               "with --gate-dropout on the same data; paired verdicts).")
-    _option(p, "--out", default="results/gates", help="output directory (default: %(default)s)")
-    _option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    option(p, "--out", default="results/gates", help="output directory (default: %(default)s)")
+    option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
     for flag, key, kind, what in (("--runs", "runs", int, "runs per correlation"),
                                   ("--steps", "steps", int, "training steps per run"),
                                   ("--batch-size", "batch_size", int, "fresh samples per step"),
                                   ("--lr", "lr", float, "Adam learning rate"),
                                   ("--n-test", "n_test", int, "test points per run"),
                                   ("--gate-dropout", "gate_dropout", float, "gate dropout of the second setting")):
-        _option(p, flag, dest=key, type=kind, default=gates.DEFAULTS[key],
-                help=f"{what} (default: %(default)s)")
-    _option(p, "--correlations", type=float, nargs="+", default=list(gates.CORRELATIONS), metavar="P",
-            help=f"task correlations (default: {' '.join(f'{c:g}' for c in gates.CORRELATIONS)})")
-    _option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
-    _option(p, "--quiet", action="store_true", help="no progress lines on stderr")
+        option(p, flag, dest=key, type=kind, default=gates.DEFAULTS[key],
+               help=f"{what} (default: %(default)s)")
+    option(p, "--correlations", type=float, nargs="+", default=list(gates.CORRELATIONS), metavar="P",
+           help=f"task correlations (default: {' '.join(f'{c:g}' for c in gates.CORRELATIONS)})")
+    option(p, "--no-plot", action="store_true", help="write the numbers only, no PNG")
+    option(p, "--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=_run_gates)
 
 
@@ -320,7 +182,7 @@ def _run_gates(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.close()
     print(study.format())
-    _print_written(study.write(out, plots=not args.no_plot), study.seconds)
+    print_written(study.write(out, plots=not args.no_plot), study.seconds)
     return 0
 
 
@@ -333,7 +195,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
     print(f"label Pearson correlation over {result.runs} runs of {result.n_points} points (mean +- std)")
     for p, m, s in zip(result.correlations, result.mean, result.std):
         print(f"  p = {p:<4g}  {m:7.3f} +- {s:.3f}")
-    _print_written(result.write(out, plots=not args.no_plot), result.seconds)
+    print_written(result.write(out, plots=not args.no_plot), result.seconds)
     return 0
 
 
@@ -356,7 +218,7 @@ def _run_training_study(args: argparse.Namespace) -> int:
               + ", ".join(f"{n} of {study.runs * len(study.correlations)} {synthetic.MODEL_LABELS[m]} runs"
                           for m, n in diverged.items()))
     paths = study.write(out, args.study_name, plots=not args.no_plot, histograms=args.study_name != "shared-bottom")
-    _print_written(paths, study.seconds)
+    print_written(paths, study.seconds)
     return 0
 
 
@@ -377,61 +239,10 @@ def _rates(named: dict[str, float], profile_lr: float | dict[str, float], models
             for m in models}
 
 
-def _run_census(args: argparse.Namespace) -> int:
-    """Check every setting, then --out, then load and train: bad arguments fail before anything is created."""
-    sizes = {name: getattr(args, name) for name in ("n_experts", "expert_units", "tower_units", "l2_weight",
-                                                    "bottom_units", "hidden_units", "tf_hidden_units", "tf_ranks")}
-    settings = census.check_settings(args.data_dir, group=args.group, models=args.models, runs=args.runs,
-                                     recipe=args.recipe, split_seed=args.split_seed, seed=args.seed,
-                                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                     patience=args.patience, dtype=args.dtype, train_rows=args.train_rows,
-                                     standardize=args.standardize, config=args.config, workers=args.workers,
-                                     **sizes)
-    out = check_out(args.out)
-    result = census.run_checked(settings, progress=not args.quiet, keep_models=args.save_models)
-    scaled = ", non-binary columns standardised" if args.standardize else ""
-    tuned = f", tuned models of {args.config}" if args.config else ""
-    print(f"Census-income group {settings['group']} ({settings['recipe']} recipe{scaled}{tuned}), {args.runs} "
-          f"run(s) per model, "
-          f"wall time {result.seconds:.0f} s, load average {result.load_average['start']} -> "
-          f"{result.load_average['end']}")
-    print(census.format_table(result))
-    comparisons = census.format_comparisons(result)
-    if comparisons:
-        print(comparisons)
-    _print_written(result.write(out, plots=not args.no_plot), result.seconds)
-    return 0
-
-
-def _run_census_tune(args: argparse.Namespace) -> int:
-    """Check the settings, then tune (resuming a search already in --out)."""
-    settings = census.check_settings(args.data_dir, group=args.group, models=args.models, recipe=args.recipe,
-                                     split_seed=args.split_seed, dtype=args.dtype, train_rows=args.train_rows)
-    source = census.CensusSource(str(settings["data_dir"]), settings["group"], settings["recipe"],
-                                 settings["split_seed"], str(settings["dtype"]), settings["train_rows"])
-    fixed = {} if args.numeric is None else {"numeric": args.numeric}
-    check_out(args.out)
-    result = census_tune.tune(source, settings["models"], trials=args.trials, out=args.out, seed=args.seed,
-                              min_epochs=args.min_epochs, max_epochs=args.max_epochs, eta=args.eta,
-                              patience=args.patience, workers=args.workers, dtype=settings["dtype"], fixed=fixed,
-                              progress=not args.quiet)
-    print(f"Census-income group {settings['group']} ({settings['recipe']} recipe): successive halving over "
-          f"{args.trials} trials per model, rungs of {result.settings['budgets']} epochs; {result.trained} trial "
-          f"runs trained now, load average {result.load_average['start']} -> {result.load_average['end']}")
-    print(result.format_table())
-    out = Path(args.out)
-    _print_written([out / "tuned.json", out / "trials.csv", out / "trials.json", out / "trials"], result.seconds)
-    return 0
-
-
 def _run_docs_figures(args: argparse.Namespace) -> int:
     out, start = check_out(args.out), time.perf_counter()
-    _print_written(figures.docs_figures(out), time.perf_counter() - start)
+    print_written(figures.docs_figures(out), time.perf_counter() - start)
     return 0
-
-
-def _print_written(paths: Sequence[Path], seconds: float) -> None:
-    print(f"wall time {format_seconds(seconds)}; wrote " + ", ".join(str(p) for p in paths))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -445,12 +256,12 @@ def _name_flags(message: str) -> str:
     """``"train_rows must be ..."`` -> ``"--train-rows must be ..."``: every argument name with an underscore, and
     the one a message starts with, becomes its flag (not inside paths or longer words). A message about one value
     of a list flag gets the flag in front: ``"--correlations: correlation must be ..."``."""
-    for dest in sorted(_FLAGS, key=len, reverse=True):
+    for dest in sorted(FLAGS, key=len, reverse=True):
         where = r"(?<![\w\-/.'\"])" if "_" in dest else r"^"
-        message = re.sub(where + re.escape(dest) + r"(?![\w\-])", _FLAGS[dest], message)
+        message = re.sub(where + re.escape(dest) + r"(?![\w\-])", FLAGS[dest], message)
     element = re.match(r"\w+", message)
-    if element and element.group() in _ELEMENT_OF and _ELEMENT_OF[element.group()] in _FLAGS:
-        message = f"{_FLAGS[_ELEMENT_OF[element.group()]]}: {message}"
+    if element and element.group() in _ELEMENT_OF and _ELEMENT_OF[element.group()] in FLAGS:
+        message = f"{FLAGS[_ELEMENT_OF[element.group()]]}: {message}"
     return message
 
 

@@ -1,0 +1,28 @@
+"""What every subcommand of :mod:`mmoe_np.cli` shares: the registry of its flags (:data:`FLAGS`, read by the error
+handler to name them), :func:`option` that fills it, and the help and output lines of every subcommand."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .training import format_seconds
+
+__all__ = ["FLAGS", "option", "models_help", "print_written"]
+
+# dest -> flag of every option, filled as the parsers are built: the library's errors name its arguments
+# ("train_rows"), the command's name the flags ("--train-rows").
+FLAGS: dict[str, str] = {}
+
+
+def option(parser: Any, *flags: str, **kwargs: Any) -> None:
+    action = parser.add_argument(*flags, **kwargs)
+    FLAGS[action.dest] = flags[0]
+
+
+def models_help(known: Sequence[str], default: Sequence[str]) -> str:
+    return (f"models among {', '.join(known)}, or all; separated by commas or spaces, any case "
+            f"(default: {' '.join(default)})")
+
+
+def print_written(paths: Sequence[Path], seconds: float) -> None:
+    print(f"wall time {format_seconds(seconds)}; wrote " + ", ".join(str(p) for p in paths))
