@@ -212,10 +212,8 @@ class MultiTaskModel:
         noise = self._noise(noise, rng, X)
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
             result, out = self._forward_backward(X, Y, backward, input_grad, noise)
-        self._refuse_overflow(X, out, result.loss)
-        if backward and not all(np.all(np.isfinite(g)) for g in (*result.grads.values(), result.dX) if g is not None):
-            raise ValueError(f"X, Y: the gradients overflow {self.dtype} (the loss is finite but X or the errors "
-                             "are too large); scale the inputs or the targets down")
+        gradients = () if not backward else (*result.grads.values(), *(() if result.dX is None else (result.dX,)))
+        self._refuse_overflow(X, out, result.loss, gradients)
         return result
 
     def _noise(self, noise: Any, rng: np.random.Generator | None, X: np.ndarray) -> Any:
@@ -249,9 +247,9 @@ class MultiTaskModel:
         grads = self._flat_grads(grads)  # the keys, the order and the flat layout of params
         return LossResult(loss, per_task, grads, ops.sum_to_shape(dX, X.shape) if input_grad else None), out
 
-    def _refuse_overflow(self, X: np.ndarray, out: np.ndarray, loss: Any = 0.0) -> None:
+    def _refuse_overflow(self, X: np.ndarray, out: np.ndarray, loss: Any = 0.0, gradients: Any = ()) -> None:
         """A ValueError naming X (or X and Y) when a pass overflowed the dtype: inputs so large that the outputs are
-        inf or NaN, or finite outputs so far from Y that the loss is."""
+        inf or NaN, finite outputs so far from Y that the loss is, or a finite loss whose gradients are not."""
         if not np.all(np.isfinite(out)):
             bad = next((name for name, p in self.params.items() if not np.all(np.isfinite(p))), None)
             if bad is not None:  # the model itself is broken: say so, rather than blame X
@@ -261,6 +259,9 @@ class MultiTaskModel:
         if not np.all(np.isfinite(loss)):
             raise ValueError(f"X, Y: the loss overflows {self.dtype} (the outputs are finite but too far from Y); "
                              "scale the inputs or the targets down")
+        if not all(np.all(np.isfinite(g)) for g in gradients):
+            raise ValueError(f"X, Y: the gradients overflow {self.dtype} (the loss is finite but X or the errors "
+                             "are too large); scale the inputs or the targets down")
 
     def loss_and_grads(self, X: Any, Y: Any, *, input_grad: bool = False, rng: np.random.Generator | None = None,
                        noise: Any = None):
