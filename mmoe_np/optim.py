@@ -149,48 +149,73 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with bias correction:
+    """Adam (Kingma & Ba, 2015) with bias correction, and optional decoupled weight decay (AdamW, Loshchilov &
+    Hutter, ICLR 2019):
 
     ``m <- b1 m + (1 - b1) g``, ``v <- b2 v + (1 - b2) g^2``,
-    ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``.
+    ``p <- p - lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * p)`` with ``m_hat = m / (1 - b1^t)``,
+    ``v_hat = v / (1 - b2^t)``. The decay shrinks every parameter (biases included) towards 0 at a rate that does
+    not depend on the gradient's scale, which L2 added to the loss would not do under Adam's normalisation;
+    ``weight_decay=0`` (default) is plain Adam. The decay follows ``lr``, so a learning-rate schedule anneals it too.
 
     Computed in the equivalent form of the paper's Sec. 2 (as TensorFlow does), which folds both corrections into
     two scalars and saves two passes over every array:
     ``p <- p - lr_t * m / (sqrt(v) + eps_t)``, ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``, ``eps_t = eps sqrt(1 - b2^t)``.
 
-    ``v`` is kept in at least float64: a square needs twice the exponent range of its root, so in float32 ``g^2``
-    overflows once |g| > 1.8e19 and the step silently becomes ``m / inf = 0``. The square of a float32 is exact in
-    float64, and every float32 gradient (up to 3.4e38) still takes a step of about ``lr``. ``m`` and the parameters
-    keep their own dtype; for float64 parameters nothing changes.
+    ``v`` has the parameters' dtype until it cannot hold ``g^2``: a square needs twice the exponent range of its root,
+    so in float32 ``g^2`` overflows once |g| > 1.8e19 and the step would silently become ``m / inf = 0``. The first
+    time that happens (NumPy reports the overflow; nothing has changed yet), ``v`` is promoted to float64 for good,
+    where the square of a float32 is exact and every float32 gradient (up to 3.4e38) still takes a step of about
+    ``lr``. Until then a float32 step costs float32 passes, less than half the time of float64 ones.
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8) -> None:
+                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
         for name, beta in (("beta1", beta1), ("beta2", beta2)):
             if not 0 <= V.positive_float(name, beta, allow_zero=True) < 1:
                 raise ValueError(f"{name} must be in [0, 1); got {beta!r}")
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = V.positive_float("eps", eps)
+        self.weight_decay = V.positive_float("weight_decay", weight_decay, allow_zero=True)
         self.m = self._zeros()
-        self.v = self._zeros(lambda dtype: np.promote_types(dtype, np.float64))
+        self.v = self._zeros()
 
     def _update(self, name: str | slice, g: np.ndarray) -> np.ndarray:
-        m, v = self._state(self.m, name), self._state(self.v, name)
-        m_term, v_term = self._scratch(name, (m, v))
+        v = self._state(self.v, name)
+        try:
+            with np.errstate(over="raise"):
+                g2 = np.square(g, out=self._scratch(name, (g, v))[1], dtype=v.dtype)
+        except FloatingPointError:  # |g| > 1.8e19 in float32: v moves to float64 before anything has changed
+            v = self._promote_v(name)
+            g2 = np.square(g, out=self._scratch(name, (g, v))[1], dtype=v.dtype)
+        m = self._state(self.m, name)
+        m_term, v_term = self._scratch(name, (g, v))
         m *= self.beta1
         m += np.multiply(g, 1 - self.beta1, out=m_term)
         v *= self.beta2
-        v_term = np.square(g, out=v_term, dtype=v.dtype)
-        v_term *= 1 - self.beta2
-        v += v_term
+        g2 *= 1 - self.beta2
+        v += g2
         root = math.sqrt(1 - self.beta2 ** self.t)  # correctly rounded, as np.sqrt
         lr_t = self.lr * root / (1 - self.beta1 ** self.t)
-        denominator = np.sqrt(v, out=v_term)  # the buffer is free again
+        denominator = np.sqrt(v, out=v_term)  # the buffer of g2 is free again
         denominator += self.eps * root
         update = np.divide(m, denominator, out=denominator)
         update *= lr_t
+        if self.weight_decay:
+            update += (self.lr * self.weight_decay) * self._state(self.params, name)
         return update
+
+    def _promote_v(self, name: str | slice) -> np.ndarray:
+        """Move ``v`` (the whole flat buffer, or the one array ``name``) to float64 and drop its float32 scratch;
+        returns the new state of ``name``."""
+        if isinstance(name, slice):
+            self.v = type(self.v)(self.v.flat.astype(np.float64), self.v.layout)
+            self._buffers.pop(None, None)
+        else:
+            self.v[name] = self.v[name].astype(np.float64)
+            self._buffers.pop(name, None)
+        return self._state(self.v, name)
 
 
 _FLAT_UPDATES = (SGD._update, Adam._update)  # the updates that may run on a whole flat buffer (not an override)
