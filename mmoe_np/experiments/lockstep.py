@@ -213,8 +213,10 @@ class ReplicaStreams:
         self.draw_of = np.empty(len(runs), dtype=np.intp)  # replica r's data: draw draw_of[r]
         for i, replicas in enumerate(self.by_seed.values()):
             self.draw_of[replicas] = i
-        # every run's task pair, stacked for the batched labels
-        self.w_T = np.stack([t.w.T for t in self.tasks])                          # (R, d, 2)
+        # every run's task pair, stacked for the batched labels; the projection weights of the runs of one draw side
+        # by side, so that one product per draw gives all their projections
+        self.w_of_draw = [np.concatenate([self.tasks[r].w.T for r in replicas], axis=1)       # (d, 2 k)
+                          for replicas in self.by_seed.values()]
         self.alpha = np.stack([t.alpha for t in self.tasks])                      # (R, m)
         self.beta = np.stack([t.beta for t in self.tasks])
         self.noise_std = np.array([t.noise_std for t in self.tasks])[:, None, None]
@@ -230,17 +232,20 @@ class ReplicaStreams:
         # SyntheticTasks.sample draws from that stream (X ~ N(0, I), then the noise), with the labels of all runs
         # computed in one batched pass, Y = sine_labels(X w^T, alpha, beta) + noise_std * noise. Runs that share a
         # seed (the correlations of one run) have identical streams and share one draw.
-        d = self.tasks[0].n_features
+        d, R = self.tasks[0].n_features, len(self.tasks)
         X = np.empty((len(self.by_seed), n, d))
         noise = np.empty((len(self.by_seed), n, 2))
+        Z = np.empty((R, n, 2))  # the projections z = X w^T of every run
         for i, replicas in enumerate(self.by_seed.values()):
             rng = rngs[replicas[0]]
             rng.standard_normal(out=X[i])  # in place: the same numbers as rng.standard_normal((n, d))
             rng.standard_normal(out=noise[i])
-        if len(self.by_seed) < len(rngs):  # some runs share a draw
-            X, noise = X[self.draw_of], noise[self.draw_of]                      # (R, n, d), (R, n, 2)
-        Y = sine_labels(X @ self.w_T, self.alpha, self.beta) + self.noise_std * noise
-        return X.astype(self.dtype), Y.astype(self.dtype)
+            Z[replicas] = (X[i] @ self.w_of_draw[i]).reshape(n, len(replicas), 2).transpose(1, 0, 2)
+        Y = sine_labels(Z, self.alpha, self.beta) + self.noise_std * noise[self.draw_of]
+        X = X.astype(self.dtype)
+        if len(self.by_seed) < R:  # some runs share a draw: each gets its (cast) copy, (R, n, d)
+            X = np.take(X, self.draw_of, axis=0)
+        return X, Y.astype(self.dtype)
 
 
 def _test_mse(model: MultiTaskModel, X: np.ndarray, Y: np.ndarray, chunk: int) -> np.ndarray:
