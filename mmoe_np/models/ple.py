@@ -12,8 +12,11 @@ k's experts and gate, and the previous level's *shared* output m^s into the shar
 also has a shared gate over all S + K T experts, reading m^s, whose mixture is the next level's m^s. CGC is PLE with
 one level; with T = 0 each task's gate mixes the S shared experts alone, which is MMoE.
 
+Every gate, task gates and shared gates alike, takes MMoE's gate options (temperature, top-k, noisy gating, gate
+dropout, the importance loss): the same ops of :mod:`mmoe_np.gating` in the same order (``docs/backprop.md`` 11.6).
+
 The chain, loss gradient to input gradient, is :meth:`PLE._forward` and :meth:`PLE._backward`; every step is an op of
-:mod:`mmoe_np.ops` (dense, ReLU MLPs, softmax, the mixture). Derivation: ``docs/backprop.md``.
+:mod:`mmoe_np.ops` or :mod:`mmoe_np.gating`. Derivation: ``docs/backprop.md``.
 """
 from __future__ import annotations
 
@@ -22,25 +25,34 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from .. import _validation as V
-from .. import ops
+from .. import gating, ops
 from ..init import glorot_uniform
 from .base import ArrayDict, MultiTaskModel
+from .moe import GatesCache
 
-__all__ = ["LevelCache", "PLECache", "PLE", "CGC"]
+__all__ = ["LevelCache", "PLECache", "LevelNoise", "PLE", "CGC"]
 
 
 class LevelCache(NamedTuple):
     shared: tuple                  # ops.mlp_forward's cache of the S shared experts
     task: tuple                    # ... of the K x T task experts (empty when T = 0)
-    gate_dense: ops.DenseCache     # the task gates' logits (..., K, N, S + T)
-    gate_probs: np.ndarray         # their softmax g^k (..., K, N, S + T)
+    gate_dense: ops.DenseCache     # the task gates' logits (..., K, N, S + T) [+ their noise logits]
+    gates: GatesCache              # the task gates' chain (11.6); gates.select.probs is g^k before any dropout
     task_mixture: ops.MixtureCache
-    shared_gate: Any               # (DenseCache, probs, MixtureCache) of the shared gate, None at the last level
+    shared_gate: Any               # (DenseCache, GatesCache, MixtureCache) of the shared gate, None at the last level
 
 
 class PLECache(NamedTuple):
     levels: tuple                  # one LevelCache per level, first level first
     towers: tuple                  # ops.towers_forward's cache
+
+
+class LevelNoise(NamedTuple):
+    """One level's training randomness (:meth:`PLE.draw_noise`): the task gates' ``gating.GateNoise`` (each array
+    (..., K, N, S + T)) and the shared gate's ((..., 1, N, S + K T); None at the last level)."""
+
+    task: gating.GateNoise
+    shared: gating.GateNoise | None
 
 
 def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -60,23 +72,52 @@ class PLE(MultiTaskModel):
     * ``task_experts.{l}.{j}.W`` (K, T, sizes_l[j], sizes_l[j+1]), ``.b`` (K, T, sizes_l[j+1]): task k's own (T > 0)
     * ``gates.{l}.W`` (K, d_l, S + T), ``gates.{l}.b`` (K, S + T): task k's gate over [shared, its own] experts
     * ``gates.{l}.shared.W`` (1, d_l, S + K T), ``.b`` (1, S + K T): the shared gate over every expert (l < L - 1)
+    * ``gates.{l}.noise.*``, ``gates.{l}.shared.noise.*`` (the shapes of the gate's own): the noise scales' logits
+      (noisy_gating only, zero at the start)
     * ``towers.{l}.W`` (K, d_in, d_out), ``towers.{l}.b`` (K, d_out): the towers, (expert_units[-1], *tower_units, 1)
+
+    **Gate options**, each off by default, with :class:`~mmoe_np.MMoE`'s meaning, on every gate of every level:
+    ``gate_temperature`` tau, ``top_k`` (at most S + T, the experts a task's gate mixes), ``noisy_gating``,
+    ``gate_dropout`` p (training passes only) and ``balance_weight`` w (``w * sum over the gates of CV^2``).
+    Training passes are those given an ``rng`` or explicit ``noise`` (:meth:`draw_noise`); ``forward``,
+    ``predict`` and ``gate_weights`` never drop or add noise.
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], n_levels: int = 2, n_shared_experts: int = 4,
                  n_task_experts: int = 2, expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,),
-                 **kwargs: Any) -> None:
+                 *, gate_dropout: float = 0.0, gate_temperature: float = 1.0, top_k: int | None = None,
+                 noisy_gating: bool = False, balance_weight: float = 0.0, **kwargs: Any) -> None:
         self.n_levels = V.positive_int("n_levels", n_levels)
         self.n_shared_experts = V.positive_int("n_shared_experts", n_shared_experts)
         self.n_task_experts = V.int_at_least("n_task_experts", n_task_experts, 0)
         self.expert_units = V.units("expert_units", expert_units)
         self.tower_units = V.units("tower_units", tower_units, allow_empty=True)
+        self.gate_dropout = V.positive_float("gate_dropout", gate_dropout, allow_zero=True)
+        if self.gate_dropout >= 1:
+            raise ValueError(f"gate_dropout must be in [0, 1) (the probability of dropping a gate weight); "
+                             f"got {gate_dropout!r}")
+        self.gate_temperature = V.positive_float("gate_temperature", gate_temperature)
+        self.top_k = None if top_k is None else V.positive_int("top_k", top_k)
+        seen = self.n_shared_experts + self.n_task_experts  # a task's gate mixes S + T; a shared gate S + K T
+        if self.top_k is not None and self.top_k > seen:
+            raise ValueError(f"top_k must be at most n_shared_experts + n_task_experts = {seen} (the experts a "
+                             f"task's gate mixes); got {top_k!r}")
+        self.noisy_gating = V.flag("noisy_gating", noisy_gating)
+        self.balance_weight = V.positive_float("balance_weight", balance_weight, allow_zero=True)
         super().__init__(n_features, tasks, **kwargs)
 
     def _sizes(self) -> dict[str, Any]:
         return {"n_levels": self.n_levels, "n_shared_experts": self.n_shared_experts,
                 "n_task_experts": self.n_task_experts, "expert_units": self.expert_units,
-                "tower_units": self.tower_units}
+                "tower_units": self.tower_units, **self.gate_options()}
+
+    def gate_options(self) -> dict[str, Any]:
+        """The gate options that differ from their defaults (none for Tang et al.'s PLE)."""
+        options = {"gate_dropout": self.gate_dropout, "gate_temperature": self.gate_temperature,
+                   "top_k": self.top_k, "noisy_gating": self.noisy_gating, "balance_weight": self.balance_weight}
+        defaults = {"gate_dropout": 0.0, "gate_temperature": 1.0, "top_k": None, "noisy_gating": False,
+                    "balance_weight": 0.0}
+        return {k: v for k, v in options.items() if v != defaults[k]}
 
     def _level_width(self, level: int) -> int:
         return self.n_features if level == 0 else self.expert_units[-1]
@@ -91,12 +132,19 @@ class PLE(MultiTaskModel):
                 for j, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):  # (K, T, ...): stacked twice
                     self.params[f"task_experts.{level}.{j}.W"] = glorot_uniform(rng, (K, T, d_in, d_out), self.dtype)
                     self.params[f"task_experts.{level}.{j}.b"] = np.zeros((K, T, d_out), dtype=self.dtype)
-            self.params[f"gates.{level}.W"] = glorot_uniform(rng, (K, d, S + T), self.dtype)
-            self.params[f"gates.{level}.b"] = np.zeros((K, S + T), dtype=self.dtype)
+            self._add_gate(rng, f"gates.{level}", (K, d, S + T))
             if level < self.n_levels - 1:
-                self.params[f"gates.{level}.shared.W"] = glorot_uniform(rng, (1, d, S + K * T), self.dtype)
-                self.params[f"gates.{level}.shared.b"] = np.zeros((1, S + K * T), dtype=self.dtype)
+                self._add_gate(rng, f"gates.{level}.shared", (1, d, S + K * T))
         self._add_towers(rng, self.expert_units[-1])
+
+    def _add_gate(self, rng: np.random.Generator, name: str, shape: tuple[int, int, int]) -> None:
+        """Gate ``name``: ``{name}.W`` (G, d, E) and ``{name}.b`` (G, E); with noisy gating ``{name}.noise.*`` too,
+        zero (as Shazeer et al.: the noise starts at scale softplus(0) = log 2), so no draw from ``rng``."""
+        self.params[f"{name}.W"] = glorot_uniform(rng, shape, self.dtype)
+        self.params[f"{name}.b"] = np.zeros((shape[0], shape[2]), dtype=self.dtype)
+        if self.noisy_gating:
+            self.params[f"{name}.noise.W"] = np.zeros(shape, dtype=self.dtype)
+            self.params[f"{name}.noise.b"] = np.zeros((shape[0], shape[2]), dtype=self.dtype)
 
     # ------------------------------------------------------------------ the whole chain
     def _experts_forward(self, level: int, x_shared: np.ndarray, x_task: np.ndarray):
@@ -108,28 +156,29 @@ class PLE(MultiTaskModel):
         ft, task = ops.mlp_forward(x_task, self.mlp_layers(f"task_experts.{level}"), relu_last=True)
         return fs, ft, shared, task
 
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, PLECache]:
+    def _forward(self, X: np.ndarray, noise: Sequence[LevelNoise] | None = None) -> tuple[np.ndarray, PLECache]:
         S, K, T = self.n_shared_experts, self.n_tasks, self.n_task_experts
+        if noise is not None and len(noise) != self.n_levels:
+            raise ValueError(f"noise must hold one LevelNoise per level ({self.n_levels}); got {len(noise)}")
         x_shared, x_task = X[..., None, :, :], X[..., None, None, :, :]  # (..., 1, N, d), (..., 1, 1, N, d)
         levels = []
         for level in range(self.n_levels):
+            draws = LevelNoise(None, None) if noise is None else noise[level]
             fs, ft, shared, task = self._experts_forward(level, x_shared, x_task)      # (.., S, N, h), (.., K, T, N, h)
             # task k's experts: the S shared ones (one copy, broadcast to every task), then its own T
             own = fs[..., None, :, :, :] if not T else _side_by_side(fs[..., None, :, :, :], ft)  # (.., K|1, S+T, N, h)
-            logits, gate_dense = ops.dense_forward(x_task[..., 0, :, :], self.params[f"gates.{level}.W"],
-                                                   self.params[f"gates.{level}.b"])    # (..., K, N, S + T)
-            g, gate_probs = ops.softmax_forward(logits)
+            logits, gate_dense = ops.dense_forward(x_task[..., 0, :, :], *self._gate_layer(f"gates.{level}"))
+            g, gates = self._gates_forward(logits, draws.task)                        # (..., K, N, S + T)
             m_task, task_mixture = ops.mixture_forward(g[..., :, None, :, :], own)    # (..., K, 1, N, h)
             shared_gate = None
             if level < self.n_levels - 1:  # the shared gate mixes every expert of the level into the next m^s
                 every = fs if not T else _side_by_side(fs, ft.reshape(ft.shape[:-4] + (K * T,) + ft.shape[-2:]))
-                z_s, dense_s = ops.dense_forward(x_shared, self.params[f"gates.{level}.shared.W"],
-                                                 self.params[f"gates.{level}.shared.b"])  # (..., 1, N, S + K T)
-                g_s, probs_s = ops.softmax_forward(z_s)
+                z_s, dense_s = ops.dense_forward(x_shared, *self._gate_layer(f"gates.{level}.shared"))
+                g_s, gates_s = self._gates_forward(z_s, draws.shared)                  # (..., 1, N, S + K T)
                 x_shared, mixture_s = ops.mixture_forward(g_s, every)                  # (..., 1, N, h)
-                shared_gate = (dense_s, probs_s, mixture_s)
+                shared_gate = (dense_s, gates_s, mixture_s)
             x_task = m_task
-            levels.append(LevelCache(shared, task, gate_dense, gate_probs, task_mixture, shared_gate))
+            levels.append(LevelCache(shared, task, gate_dense, gates, task_mixture, shared_gate))
         out, towers = ops.towers_forward(x_task[..., 0, :, :], self.mlp_layers("towers"))  # (..., N, K)
         return out, PLECache(tuple(levels), towers)
 
@@ -146,17 +195,16 @@ class PLE(MultiTaskModel):
             dfs = down[..., :S, :, :].sum(axis=-4)                                     # every task's pull on the shared
             dft = down[..., S:, :, :]                                                  # task k's own: task k's alone
             if c.shared_gate is not None:
-                dense_s, probs_s, mixture_s = c.shared_gate
+                dense_s, gates_s, mixture_s = c.shared_gate
                 dg_s, devery = ops.mixture_backward(dx_shared, mixture_s)  # (.., 1, N, S+KT), (.., S+KT, N, h)
                 dfs = dfs + devery[..., :S, :, :]
                 if T:
                     dft = dft + devery[..., S:, :, :].reshape(devery.shape[:-3] + (K, T) + devery.shape[-2:])
-                dz_s = ops.softmax_backward(dg_s, probs_s)
-                dxs_gate, grads[f"gates.{level}.shared.W"], grads[f"gates.{level}.shared.b"] = ops.dense_backward(
-                    dz_s, dense_s, need_dx)
-            dz = ops.softmax_backward(dg[..., :, 0, :, :], c.gate_probs)               # (..., K, N, S + T)
-            dxt_gate, grads[f"gates.{level}.W"], grads[f"gates.{level}.b"] = ops.dense_backward(dz, c.gate_dense,
-                                                                                                need_dx)
+                dxs_gate, dW, db = ops.dense_backward(self._gates_backward(dg_s, gates_s), dense_s, need_dx)
+                grads.update(self._gate_layer_grads(f"gates.{level}.shared", dW, db))
+            dz = self._gates_backward(dg[..., :, 0, :, :], c.gates)                    # (..., K, N, S + T [x 2])
+            dxt_gate, dW, db = ops.dense_backward(dz, c.gate_dense, need_dx)
+            grads.update(self._gate_layer_grads(f"gates.{level}", dW, db))
             dxs, shared_grads = ops.mlp_backward(dfs, c.shared, need_dx)              # (..., 1, N, d_l)
             grads.update(self._mlp_grads(f"shared_experts.{level}", shared_grads))
             dxt = None
@@ -172,28 +220,124 @@ class PLE(MultiTaskModel):
         # at level 0 both inputs are x: (..., 1, 1, N, d) and (..., 1, N, d)
         return grads, dx_task[..., 0, 0, :, :] + dx_shared[..., 0, :, :]
 
-    # ------------------------------------------------------------------ the gates
+    # ------------------------------------------------------------------ the gates (docs/backprop.md 11.6)
+    def _gate_layer(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Gate ``name``'s dense layer (G, d, E), (G, E); with noisy gating its noise logits' layer side by side,
+        (G, d, 2E), (G, 2E), so that one product gives both (columns E.. are the noise logits)."""
+        W, b = self.params[f"{name}.W"], self.params[f"{name}.b"]
+        if not self.noisy_gating:
+            return W, b
+        return (np.concatenate([W, self.params[f"{name}.noise.W"]], axis=-1),
+                np.concatenate([b, self.params[f"{name}.noise.b"]], axis=-1))
+
+    def _gate_layer_grads(self, name: str, dW: np.ndarray, db: np.ndarray) -> ArrayDict:
+        """The gradient of :meth:`_gate_layer`'s arrays, split back into the gate's parameters."""
+        if not self.noisy_gating:
+            return {f"{name}.W": dW, f"{name}.b": db}
+        E = dW.shape[-1] // 2
+        return {f"{name}.W": dW[..., :E], f"{name}.b": db[..., :E],
+                f"{name}.noise.W": dW[..., E:], f"{name}.noise.b": db[..., E:]}
+
+    def _gates_forward(self, logits: np.ndarray,
+                       draws: gating.GateNoise | None) -> tuple[np.ndarray, GatesCache]:
+        """Gate logits (..., G, N, E) (with noisy gating (..., G, N, 2E): then the noise logits)  ->  gate weights
+        g (..., G, N, E), every row a distribution over the experts: noise (training passes) -> softmax(/ tau)
+        over the top k -> importance loss over the batch (axis -2) -> dropout (training passes). MMoE's chain
+        (``MixtureOfExperts._gates_forward``) on PLE's layout, the gates in front of the batch; with the defaults
+        and no draws it is ``ops.softmax_forward`` bit for bit."""
+        E = logits.shape[-1] // 2 if self.noisy_gating else logits.shape[-1]
+        z, noisy = logits[..., :E], None
+        if draws is not None and draws.eps is not None:
+            z, noisy = gating.noisy_logits_forward(z, logits[..., E:], draws.eps)
+        g, select = gating.top_k_softmax_forward(z, self.top_k or E, self.gate_temperature)
+        balance, balance_value = None, 0.0
+        if self.balance_weight:
+            cv2, balance = gating.importance_loss_forward(g, batch_axis=-2)          # (..., G)
+            balance_value = self.balance_weight * cv2.sum(axis=-1)
+        dropout = None
+        if draws is not None and draws.mask is not None:
+            g, dropout = gating.gate_dropout_forward(g, draws.mask)
+        return g, GatesCache(z, select, noisy, dropout, balance, balance_value)
+
+    def _gates_backward(self, dg: np.ndarray, cache: GatesCache) -> np.ndarray:
+        """dg (..., G, N, E)  ->  the logits' gradient (..., G, N, E) (with noisy gating (..., G, N, 2E)): the chain
+        of :meth:`_gates_forward` backwards, the importance loss's gradient added to the weights'."""
+        if cache.dropout is not None:
+            dg = gating.gate_dropout_backward(dg, cache.dropout)
+        if cache.balance is not None:
+            dcv2 = np.full(cache.balance.mean.shape[:-1], self.balance_weight, dtype=dg.dtype)  # (..., G)
+            dg = dg + gating.importance_loss_backward(dcv2, cache.balance)
+        dz = gating.top_k_softmax_backward(dg, cache.select)
+        if not self.noisy_gating:
+            return dz
+        dnoise = np.zeros_like(dz)  # a pass without noise: the noise logits did not matter
+        if cache.noisy is not None:
+            dz, dnoise = gating.noisy_logits_backward(dz, cache.noisy)
+        return np.concatenate([dz, dnoise], axis=-1)
+
+    def _every_gate(self, cache: PLECache) -> list[GatesCache]:
+        """The chains of every gate in the pass: each level's task gates, then its shared gate."""
+        chains = []
+        for c in cache.levels:
+            chains += [c.gates] if c.shared_gate is None else [c.gates, c.shared_gate[1]]
+        return chains
+
+    def _auxiliary_loss(self, cache: PLECache) -> Any:
+        """The importance (load-balancing) loss of every gate of the pass, ``balance_weight * sum CV^2``."""
+        return sum(gates.balance_value for gates in self._every_gate(cache))
+
+    def draw_noise(self, rng: np.random.Generator, n_samples: int) -> tuple[LevelNoise, ...] | None:
+        """One training pass's dropout masks and gating noise, a :class:`LevelNoise` per level, drawn from ``rng``
+        level by level (the task gates' mask, their noise, then the shared gate's); None when neither option is on."""
+        if not self.gate_dropout and not self.noisy_gating:
+            return None
+        S, K, T = self.n_shared_experts, self.n_tasks, self.n_task_experts
+        levels = []
+        for level in range(self.n_levels):
+            task = self._draw(rng, (K, n_samples, S + T))
+            shared = self._draw(rng, (1, n_samples, S + K * T)) if level < self.n_levels - 1 else None
+            levels.append(LevelNoise(task, shared))
+        return tuple(levels)
+
+    def _draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> gating.GateNoise:
+        shape = self.replica_shape + shape
+        mask = gating.dropout_mask(rng, shape, self.gate_dropout, self.dtype) if self.gate_dropout else None
+        eps = gating.gate_noise(rng, shape, self.dtype) if self.noisy_gating else None
+        return gating.GateNoise(mask, eps)
+
+    def top_k_margin(self, X: Any, noise: Sequence[LevelNoise] | None = None) -> float:
+        """Smallest gap between a row's k-th and (k+1)-th gate logit, over every gate of the pass on X (inf
+        without top_k): how far the pass is from a change of the selected experts."""
+        if self.top_k is None:
+            return float("inf")
+        _, cache = self._forward(self._check_X(X), noise)
+        return min(gating.top_k_margin(gates.logits, self.top_k) for gates in self._every_gate(cache))
+
     def gate_weights(self, X: Any, level: int = -1) -> np.ndarray:
         """Task gates of one level (the last by default): (N, n_tasks, S + T), task k's row over [the S shared
-        experts, its own T]."""
+        experts, its own T]. Never dropped or noised."""
         if not -self.n_levels <= level < self.n_levels:
             raise ValueError(f"level must be in [-{self.n_levels}, {self.n_levels}); got {level!r}")
         _, cache = self._finite_forward(self._check_X(X))
-        return np.swapaxes(cache.levels[level].gate_probs, -3, -2).copy()      # (..., N, K, S + T)
+        return np.swapaxes(cache.levels[level].gates.select.probs, -3, -2).copy()      # (..., N, K, S + T)
 
 
 class CGC(PLE):
     """Customized Gate Control: PLE with one level. Task k's gate mixes the S shared experts and its own T:
     ``y_k = tower_k(sum_j softmax(x W^k + b^k)_j [f^s, f^k]_j)``. With ``n_task_experts=0`` it is :class:`MMoE`
-    with ``n_experts = n_shared_experts`` (the same parameters, drawn in the same order).
+    with ``n_experts = n_shared_experts`` (the same parameters, drawn in the same order), gate options included.
 
     Parameters: those of :class:`PLE` at level 0 (``shared_experts.0.*``, ``task_experts.0.*``, ``gates.0.*``) and
-    the towers.
+    the towers. Gate options: as :class:`PLE` (``top_k`` at most S + T).
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], n_shared_experts: int = 4, n_task_experts: int = 2,
-                 expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), **kwargs: Any) -> None:
-        super().__init__(n_features, tasks, 1, n_shared_experts, n_task_experts, expert_units, tower_units, **kwargs)
+                 expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), *,
+                 gate_dropout: float = 0.0, gate_temperature: float = 1.0, top_k: int | None = None,
+                 noisy_gating: bool = False, balance_weight: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(n_features, tasks, 1, n_shared_experts, n_task_experts, expert_units, tower_units,
+                         gate_dropout=gate_dropout, gate_temperature=gate_temperature, top_k=top_k,
+                         noisy_gating=noisy_gating, balance_weight=balance_weight, **kwargs)
 
     def _sizes(self) -> dict[str, Any]:
         return {k: v for k, v in super()._sizes().items() if k != "n_levels"}
