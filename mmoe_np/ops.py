@@ -25,6 +25,7 @@ __all__ = [
     "transpose", "sum_to_shape",
     "dense_forward", "dense_backward", "DenseCache",
     "relu_forward", "relu_backward", "ReluCache",
+    "keep_mask", "dropout_forward", "dropout_backward", "DropoutCache",
     "mlp_forward", "mlp_backward", "LayerCache",
     "towers_forward", "towers_backward",
     "softmax", "softmax_forward", "softmax_backward", "last_axis_reduce",
@@ -119,28 +120,70 @@ def relu_backward(da: np.ndarray, cache: ReluCache) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Multi-layer perceptron: dense -> ReLU -> ... -> dense [-> ReLU], and the K task towers
+# Dropout (inverted): keep each unit with probability 1 - p and scale the kept ones by 1 / (1 - p)
+# ----------------------------------------------------------------------------------------------------------------
+class DropoutCache(NamedTuple):
+    mask: np.ndarray         # 0/1 (or False/True): which units were kept
+    scale: float             # 1 / (1 - p), the factor of the kept units
+
+
+def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
+    """A boolean mask of ``shape``: each entry True (kept) with probability ``1 - p``, independently, drawn from
+    ``rng`` (a pass is deterministic given the rng's state). p in [0, 1)."""
+    if not 0 <= p < 1:
+        raise ValueError(f"p must be in [0, 1) (the probability of dropping a unit); got {p!r}")
+    return rng.random(shape) >= p
+
+
+def dropout_forward(x: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, DropoutCache]:
+    """Inverted dropout with an explicit mask: ``out = x * mask * scale``, ``scale = 1 / (1 - p)``.
+
+    x (...), mask broadcastable to x (0/1 or boolean, from :func:`keep_mask`)  ->  out of x's shape and dtype.
+    ``E[mask * scale] = (1 - p) / (1 - p) = 1``, so every unit keeps its expected value and a pass without dropout
+    needs no rescaling. For a fixed mask the op is linear in x (a diagonal map): that is what a gradient check holds.
+    """
+    out = x * mask
+    out *= scale  # in place: x's dtype is kept (a Python float does not promote float32)
+    return out, DropoutCache(mask, scale)
+
+
+def dropout_backward(dout: np.ndarray, cache: DropoutCache) -> np.ndarray:
+    """``dx = dout * mask * scale``: the same diagonal map (a dropped unit gets no gradient)."""
+    dx = dout * cache.mask
+    dx *= cache.scale
+    return dx
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Multi-layer perceptron: dense -> ReLU [-> dropout] -> ... -> dense [-> ReLU], and the K task towers
 # ----------------------------------------------------------------------------------------------------------------
 class LayerCache(NamedTuple):
     """One MLP layer; an MLP's cache is the tuple of its layers' caches, first layer first."""
 
     dense: DenseCache
     relu: ReluCache | None   # None after a linear last layer
+    dropout: DropoutCache | None = None  # None without a dropout mask for this layer
 
 
-def mlp_forward(x: np.ndarray, layers: Layers, relu_last: bool) -> tuple[np.ndarray, tuple[LayerCache, ...]]:
+def mlp_forward(x: np.ndarray, layers: Layers, relu_last: bool, masks: Sequence[np.ndarray | None] | None = None,
+                scale: float = 1.0) -> tuple[np.ndarray, tuple[LayerCache, ...]]:
     """A stack of dense layers with ReLU between them; ``relu_last`` also puts a ReLU after the last one.
 
     Experts and bottoms end in a ReLU (``relu_last=True``); towers end in a linear output (``relu_last=False``).
     ``layers`` is ``[(W_0, b_0), (W_1, b_1), ...]`` with the shapes of :func:`dense_forward`.
+    ``masks`` (a training pass with dropout): ``masks[i]`` drops units of layer i's output, after its ReLU
+    (:func:`dropout_forward` with ``scale``); a missing or None entry leaves that layer alone.
     """
+    masks = () if masks is None else masks
     caches = []
     for i, (W, b) in enumerate(layers):
         x, dense_cache = dense_forward(x, W, b)
-        relu_cache = None
+        relu_cache = dropout_cache = None
         if relu_last or i < len(layers) - 1:
             x, relu_cache = relu_forward(x)
-        caches.append(LayerCache(dense_cache, relu_cache))
+        if i < len(masks) and masks[i] is not None:
+            x, dropout_cache = dropout_forward(x, masks[i], scale)
+        caches.append(LayerCache(dense_cache, relu_cache, dropout_cache))
     return x, tuple(caches)
 
 
@@ -152,6 +195,8 @@ def mlp_backward(dy: np.ndarray, cache: Sequence[LayerCache],
     """
     grads = []
     for i in reversed(range(len(cache))):
+        if cache[i].dropout is not None:
+            dy = dropout_backward(dy, cache[i].dropout)
         if cache[i].relu is not None:
             dy = relu_backward(dy, cache[i].relu)
         dy, dW, db = dense_backward(dy, cache[i].dense, input_grad=input_grad or i > 0)
@@ -159,12 +204,14 @@ def mlp_backward(dy: np.ndarray, cache: Sequence[LayerCache],
     return dy, grads[::-1]
 
 
-def towers_forward(z: np.ndarray, layers: Layers) -> tuple[np.ndarray, tuple[LayerCache, ...]]:
+def towers_forward(z: np.ndarray, layers: Layers, masks: Sequence[np.ndarray | None] | None = None,
+                   scale: float = 1.0) -> tuple[np.ndarray, tuple[LayerCache, ...]]:
     """K task towers in one stacked MLP with a linear last layer of width 1: z (..., K|1, N, h) -> out (..., N, K).
 
-    Tower k reads ``z[..., k, :, :]`` (or the one shared z); ``layers`` have a leading stack axis K.
+    Tower k reads ``z[..., k, :, :]`` (or the one shared z); ``layers`` have a leading stack axis K. ``masks``:
+    dropout after the hidden layers' ReLUs, as in :func:`mlp_forward` (never on the output layer).
     """
-    y, cache = mlp_forward(z, layers, relu_last=False)  # (..., K, N, 1)
+    y, cache = mlp_forward(z, layers, relu_last=False, masks=masks, scale=scale)  # (..., K, N, 1)
     return transpose(y[..., 0]), cache
 
 

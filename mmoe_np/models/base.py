@@ -12,9 +12,12 @@ regression task or of the binary cross-entropy on logits for a binary task, and 
 is given. The MSE has no 1/2 factor. With ``loss_weighting="uncertainty"`` the weights are learned instead:
 ``L = sum_k exp(-s_k) L_k + s_k`` (Kendall et al., 2018), the log-variances s_k in ``params["loss.log_vars"]`` (K,).
 
-Training randomness (gate dropout, noisy gating): a pass given ``rng`` (a NumPy Generator) or explicit ``noise`` is
-a training pass, its draws made by :meth:`MultiTaskModel.draw_noise` from that rng, so it is deterministic given the
-rng's state; without either no gate is dropped or noised, and ``forward``/``predict`` never are.
+Training randomness (activation dropout, gate dropout, noisy gating): a pass given ``rng`` (a NumPy Generator) or
+explicit ``noise`` is a training pass, its draws made by :meth:`MultiTaskModel.draw_noise` from that rng, so it is
+deterministic given the rng's state; without either nothing is dropped or noised, and ``forward``/``predict`` never
+are. ``dropout=p`` (every model but CGC/PLE, for now) drops each hidden unit after a ReLU with probability p in
+training passes (inverted dropout, ``ops.dropout_forward``): the experts', bottom's or per-task hidden layers' and
+the towers' hidden layers', never the inputs, the gates or the outputs.
 """
 from __future__ import annotations
 
@@ -63,16 +66,26 @@ class MultiTaskModel:
     * ``_sizes() -> dict``: its own constructor arguments, for :meth:`config`;
     * optionally ``_penalty() -> (value, grads)``: a parameter penalty added to the loss;
     * optionally, for training randomness, ``draw_noise(rng, n_samples)``, ``_forward(X, noise=...)`` and
-      ``_auxiliary_loss(cache)`` (a loss term on the forward pass's values, whose gradient ``_backward`` adds).
+      ``_auxiliary_loss(cache)`` (a loss term on the forward pass's values, whose gradient ``_backward`` adds);
+    * for activation dropout, ``_dropout_mlps``: the MLPs whose ReLU outputs may be dropped, and a
+      ``_forward(X, noise=...)`` that hands :meth:`_layer_masks` to the ops (a class without them refuses dropout).
     """
 
+    # (MLP name, whether its last layer has a ReLU): where dropout=p drops units; () for a model without dropout
+    _dropout_mlps: tuple[tuple[str, bool], ...] = ()
+
     def __init__(self, n_features: int, tasks: Sequence[str], *, seed: int = 0, dtype: Any = np.float64,
-                 task_weights: Sequence[float] | None = None, loss_weighting: str = "fixed",
+                 task_weights: Sequence[float] | None = None, loss_weighting: str = "fixed", dropout: float = 0.0,
                  **unknown: Any) -> None:
         if unknown:  # the subclasses pass every keyword they do not know on to here
             known = [name for name in inspect.signature(type(self)).parameters if name not in ("self", "kwargs")]
             raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; expected {known} "
-                             "and seed, dtype, task_weights, loss_weighting")
+                             "and seed, dtype, task_weights, loss_weighting, dropout")
+        self.dropout = V.positive_float("dropout", dropout, allow_zero=True)
+        if self.dropout >= 1:
+            raise ValueError(f"dropout must be in [0, 1) (the probability of dropping a hidden unit); got {dropout!r}")
+        if self.dropout and not self._dropout_mlps:
+            raise ValueError(f"dropout: {type(self).__name__} has no activation dropout; leave dropout at 0")
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}; got {loss_weighting!r}")
         if loss_weighting == "uncertainty" and task_weights is not None:
@@ -174,9 +187,49 @@ class MultiTaskModel:
         return 0.0
 
     def draw_noise(self, rng: np.random.Generator, n_samples: int) -> Any:
-        """The training randomness of one pass on ``n_samples`` rows, drawn from ``rng`` (gate dropout masks,
-        gating noise), or None for a model without any (here)."""
-        return None
+        """The training randomness of one pass on ``n_samples`` rows, drawn from ``rng`` (dropout masks, gating
+        noise), or None for a model without any. Here: the activation dropout masks (:meth:`draw_dropout`)."""
+        return self.draw_dropout(rng, n_samples)
+
+    # ------------------------------------------------------------------ activation dropout
+    def dropout_sites(self) -> dict[str, tuple[int, ...]]:
+        """Where ``dropout`` drops units: ``{"{mlp}.{l}": shape}``, the output of layer l of an MLP of
+        ``_dropout_mlps`` after its ReLU, with its shape (stack, width) without the replica and sample axes (the
+        activation is (..., stack, N, width)). Read from the biases ``{mlp}.{l}.b`` (stack, width); a tower's
+        linear output layer is not a site."""
+        sites = {}
+        for name, relu_last in self._dropout_mlps:
+            n_layers = 0
+            while f"{name}.{n_layers}.b" in self._base_shapes:
+                n_layers += 1
+            for layer in range(n_layers if relu_last else n_layers - 1):
+                sites[f"{name}.{layer}"] = self._base_shapes[f"{name}.{layer}.b"]
+        return sites
+
+    def draw_dropout(self, rng: np.random.Generator, n_samples: int) -> dict[str, np.ndarray] | None:
+        """One training pass's dropout masks, ``{site: mask}`` (:meth:`dropout_sites`), each boolean
+        (..., stack, n_samples, width), True (kept) with probability ``1 - dropout``, drawn from ``rng`` in the
+        order of the sites; None when ``dropout`` is 0 (nothing is drawn)."""
+        if not self.dropout:
+            return None
+        return {site: ops.keep_mask(rng, self.replica_shape + shape[:-1] + (n_samples, shape[-1]), self.dropout)
+                for site, shape in self.dropout_sites().items()}
+
+    @property
+    def dropout_scale(self) -> float:
+        """``1 / (1 - dropout)``: the factor of the kept units (inverted dropout keeps every unit's mean)."""
+        return 1.0 / (1.0 - self.dropout)
+
+    @staticmethod
+    def _layer_masks(masks: dict[str, np.ndarray] | None, name: str, first: int = 0) -> list[np.ndarray] | None:
+        """MLP ``name``'s masks from layer ``first`` on, ``[mask_first, ...]``, as :func:`mmoe_np.ops.mlp_forward`
+        takes them; None for a pass without dropout."""
+        if masks is None:
+            return None
+        layer_masks = []
+        while f"{name}.{first + len(layer_masks)}" in masks:
+            layer_masks.append(masks[f"{name}.{first + len(layer_masks)}"])
+        return layer_masks
 
     def holding_noise(self, noise: Any) -> "MultiTaskModel":
         """A copy whose loss passes (``forward_backward``, ``loss_and_grads``, ``losses``) all use this fixed
@@ -334,8 +387,10 @@ class MultiTaskModel:
         return scores
 
     def relu_margin(self, X: Any) -> float:
-        """Smallest |pre-activation| of any ReLU on X: how far the forward pass is from a kink (inf if none)."""
-        _, cache = self._forward(self._check_X(X))
+        """Smallest |pre-activation| of any ReLU on X: how far the forward pass is from a kink (inf if none). A copy
+        from :meth:`holding_noise` measures the pass its loss sees, with the held dropout masks and noise."""
+        X = self._check_X(X)
+        _, cache = self._forward(X) if self._held_noise is None else self._forward(X, noise=self._held_noise)
         margins = [np.abs(c.pre_activation).min() for c in relu_caches(cache)]
         return float(min(margins)) if margins else float("inf")
 
@@ -359,9 +414,10 @@ class MultiTaskModel:
         ``seed`` is the tuple of the replicas' seeds, which the constructor refuses; the same initial replicas are
         ``stack_models([type(model)(**{**config, "seed": s}) for s in config["seed"]])``."""
         weighting = {} if self.loss_weighting == "fixed" else {"loss_weighting": self.loss_weighting}
+        dropout = {"dropout": self.dropout} if self.dropout else {}  # like the gate options: shown when on
         return {"n_features": self.n_features, "tasks": self.tasks, **self._sizes(),
-                "task_weights": None if weighting else self.task_weights.tolist(), **weighting, "seed": self.seed,
-                "dtype": self.dtype.name}
+                "task_weights": None if weighting else self.task_weights.tolist(), **weighting, **dropout,
+                "seed": self.seed, "dtype": self.dtype.name}
 
     def __repr__(self) -> str:
         shown = {k: v for k, v in self.config().items() if k not in ("task_weights", "seed", "dtype")}

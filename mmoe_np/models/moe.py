@@ -21,12 +21,23 @@ from .. import gating, ops
 from ..init import glorot_uniform
 from .base import ArrayDict, MultiTaskModel
 
-__all__ = ["MoECache", "GatesCache", "MixtureOfExperts", "OMoE", "MMoE"]
+__all__ = ["MoECache", "GatesCache", "MoENoise", "MixtureOfExperts", "OMoE", "MMoE"]
+
+
+class MoENoise(NamedTuple):
+    """The training randomness of one pass through a mixture with activation dropout: ``gating.GateNoise``'s two
+    fields (read the same way) and the dropout masks. Without ``dropout`` the model's draws are a plain
+    ``gating.GateNoise`` (or None), as before."""
+
+    mask: np.ndarray | None          # gate dropout (..., N, G, E), or None
+    eps: np.ndarray | None           # gating noise (..., N, G, E), or None
+    dropout: dict[str, np.ndarray]   # activation dropout masks by site (MultiTaskModel.draw_dropout)
 
 
 class MoECache(NamedTuple):
     first: ops.DenseCache     # z = x W1 + b1 (..., N, E*h + G*E): every expert's first layer and every gate's logits
     relu: ops.ReluCache       # the experts' first ReLU, on z[..., :E*h]
+    dropout: ops.DropoutCache | None  # dropout on the experts' first activations (a training pass with dropout)
     deeper: tuple             # ops.mlp_forward's cache of the experts' later layers (empty with one layer)
     gates: Any                # _gates_forward's cache (a GatesCache)
     mixture: ops.MixtureCache
@@ -62,6 +73,10 @@ class MixtureOfExperts(MultiTaskModel):
     Training passes are those given an ``rng`` or explicit ``noise`` (:meth:`draw_noise`); ``forward``,
     ``predict`` and ``gate_weights`` never drop or add noise.
 
+    **Activation dropout** ``dropout=p`` (off by default; training passes only): inverted dropout on the experts'
+    hidden units after every ReLU (each expert's output f_e is dropped before the mixture reads it) and on the
+    towers' hidden units after every ReLU; never on x, the gates, the mixture itself or the outputs.
+
     **One product for everything that reads x.** The experts' first layer and the gates both multiply the same x,
     so the chain computes them as one dense layer ``z = x W1 + b1`` with ``W1 = [W_1 | ... | W_E | V_1 | ... | V_G]``
     (d, E*h + G*E), h = expert_units[0]: columns ``e*h .. (e+1)*h`` are expert e's first layer, the last G*E columns
@@ -74,6 +89,7 @@ class MixtureOfExperts(MultiTaskModel):
     """
 
     default_n_gates: int | None = None  # the number of gates without n_gates; None: one per task
+    _dropout_mlps = (("experts", True), ("towers", False))
 
     def __init__(self, n_features: int, tasks: Sequence[str], n_experts: int = 8,
                  expert_units: Sequence[int] = (16,), tower_units: Sequence[int] = (8,), n_gates: int | None = None,
@@ -165,17 +181,25 @@ class MixtureOfExperts(MultiTaskModel):
         return grads
 
     # ------------------------------------------------------------------ the whole chain
-    def _forward(self, X: np.ndarray, noise: gating.GateNoise | None = None) -> tuple[np.ndarray, MoECache]:
+    def _forward(self, X: np.ndarray,
+                 noise: gating.GateNoise | MoENoise | None = None) -> tuple[np.ndarray, MoECache]:
         E, h = self.n_experts, self.expert_units[0]
+        masks = noise.dropout if isinstance(noise, MoENoise) else None                 # activation dropout, or None
+        scale = self.dropout_scale
         z, first = ops.dense_forward(X, *self._first_layer())                         # (..., N, E*h + G*E)
         a, relu = ops.relu_forward(z[..., :E * h])                                     # (..., N, E*h)
         f = np.swapaxes(a.reshape(a.shape[:-1] + (E, h)), -3, -2)                      # (..., E, N, h): a view
-        f, deeper = ops.mlp_forward(f, self.mlp_layers("experts")[1:], relu_last=True)  # later layers, if any
+        dropout = None
+        if masks is not None:
+            f, dropout = ops.dropout_forward(f, masks["experts.0"], scale)            # (..., E, N, h)
+        f, deeper = ops.mlp_forward(f, self.mlp_layers("experts")[1:], relu_last=True,  # later layers, if any
+                                    masks=self._layer_masks(masks, "experts", first=1), scale=scale)
         logits = z[..., E * h:].reshape(z.shape[:-1] + (-1, E))                        # (..., N, G [+ G noise], E)
         g, gates = self._gates_forward(logits, noise)                                  # (..., N, G, E)
         m, mixture = ops.mixture_forward(np.swapaxes(g, -3, -2), f)                    # (..., G, N, h_last)
-        out, towers = ops.towers_forward(m, self.mlp_layers("towers"))                 # (..., N, K)
-        return out, MoECache(first, relu, deeper, gates, mixture, towers)
+        out, towers = ops.towers_forward(m, self.mlp_layers("towers"),                 # (..., N, K)
+                                         self._layer_masks(masks, "towers"), scale)
+        return out, MoECache(first, relu, dropout, deeper, gates, mixture, towers)
 
     def _backward(self, dout: np.ndarray, cache: MoECache, input_grad: bool) -> tuple[ArrayDict, np.ndarray | None]:
         dm, tower_grads = ops.towers_backward(dout, cache.towers)                      # (..., G, N, h_last)
@@ -184,6 +208,8 @@ class MixtureOfExperts(MultiTaskModel):
         if cache.deeper:
             df, deeper_grads = ops.mlp_backward(df, cache.deeper)                      # (..., E, N, h)
             grads.update(self._mlp_grads("experts", deeper_grads, first=1))
+        if cache.dropout is not None:
+            df = ops.dropout_backward(df, cache.dropout)                               # (..., E, N, h)
         dlogits = self._gates_backward(np.swapaxes(dg, -3, -2), cache.gates)           # (..., N, G [+ G], E)
         df = np.swapaxes(df, -3, -2)                                                   # (..., N, E, h)
         da = ops.relu_backward(df.reshape(df.shape[:-2] + (-1,)), cache.relu)          # (..., N, E*h)
@@ -240,15 +266,20 @@ class MixtureOfExperts(MultiTaskModel):
         """The importance (load-balancing) loss of the pass's gates, ``balance_weight * sum_G CV^2``."""
         return cache.gates.balance_value
 
-    def draw_noise(self, rng: np.random.Generator, n_samples: int) -> gating.GateNoise | None:
-        """One training pass's dropout mask and gating noise, each (..., n_samples, G, E), drawn from ``rng`` (the
-        mask first); None when neither option is on."""
-        if not self.gate_dropout and not self.noisy_gating:
-            return None
-        shape = self.replica_shape + (n_samples, self.n_gates, self.n_experts)
-        mask = gating.dropout_mask(rng, shape, self.gate_dropout, self.dtype) if self.gate_dropout else None
-        eps = gating.gate_noise(rng, shape, self.dtype) if self.noisy_gating else None
-        return gating.GateNoise(mask, eps)
+    def draw_noise(self, rng: np.random.Generator, n_samples: int) -> gating.GateNoise | MoENoise | None:
+        """One training pass's gate dropout mask and gating noise, each (..., n_samples, G, E), drawn from ``rng``
+        (the mask first), then, with ``dropout``, the activation dropout masks (:meth:`draw_dropout`). A
+        ``gating.GateNoise`` without ``dropout``, a :class:`MoENoise` with it; None when no option is on."""
+        gates = None
+        if self.gate_dropout or self.noisy_gating:
+            shape = self.replica_shape + (n_samples, self.n_gates, self.n_experts)
+            mask = gating.dropout_mask(rng, shape, self.gate_dropout, self.dtype) if self.gate_dropout else None
+            eps = gating.gate_noise(rng, shape, self.dtype) if self.noisy_gating else None
+            gates = gating.GateNoise(mask, eps)
+        masks = self.draw_dropout(rng, n_samples)
+        if masks is None:
+            return gates
+        return MoENoise(*(gates or (None, None)), masks)
 
     def top_k_margin(self, X: Any, noise: gating.GateNoise | None = None) -> float:
         """Smallest gap between a row's k-th and (k+1)-th gate logit on X (inf without top_k): how far the pass

@@ -25,7 +25,11 @@ class SingleTask(MultiTaskModel):
 
     * ``hidden.{l}.W`` (K, sizes[l], sizes[l+1]), ``hidden.{l}.b`` (K, sizes[l+1]): each task's hidden layers (ReLU)
     * ``towers.{l}.W`` (K, d_in, d_out), ``towers.{l}.b`` (K, d_out): each task's tower, linear output of width 1
+
+    ``dropout=p`` (training passes only): inverted dropout after every hidden ReLU and every tower hidden ReLU.
     """
+
+    _dropout_mlps = (("hidden", True), ("towers", False))
 
     def __init__(self, n_features: int, tasks: Sequence[str], hidden_units: Sequence[int] = (16,),
                  tower_units: Sequence[int] = (8,), **kwargs: Any) -> None:
@@ -40,9 +44,14 @@ class SingleTask(MultiTaskModel):
         self._add_mlp(rng, "hidden", (self.n_features, *self.hidden_units), stack=self.n_tasks)
         self._add_towers(rng, self.hidden_units[-1])
 
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, SingleTaskCache]:
-        h, hidden = ops.mlp_forward(X[..., None, :, :], self.mlp_layers("hidden"), relu_last=True)  # (.., K, N, h)
-        out, towers = ops.towers_forward(h, self.mlp_layers("towers"))                               # (..., N, K)
+    def _forward(self, X: np.ndarray,
+                 noise: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, SingleTaskCache]:
+        """``noise``: the dropout masks of a training pass (:meth:`draw_noise`), or None."""
+        scale = self.dropout_scale
+        h, hidden = ops.mlp_forward(X[..., None, :, :], self.mlp_layers("hidden"), relu_last=True,
+                                    masks=self._layer_masks(noise, "hidden"), scale=scale)  # (..., K, N, h)
+        out, towers = ops.towers_forward(h, self.mlp_layers("towers"),
+                                         self._layer_masks(noise, "towers"), scale)        # (..., N, K)
         return out, SingleTaskCache(hidden, towers)
 
     def _backward(self, dout: np.ndarray, cache: SingleTaskCache,
@@ -65,7 +74,11 @@ class SharedBottom(MultiTaskModel):
 
     * ``bottom.{l}.W`` (sizes[l], sizes[l+1]), ``bottom.{l}.b`` (sizes[l+1]): the shared bottom (ReLU after every layer)
     * ``towers.{l}.W`` (K, d_in, d_out), ``towers.{l}.b`` (K, d_out): the towers, (bottom_units[-1], *tower_units, 1)
+
+    ``dropout=p`` (training passes only): inverted dropout after every bottom ReLU and every tower hidden ReLU.
     """
+
+    _dropout_mlps = (("bottom", True), ("towers", False))
 
     def __init__(self, n_features: int, tasks: Sequence[str], bottom_units: Sequence[int] = (16,),
                  tower_units: Sequence[int] = (8,), **kwargs: Any) -> None:
@@ -80,9 +93,14 @@ class SharedBottom(MultiTaskModel):
         self._add_mlp(rng, "bottom", (self.n_features, *self.bottom_units))
         self._add_towers(rng, self.bottom_units[-1])
 
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, SharedBottomCache]:
-        f, bottom = ops.mlp_forward(X, self.mlp_layers("bottom"), relu_last=True)    # (..., N, h)
-        out, towers = ops.towers_forward(f[..., None, :, :], self.mlp_layers("towers"))  # every tower reads f
+    def _forward(self, X: np.ndarray,
+                 noise: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, SharedBottomCache]:
+        """``noise``: the dropout masks of a training pass (:meth:`draw_noise`), or None."""
+        scale = self.dropout_scale
+        f, bottom = ops.mlp_forward(X, self.mlp_layers("bottom"), relu_last=True,
+                                    masks=self._layer_masks(noise, "bottom"), scale=scale)  # (..., N, h)
+        out, towers = ops.towers_forward(f[..., None, :, :], self.mlp_layers("towers"),     # every tower reads f
+                                         self._layer_masks(noise, "towers"), scale)
         return out, SharedBottomCache(bottom, towers)
 
     def _backward(self, dout: np.ndarray, cache: SharedBottomCache,

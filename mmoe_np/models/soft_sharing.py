@@ -13,7 +13,8 @@ knowledge *softly*, through a constraint or a learned mix rather than by reusing
 All three accept any number of tasks K >= 1; each class says what K = 1 means for it. Each is the stacked per-task
 MLP of :class:`SingleTask` with one new op pair added: ``ops.l2_tie_*``, ``ops.cross_stitch_*`` and
 ``tucker.tucker_*``, each gradient-checkable on its own with :func:`mmoe_np.check_op`. The backward passes are
-derived step by step in ``docs/backprop.md``, section 10.
+derived step by step in ``docs/backprop.md``, section 10. ``dropout=p`` (training passes only, as in every model)
+drops hidden units after every ReLU of the per-task networks and of the towers' hidden layers.
 """
 from __future__ import annotations
 
@@ -92,6 +93,9 @@ class CrossStitch(SingleTask):
     * ``hidden.{l}.W`` (K, sizes[l], sizes[l+1]), ``hidden.{l}.b`` (K, sizes[l+1]): each column's hidden layers (ReLU)
     * ``towers.{l}.W`` (K, d_in, d_out), ``towers.{l}.b`` (K, d_out): each task's tower, linear output of width 1
     * ``stitch.{l}.alpha`` (K, K): the cross-stitch unit after hidden layer l; row k mixes what column k reads next
+
+    ``dropout=p`` (training passes only) drops units of every column's ReLU output before the stitch mixes them
+    (``x~^l_k = sum_j alpha^l[k, j] drop(a^l_j)``), and after the towers' hidden ReLUs.
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], hidden_units: Sequence[int] = (16,),
@@ -119,13 +123,17 @@ class CrossStitch(SingleTask):
         for layer in range(len(self.hidden_units)):
             self.params[self._alpha(layer)] = alpha.astype(self.dtype)
 
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, "CrossStitchCache"]:
+    def _forward(self, X: np.ndarray,
+                 noise: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, "CrossStitchCache"]:
+        """``noise``: the dropout masks of a training pass (:meth:`draw_noise`), or None."""
         x, layers = X[..., None, :, :], []  # (..., 1, N, d): every column reads the same x
+        masks, scale = self._layer_masks(noise, "hidden"), self.dropout_scale  # a mask per hidden layer, or None
         for layer, (W, b) in enumerate(self.mlp_layers("hidden")):
-            a, column = ops.mlp_forward(x, [(W, b)], relu_last=True)                     # (..., K, N, h_l)
+            a, column = ops.mlp_forward(x, [(W, b)], relu_last=True, scale=scale,
+                                        masks=None if masks is None else [masks[layer]])  # (..., K, N, h_l)
             x, stitch = ops.cross_stitch_forward(a, self.params[self._alpha(layer)])    # (..., K, N, h_l)
             layers.append(StitchedLayerCache(column, stitch))
-        out, towers = ops.towers_forward(x, self.mlp_layers("towers"))
+        out, towers = ops.towers_forward(x, self.mlp_layers("towers"), self._layer_masks(noise, "towers"), scale)
         return out, CrossStitchCache(tuple(layers), towers)
 
     def _backward(self, dout: np.ndarray, cache: "CrossStitchCache",
@@ -177,7 +185,12 @@ class TensorFactorization(MultiTaskModel):
 
     ``ranks = (r1, r2, r3)`` is shared by every hidden layer, so r1 <= every d_in, r2 <= every hidden width, r3 <= K.
     Without ``ranks``, the largest such ranks: (min d_in, min d_out, K), full ranks for one hidden layer.
+
+    ``dropout=p`` (training passes only): inverted dropout after every hidden ReLU and every tower hidden ReLU, as
+    in :class:`SingleTask`; the Tucker factors themselves are never dropped.
     """
+
+    _dropout_mlps = (("hidden", True), ("towers", False))
 
     def __init__(self, n_features: int, tasks: Sequence[str], hidden_units: Sequence[int] = (16,),
                  tower_units: Sequence[int] = (8,), *, ranks: Sequence[int] | None = None, **kwargs: Any) -> None:
@@ -215,14 +228,18 @@ class TensorFactorization(MultiTaskModel):
             raise ValueError(f"layer must be a hidden layer index in [0, {len(self.hidden_units)}); got {layer!r}")
         return tucker.tucker_forward(*(self.params[key] for key in self._keys(layer)))[0]
 
-    def _forward(self, X: np.ndarray) -> tuple[np.ndarray, "TensorFactorizationCache"]:
+    def _forward(self, X: np.ndarray,
+                 noise: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, "TensorFactorizationCache"]:
+        """``noise``: the dropout masks of a training pass (:meth:`draw_noise`), or None."""
         layers, factors = [], []
         for layer in range(len(self.hidden_units)):
             W, tucker_cache = tucker.tucker_forward(*(self.params[key] for key in self._keys(layer)))
             layers.append((W, self.params[f"hidden.{layer}.b"]))  # W (..., K, d_in, d_out): SingleTask's layout
             factors.append(tucker_cache)
-        h, hidden = ops.mlp_forward(X[..., None, :, :], layers, relu_last=True)  # (..., K, N, h)
-        out, towers = ops.towers_forward(h, self.mlp_layers("towers"))
+        scale = self.dropout_scale
+        h, hidden = ops.mlp_forward(X[..., None, :, :], layers, relu_last=True,
+                                    masks=self._layer_masks(noise, "hidden"), scale=scale)  # (..., K, N, h)
+        out, towers = ops.towers_forward(h, self.mlp_layers("towers"), self._layer_masks(noise, "towers"), scale)
         return out, TensorFactorizationCache(tuple(factors), hidden, towers)
 
     def _backward(self, dout: np.ndarray, cache: "TensorFactorizationCache",
