@@ -7,8 +7,10 @@ Two counting conventions, both of ONE model (a model of stacked replicas counts 
 * ``"paper"``: Ma et al.'s budget in Sec. 5.1, "100 x 16 x 8 + 16 x 8 x 2 = 13056" for an MMoE with 8 experts of
   16 units on 100 features and two towers of 8: the weight matrices of the hidden representation (experts, bottom,
   per-task hidden layers) and of the towers' hidden layers, without biases, gates or the towers' output layer.
-  The same rule applies to every model: every array except biases (``*.b``), gates (``gates.*``) and the last
-  tower layer's weights; so cross-stitch matrices and Tucker cores and factors count.
+  The same rule applies to every model: every array except biases (``*.b``), gates (``gates.*``, noise scales
+  included), the last tower layer's weights and the loss's own parameters (``loss.*``: uncertainty weighting's
+  log-variances, which weigh the losses and compute nothing); so cross-stitch matrices, Tucker cores and factors,
+  and CGC's and PLE's shared and task experts count.
 
 Matching: the paper compares models of (about) the same size, giving Shared-Bottom a bottom of width
 ``13056 / (100 + 8 x 2) ~ 113``. :func:`shared_bottom_width` computes that width for any MoE model,
@@ -19,7 +21,7 @@ Matching: the paper compares models of (about) the same size, giving Shared-Bott
                         convention="paper")
 
 and :func:`matched_sizes` the constructor arguments of all seven models matched to one MMoE (the census study's
-sizes).
+sizes), and of CGC and PLE with MMoE's experts split into shared and task-specific ones.
 """
 from __future__ import annotations
 
@@ -31,9 +33,11 @@ from . import _validation as V
 from .models import MultiTaskModel, SharedBottom
 from .tucker import check_ranks
 
-__all__ = ["CONVENTIONS", "count_params", "match_width", "shared_bottom_width", "matched_sizes", "check_sizes"]
+__all__ = ["CONVENTIONS", "count_params", "match_width", "shared_bottom_width", "matched_sizes", "check_sizes",
+           "progressive_experts", "PLE_LEVELS"]
 
 CONVENTIONS = ("full", "paper")
+PLE_LEVELS = 2  # the extraction levels of PLE in matched_sizes (the class's default)
 
 
 def _counted(model: MultiTaskModel, convention: str) -> list[str]:
@@ -45,7 +49,7 @@ def _counted(model: MultiTaskModel, convention: str) -> list[str]:
     n_tower_layers = len(model.tower_units) + 1  # the hidden layers and the output layer
     output_layer = f"towers.{n_tower_layers - 1}.W"
     return [name for name in model.params
-            if not name.endswith(".b") and not name.startswith("gates.") and name != output_layer]
+            if not name.endswith(".b") and not name.startswith(("gates.", "loss.")) and name != output_layer]
 
 
 def count_params(model: MultiTaskModel, *, convention: str = "full") -> int:
@@ -111,8 +115,22 @@ def shared_bottom_width(model: MultiTaskModel, *, convention: str = "paper", dep
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Seven models matched to one MMoE
+# Seven models matched to one MMoE, and CGC and PLE with its experts
 # ---------------------------------------------------------------------------------------------------------------
+def progressive_experts(n_experts: int, n_tasks: int) -> tuple[int, int]:
+    """MMoE's ``n_experts`` split into CGC's and PLE's ``(S, T)``: S shared experts and T per task, with
+    ``S + K T = n_experts`` and ``T = max(1, n_experts // (2 K))``, about half of the experts task-specific
+    (8 experts, 2 tasks -> 4 shared + 2 per task, the classes' defaults). A ValueError names ``n_experts`` when it is
+    below K + 1 (one shared expert and one per task)."""
+    n_experts, n_tasks = V.positive_int("n_experts", n_experts), V.positive_int("n_tasks", n_tasks)
+    per_task = max(1, n_experts // (2 * n_tasks))
+    shared = n_experts - n_tasks * per_task
+    if shared < 1:
+        raise ValueError(f"n_experts must be at least n_tasks + 1 = {n_tasks + 1} for CGC and PLE (one shared "
+                         f"expert and one per task); got {n_experts}")
+    return shared, per_task
+
+
 def _tf_ranks(value: Any) -> tuple[int, int, int]:
     """``tf_ranks``: three positive integers (r1, r2, r3); whether they fit the layers is checked by
     :func:`matched_sizes`."""
@@ -163,14 +181,20 @@ def matched_sizes(n_features: int, tasks: Sequence[str], models: Sequence[type],
     * TensorFactorization: ``(w,) * depth`` per task with Tucker ranks ``(w, w, K)``: every task's layer is
       ``U1 M_k`` with the input factor ``U1`` (d_in x w) shared and a w x w matrix ``M_k`` of its own.
 
+    CGC and PLE (beyond the paper) are not width-matched: they keep MMoE's experts, ``n_experts`` of
+    ``expert_units``, split into shared and task-specific ones (:func:`progressive_experts`: S + K T =
+    ``n_experts``), and MMoE's towers; so CGC has MMoE's expert weights and each task's gate mixes S + T of them.
+    PLE stacks :data:`PLE_LEVELS` such levels; its later levels' experts read the level below (width
+    ``expert_units[-1]``), so it counts more than MMoE (its count is reported beside the results).
+
     Any of ``bottom_units``, ``hidden_units`` (SingleTask, L2Constrained, CrossStitch) and ``tf_hidden_units``
     overrides the matched width; ``tf_ranks`` fixes the Tucker ranks (the width is then matched over widths that
     admit them, unless given). Given ``tf_hidden_units`` h without ``tf_ranks``, the ranks are the largest every
     layer admits: ``(min(n_features, h[:-1]), min(h), K)``. Ranks that exceed a dimension they factor raise
     ValueError here, before any training. A ValueError names the model when no width reaches MMoE's count.
     """
-    from . import (CrossStitch, L2Constrained, MMoE, OMoE, SingleTask,  # the package's public classes, wherever
-                   TensorFactorization)                                 # their modules live
+    from . import (CGC, PLE, CrossStitch, L2Constrained, MMoE, OMoE,  # the package's public classes, wherever
+                   SingleTask, TensorFactorization)                     # their modules live
 
     n_features, tasks = V.positive_int("n_features", n_features), V.tasks(tasks)
     K = len(tasks)
@@ -228,6 +252,10 @@ def matched_sizes(n_features: int, tasks: Sequence[str], models: Sequence[type],
     for cls in models:
         if cls in (MMoE, OMoE):
             sizes[cls] = dict(moe)
+        elif cls in (CGC, PLE):
+            shared, per_task = progressive_experts(moe["n_experts"], K)
+            sizes[cls] = {**({"n_levels": PLE_LEVELS} if cls is PLE else {}), "n_shared_experts": shared,
+                          "n_task_experts": per_task, "expert_units": moe["expert_units"], "tower_units": towers}
         elif cls is SharedBottom:
             sizes[cls] = shared_bottom()
         elif cls is TensorFactorization:

@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mmoe_np as mn
-from mmoe_np.sizing import check_sizes, count_params, match_width, matched_sizes, shared_bottom_width
+from mmoe_np.sizing import (check_sizes, count_params, match_width, matched_sizes, progressive_experts,
+                            shared_bottom_width)
 from modelcheck import hidden, task_lists, towers
 
 n_features = st.integers(1, 6)
@@ -173,3 +174,46 @@ def test_check_sizes_normalises_and_names_the_bad_argument():
             check_sizes(**kwargs)
     with pytest.raises(ValueError, match="models: no size matching for 'MixtureOfExperts'"):
         matched_sizes(10, ("binary",), [mn.MixtureOfExperts])
+
+
+@given(model=models(), seed=st.integers(0, 100))
+def test_the_papers_count_leaves_out_uncertainty_weightings_log_variances(model, seed):
+    uncertain = type(model)(**{**model.config(), "task_weights": None, "loss_weighting": "uncertainty"})
+    assert "loss.log_vars" in uncertain.params
+    assert count_params(uncertain, convention="paper") == count_params(model, convention="paper")
+    assert count_params(uncertain) == count_params(model) + model.n_tasks  # every trainable number: s_k too
+    for cls in (mn.CGC, mn.PLE):
+        plain = cls(model.n_features, model.tasks, seed=seed)
+        weighted = cls(model.n_features, model.tasks, loss_weighting="uncertainty", seed=seed)
+        assert count_params(weighted, convention="paper") == count_params(plain, convention="paper")
+        assert count_params(weighted) == count_params(plain) + model.n_tasks
+
+
+def test_cgc_and_ple_counts_and_their_experts_in_matched_sizes():
+    tasks = ("binary", "binary")
+    sizes = matched_sizes(40, tasks, [mn.MMoE, mn.CGC, mn.PLE], n_experts=8, expert_units=(16,), tower_units=(8,))
+    assert sizes[mn.CGC] == {"n_shared_experts": 4, "n_task_experts": 2, "expert_units": (16,), "tower_units": (8,)}
+    assert sizes[mn.PLE] == {"n_levels": 2, **sizes[mn.CGC]}
+    mmoe, cgc, ple = (cls(40, tasks, **kwargs) for cls, kwargs in sizes.items())
+    experts_and_towers = 8 * 40 * 16 + 2 * 16 * 8  # the paper's count: 8 experts of 16 units, towers of 8
+    assert count_params(mmoe, convention="paper") == count_params(cgc, convention="paper") == experts_and_towers
+    # PLE's second level: 8 more experts reading the first level's 16 units; its shared gate is not counted
+    assert count_params(ple, convention="paper") == experts_and_towers + 8 * 16 * 16
+    # gates: MMoE's two mix 8 experts each, CGC's two mix 4 + 2 each; PLE's level 0 adds a shared gate over all 8
+    assert count_params(mmoe) - count_params(cgc) == 2 * (40 * 8 + 8) - 2 * (40 * 6 + 6)
+    # PLE over CGC: level 1's 8 experts (16 -> 16), level 0's shared gate over 8, level 1's task gates over 6
+    assert count_params(ple) - count_params(cgc) == 8 * (16 * 16 + 16) + (40 * 8 + 8) + 2 * (16 * 6 + 6)
+
+
+@pytest.mark.parametrize("n_experts, n_tasks, expected", [(8, 2, (4, 2)), (3, 2, (1, 1)), (12, 3, (6, 2)),
+                                                          (2, 1, (1, 1)), (9, 2, (5, 2)), (16, 2, (8, 4))])
+def test_progressive_experts_split_mmoes_experts(n_experts, n_tasks, expected):
+    shared, per_task = progressive_experts(n_experts, n_tasks)
+    assert (shared, per_task) == expected and shared + n_tasks * per_task == n_experts
+
+
+def test_progressive_experts_need_one_shared_and_one_per_task():
+    with pytest.raises(ValueError, match=r"n_experts must be at least n_tasks \+ 1 = 3"):
+        progressive_experts(2, 2)
+    with pytest.raises(ValueError, match="n_experts must be at least n_tasks"):
+        matched_sizes(10, ("binary", "binary"), [mn.CGC], n_experts=2)
