@@ -99,8 +99,9 @@ def _add_training_study(subparsers: Any, name: str, help_text: str, models: Sequ
                               "values of --profile.")
     option(p, "--out", default=f"results/{name}", help="output directory (default: %(default)s)")
     option(p, "--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    option(p, "--profile", choices=("quick", "paper"), default="quick",
-           help=f"quick: {_describe(synthetic.QUICK)}; paper: {_describe(synthetic.PAPER)} (default: %(default)s)")
+    option(p, "--profile", choices=tuple(synthetic.PROFILES), default="quick",
+           help="; ".join(f"{name}: {_describe(values)}" for name, values in synthetic.PROFILES.items())
+           + " (default: %(default)s)")
     option(p, "--runs", type=int, help="independent runs per model and correlation")
     option(p, "--steps", type=int, help="training steps per run")
     option(p, "--batch-size", type=int, help="fresh samples per step")
@@ -200,7 +201,7 @@ def _run_correlation(args: argparse.Namespace) -> int:
 
 
 def _run_training_study(args: argparse.Namespace) -> int:
-    profile = synthetic.PAPER if args.profile == "paper" else synthetic.QUICK
+    profile = synthetic.PROFILES[args.profile]
     settings = {key: getattr(args, key) if getattr(args, key) is not None else profile[key] for key in profile}
     if isinstance(args.lr, dict):
         settings["lr"] = _rates(args.lr, profile["lr"], args.models)

@@ -37,11 +37,11 @@ from .common import load_average, parse_models, run_sem, run_std, staged_outputs
 from .lockstep import Run, train_in_groups
 from .synthetic_claims import (CONVERGENCE_TOLERANCE, CONVERGENCE_WINDOW, Claim, MARGIN, MOE_MODELS, claims,
                                claims_as_dict, convergence, format_convergence)
-from .synthetic_models import (COMPARISON_MODELS, MATCHED_BOTTOM_WIDTH, MODELS, MODEL_LABELS, PAPER,
-                               PAPER_CORRELATIONS, QUICK, SIZES, TRAINABILITY_CORRELATIONS, model_spec)
+from .synthetic_models import (COMPARISON_MODELS, LONG, MATCHED_BOTTOM_WIDTH, MODELS, MODEL_LABELS, PAPER,
+                               PAPER_CORRELATIONS, PROFILES, QUICK, SIZES, TRAINABILITY_CORRELATIONS, model_spec)
 
 __all__ = ["MODELS", "SIZES", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
-           "QUICK", "PAPER", "MATCHED_BOTTOM_WIDTH", "model_spec", "make_runs", "output_names",
+           "QUICK", "PAPER", "LONG", "PROFILES", "MATCHED_BOTTOM_WIDTH", "model_spec", "make_runs", "output_names",
            "SyntheticStudy", "synthetic_study", "shared_bottom_study", "model_comparison_study",
            "trainability_study", "CONVERGENCE_WINDOW", "CONVERGENCE_TOLERANCE", "MARGIN", "convergence",
            "format_convergence", "Claim", "claims", "claims_as_dict", "format_table", "write_curves_csv",
