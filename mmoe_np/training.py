@@ -93,12 +93,20 @@ class EarlyStopping:
 def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epochs: int = 10, batch_size: int = 32,
         validation: tuple[Any, Any] | None = None, seed: int = 0, shuffle: bool = True,
         early_stopping: EarlyStopping | None = None, eval_every: int | None = None,
-        verbose: bool = False, on_divergence: str = "raise") -> History:
+        verbose: bool = False, on_divergence: str = "raise", schedule: str = "constant") -> History:
     """Train ``model`` on X (N, d), Y (N, K) with minibatches; returns the :class:`History`.
 
     ``optimizer`` defaults to ``Adam(model.params, lr=1e-3)``. Each epoch visits the N samples once in an order
     drawn from ``np.random.default_rng(seed)`` (the same order for every replica); the last batch may be smaller.
     ``validation=(X_val, Y_val)`` adds validation losses after every epoch (and every ``eval_every`` steps).
+    Every minibatch pass is a training pass: the model's training randomness (activation dropout, gate dropout,
+    gating noise) is drawn from a stream of its own, spawned from the same seed, so the order is unchanged by it.
+
+    ``schedule`` moves the learning rate over the run, the synthetic study's schedules
+    (:func:`mmoe_np.experiments.lockstep.scheduled_lr`): ``"constant"`` leaves ``optimizer.lr`` alone; ``"cosine"``
+    takes step s (1..S) with the rate ``lr (1 + cos(pi (s - 1) / S)) / 2``, ``lr`` the optimizer's own (which it
+    keeps between steps). S is the most steps the call can take, ``epochs * ceil(N / batch_size)``, whether or not
+    early stopping ends the run sooner (then the rate has not come all the way down).
 
     A minibatch whose loss or gradient is not finite (a diverging run, e.g. SGD with a far too large rate) stops
     training before any parameter takes it: the parameters, and the optimizer's state (its step count ``t`` and
@@ -137,6 +145,12 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     shuffle, verbose = V.flag("shuffle", shuffle), V.flag("verbose", verbose)
     if on_divergence not in ("raise", "stop"):
         raise ValueError(f"on_divergence must be 'raise' or 'stop'; got {on_divergence!r}")
+    from .experiments.lockstep import SCHEDULES, scheduled_lr  # here: lockstep imports this module
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    n = X.shape[-2]
+    max_steps = epochs * math.ceil(n / batch_size)  # the schedule's length: every epoch run to its end
+    base_lr = optimizer.lr
 
     def validate() -> tuple[Any, np.ndarray]:
         total, per_task, _, _ = model.forward_backward(X_val, Y_val, backward=False, check=False)
@@ -148,7 +162,6 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     last_good = copy.deepcopy(model.params)  # the last parameters with a finite step
     last_good_state = _OptimizerState(optimizer)  # and the optimizer's state as it was then
     steps = 0  # the steps taken by this call
-    n = X.shape[-2]
     start_time = time.perf_counter()
     for epoch in range(epochs):
         order = rng.permutation(n) if shuffle else np.arange(n)
@@ -172,7 +185,12 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
                 break
             _copy_params(last_good, model.params)
             last_good_state.save()
-            optimizer.step(grads)
+            if schedule == "constant":
+                optimizer.step(grads)
+            else:  # this step's rate; between steps (and after fit) the optimizer keeps the caller's
+                optimizer.lr = scheduled_lr(base_lr, steps + 1, max_steps, schedule)
+                optimizer.step(grads)
+                optimizer.lr = base_lr
             steps += 1
             loss_sum = loss_sum + loss * len(batch)
             task_sum = task_sum + per_task * len(batch)
