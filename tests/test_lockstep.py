@@ -329,3 +329,42 @@ def test_progress_rejects_bad_totals():
         Progress(total_work=0, total_runs=1)
     with pytest.raises(ValueError, match="total_runs"):
         Progress(total_work=1, total_runs=0)
+
+
+# ------------------------------------------------------------------------------------------------ training randomness
+NOISY = {
+    "mmoe-gate-dropout": ModelSpec(mn.MMoE, {"n_experts": 3, "expert_units": (4,), "tower_units": (3,),
+                                             "gate_dropout": 0.3, "noisy_gating": True}),
+    "shared-bottom-dropout": ModelSpec(mn.SharedBottom, {"bottom_units": (5,), "tower_units": (3,), "dropout": 0.2}),
+}
+
+
+def test_training_randomness_is_drawn_per_replica_from_its_own_run_stream():
+    # Before, the lock-step trainer never passed an rng: gate dropout, noisy gating and dropout silently did nothing.
+    runs = make_runs(4)
+    kwargs = dict(dtype=np.float64, **TRAIN)
+    h = train_replicas(NOISY, runs, chunk_size=16, **kwargs)
+    for chunk_size in (1, 3):  # the masks of a replica do not depend on its chunk
+        other = train_replicas(NOISY, runs, chunk_size=chunk_size, **kwargs)
+        for name in NOISY:
+            np.testing.assert_allclose(other.test_loss[name], h.test_loss[name], rtol=1e-12)
+    # replica r trains as run r alone does (its masks come from its own seed, not from its place in the group)
+    alone = train_replicas(NOISY, runs[2:3], **kwargs)
+    for name in NOISY:
+        np.testing.assert_allclose(alone.test_loss[name][:, 0], h.test_loss[name][:, 2], rtol=1e-10)
+    # and the randomness is applied: without it the same runs train differently
+    plain = {name: ModelSpec(spec.cls, {k: v for k, v in spec.kwargs.items()
+                                        if k not in ("gate_dropout", "noisy_gating", "dropout")})
+             for name, spec in NOISY.items()}
+    without = train_replicas(plain, runs, **kwargs)
+    for name in NOISY:
+        assert np.array_equal(without.test_loss[name][0], h.test_loss[name][0])  # same initial models
+        assert not np.allclose(without.test_loss[name][-1], h.test_loss[name][-1], rtol=1e-6)
+
+
+def test_the_noise_stream_is_independent_of_the_data_streams():
+    train, test, init = replica_streams(5)
+    noise = lockstep_module.noise_stream(5)
+    draws = [g.standard_normal(4) for g in (train, test, noise)]
+    assert not np.allclose(draws[0], draws[2]) and not np.allclose(draws[1], draws[2])
+    np.testing.assert_array_equal(lockstep_module.noise_stream(5).standard_normal(4), draws[2])

@@ -22,6 +22,11 @@ cache while every model takes its step on them; and runs that share a seed (the 
 draw of X and of the label noise, which is what each of them would have drawn from its identical stream. Replica r
 computes the same numbers in any chunk, group or worker (``tests/test_lockstep.py``).
 
+Models with training randomness (activation dropout, gate dropout, noisy gating) draw it per replica: replica r of
+every model has its own noise stream, a fourth child of its run's seed (:func:`noise_stream`), from which a
+one-replica model of the same spec draws that replica's masks and noise each step; the replicas' draws are stacked
+for the chunk's one pass. So a replica's masks, like its data, do not depend on its chunk, group or worker.
+
 A replica whose loss or gradient becomes non-finite (a diverging run) must not stop the other R - 1, and its NaNs
 must not reach the optimizer (which refuses them): it is put back to its last good parameters (those before the
 previous update, the last with a finite loss and gradient) and held there, its gradient zeroed, while the others
@@ -49,7 +54,7 @@ from ..optim import Adam
 from ..training import Progress
 from .workers import map_in_workers, worker_progress
 
-__all__ = ["Run", "ModelSpec", "ReplicaHistory", "ReplicaStreams", "replica_streams", "train_replicas",
+__all__ = ["Run", "ModelSpec", "ReplicaHistory", "ReplicaStreams", "replica_streams", "noise_stream", "train_replicas",
            "train_in_groups", "SCHEDULES", "scheduled_lr"]
 
 TASKS = ("regression", "regression")  # the synthetic task pair: two regression tasks
@@ -102,6 +107,26 @@ def replica_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator
     """
     train, test, init = np.random.SeedSequence(seed).spawn(3)
     return np.random.default_rng(train), np.random.default_rng(test), int(init.generate_state(1)[0])
+
+
+def noise_stream(seed: int) -> np.random.Generator:
+    """The training randomness of a run (dropout masks, gating noise): the fourth child of ``SeedSequence(seed)``,
+    independent of the three of :func:`replica_streams` (``spawn(4)`` begins with the children of ``spawn(3)``).
+    Every model of the run starts its own generator from it."""
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+
+
+def _stack_noise(parts: Sequence[Any]) -> Any:
+    """One draw per replica (None, an array, or a dict / named tuple of them, as ``draw_noise`` returns) -> the
+    stacked draw of the chunk, the replica axis first."""
+    first = parts[0]
+    if first is None:
+        return None
+    if isinstance(first, np.ndarray):
+        return np.stack(parts)
+    if isinstance(first, dict):
+        return {key: _stack_noise([part[key] for part in parts]) for key in first}
+    return type(first)(*(_stack_noise(list(field)) for field in zip(*parts)))  # a named tuple
 
 
 @dataclass(frozen=True)
@@ -205,6 +230,7 @@ class ReplicaStreams:
         self.train_rngs = [s[0] for s in streams]
         self.test_rngs = [s[1] for s in streams]
         self.init_seeds = [s[2] for s in streams]
+        self.seeds = [run.seed for run in runs]
         self.dtype = dtype
         # Runs with one seed have identical streams: the replicas of each seed, the first of them drawing for all
         self.by_seed: dict[int, list[int]] = {}
@@ -271,10 +297,17 @@ class _Chunk:
         self.model = stack_models([spec.build(n_features, seed, dtype) for seed in data.init_seeds[where]])
         self.optimizer = Adam(self.model.params, lr=lr)
         self.guard = _DivergenceGuard(self.model)
+        # training randomness: a one-replica model of the spec draws each replica's from that replica's stream
+        self.one = spec.build(n_features, 0, dtype)
+        has_noise = self.one.draw_noise(np.random.default_rng(0), 1) is not None
+        self.noise_rngs = [noise_stream(seed) for seed in data.seeds[where]] if has_noise else None
 
     def step(self, step: int, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         """One Adam step of every replica of the chunk on its own batch; returns their losses per task (R_c, 2)."""
-        _, per_task, grads, _ = self.model.forward_backward(X, Y, check=False)
+        noise = None
+        if self.noise_rngs is not None:
+            noise = _stack_noise([self.one.draw_noise(rng, X.shape[-2]) for rng in self.noise_rngs])
+        _, per_task, grads, _ = self.model.forward_backward(X, Y, check=False, noise=noise)
         self.guard.check(step, per_task, grads)
         self.guard.before_update()
         self.optimizer.step(grads)
