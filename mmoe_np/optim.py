@@ -183,14 +183,15 @@ class Adam(Optimizer):
 
     def _update(self, name: str | slice, g: np.ndarray) -> np.ndarray:
         v = self._state(self.v, name)
+        m_term, v_term = self._scratch(name, (g, v))
         try:
             with np.errstate(over="raise"):
-                g2 = np.square(g, out=self._scratch(name, (g, v))[1], dtype=v.dtype)
+                g2 = np.square(g, out=v_term, dtype=v.dtype)
         except FloatingPointError:  # |g| > 1.8e19 in float32: v moves to float64 before anything has changed
             v = self._promote_v(name)
-            g2 = np.square(g, out=self._scratch(name, (g, v))[1], dtype=v.dtype)
+            m_term, v_term = self._scratch(name, (g, v))
+            g2 = np.square(g, out=v_term, dtype=v.dtype)
         m = self._state(self.m, name)
-        m_term, v_term = self._scratch(name, (g, v))
         m *= self.beta1
         m += np.multiply(g, 1 - self.beta1, out=m_term)
         v *= self.beta2
