@@ -128,7 +128,7 @@ def test_cli_main_has_the_census_command():
 def test_sizes_are_parameter_matched_to_mmoe():
     n_features = 40
     sizes = census.census_sizes(n_features)
-    assert list(sizes) == list(census.MODELS)
+    assert list(sizes) == list(census.PAPER_MODELS) == list(census.MODELS)[:7]  # "all": the paper's seven
     counts = {name: mn.count_params(census.build_model(name, n_features, kwargs), convention="paper")
               for name, kwargs in sizes.items()}
     target = n_features * 16 * 8 + 16 * 8 * 2
@@ -140,13 +140,29 @@ def test_sizes_are_parameter_matched_to_mmoe():
     assert sizes["Single-Task"]["hidden_units"] == sizes["Cross-Stitch"]["hidden_units"]
 
 
+def test_cgc_and_ple_keep_mmoes_experts_split_into_shared_and_per_task():
+    sizes = census.census_sizes(40, models="mmoe, cgc, ple")
+    assert sizes["CGC"] == {"n_shared_experts": 4, "n_task_experts": 2, "expert_units": (16,), "tower_units": (8,)}
+    assert sizes["PLE"] == {"n_levels": 2, **sizes["CGC"]}
+    cgc = census.build_model("CGC", 40, sizes["CGC"])
+    assert cgc.n_shared_experts + cgc.n_tasks * cgc.n_task_experts == sizes["MMoE"]["n_experts"]
+    wide = census.census_sizes(40, models="cgc", n_experts=12, expert_units=(32,))["CGC"]
+    assert (wide["n_shared_experts"], wide["n_task_experts"], wide["expert_units"]) == (6, 3, (32,))
+    with pytest.raises(ValueError, match="n_experts must be at least n_tasks"):
+        census.census_sizes(40, models="ple", n_experts=2)
+
+
 def test_size_overrides_and_model_selection():
     sizes = census.census_sizes(30, models="sharedbottom,TensorFactorization", bottom_units=(50,),
                                 tf_ranks=(4, 3, 1), tf_hidden_units=(10,))
     assert list(sizes) == ["Shared-Bottom", "Tensor-Factorization"]
     assert sizes["Shared-Bottom"]["bottom_units"] == (50,)
     assert sizes["Tensor-Factorization"] == {"hidden_units": (10,), "tower_units": (8,), "ranks": (4, 3, 1)}
-    assert census.parse_models("all") == list(census.MODELS)
+    assert census.parse_models("all") == census.parse_models(["All"]) == list(census.PAPER_MODELS)
+    assert census.parse_models(["ple", "MMoE", "cgc"]) == ["MMoE", "CGC", "PLE"]
+    assert census.parse_models("all") + ["CGC", "PLE"] == census.parse_models(list(census.MODELS))
+    with pytest.raises(ValueError, match="'all' chooses every model and stands alone"):
+        census.parse_models(["all", "cgc"])
     assert census.parse_models(["MMoE", "cross stitch", "single-task"]) == ["Single-Task", "Cross-Stitch", "MMoE"]
 
 
@@ -174,7 +190,7 @@ def fake_data(n=256, d=40, seed=0):
 @pytest.fixture(scope="module")
 def fake_results():
     data = fake_data()
-    sizes = census.census_sizes(40)
+    sizes = census.census_sizes(40, models=list(census.MODELS))  # the paper's seven, CGC and PLE
     return {name: census.train_runs(name, data, sizes[name], runs=3, epochs=2, batch_size=64, patience=2)
             for name in census.MODELS}
 
@@ -304,6 +320,30 @@ def test_per_task_best_epochs_and_runs_cut_short():
     bench = census.CensusBenchmark({}, ("a", "b"), [result], 1.0, {"start": None, "end": None})
     assert "| epochs (best a / b) | b cut short |" in census.format_table(bench)
     assert "| 3.0 (2.0 / 2.3) | 2 of 3 |" in census.format_table(bench)  # 1-based means: (2+2+2)/3, (3+1+3)/3
+
+
+def test_gate_plots_of_cgc_and_ple_are_their_gate_reports(fake_results, tmp_path, monkeypatch):
+    from mmoe_np.experiments import figures
+
+    drawn = {}
+    original = figures.plot_gate_report
+
+    def recording(report, path, **kwargs):
+        drawn[Path(path).name] = report
+        return original(report, path, **kwargs)
+
+    monkeypatch.setattr(figures, "plot_gate_report", recording)
+    models = [fake_results[name] for name in ("MMoE", "CGC", "PLE")]
+    bench = census.CensusBenchmark({"group": 1}, ("a", "b"), models, 1.0, {"start": None, "end": None},
+                                   X_test=fake_data().X_test)
+    written = {p.name for p in bench.write(tmp_path / "out")}
+    assert {"gates-mmoe-group1.png", "gates-cgc-group1.png", "gates-ple-group1.png"} <= written
+    assert set(drawn) == {"gates-cgc-group1.png", "gates-ple-group1.png"}  # MMoE keeps its distributions plot
+    for name in ("cgc", "ple"):
+        report = drawn[f"gates-{name}-group1.png"]
+        assert report.expert_labels == ["shared 1", "shared 2", "shared 3", "shared 4", "own 1", "own 2"]
+        assert report.utilisation.shape == (2, 6) and report.n_rows == 128
+        assert (tmp_path / "out" / f"gates-{name}-group1.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_paired_comparisons_of_mmoe_with_every_other_model(fake_results):

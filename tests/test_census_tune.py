@@ -72,8 +72,11 @@ def test_configurations_are_reproducible_and_within_the_spaces():
             assert 1e-4 <= c["lr"] <= 1e-2 and c["batch_size"] in (256, 512, 1024, 2048)
             assert c["numeric"] in mn.data.census.NUMERIC_TRANSFORMS
             sizes = T.SPACES[name].sizes(c, 486)
-            units = (sizes.get("n_experts", 1) * sizes.get("expert_units", (0,))[0] if "n_experts" in sizes
-                     else sizes.get("bottom_units", (0,))[0] or 2 * sizes["hidden_units"][0])
+            if "n_task_experts" in sizes:  # CGC, PLE: S shared + T per task, of one width, at every level
+                units = (sizes["n_shared_experts"] + 2 * sizes["n_task_experts"]) * sizes["expert_units"][0]
+            else:
+                units = (sizes.get("n_experts", 1) * sizes.get("expert_units", (0,))[0] if "n_experts" in sizes
+                         else sizes.get("bottom_units", (0,))[0] or 2 * sizes["hidden_units"][0])
             assert 0 < units <= T.UNIT_CAP, (name, c)  # every layer within the paper's 2048 units
             if name == "Tensor-Factorization":
                 r1, r2, r3 = sizes["ranks"]
@@ -81,6 +84,8 @@ def test_configurations_are_reproducible_and_within_the_spaces():
         lrs = np.log10([c["lr"] for c in configs])
         assert abs(np.median(lrs) + 3) < 0.3  # log-uniform on [1e-4, 1e-2]: median near 1e-3
         assert {c["numeric"] for c in configs} == set(mn.data.census.NUMERIC_TRANSFORMS)
+    assert {T.sample_config("PLE", i)["n_levels"] for i in range(50)} == {2, 3}
+    assert "n_levels" not in T.SPACES["PLE"].sizes(T.sample_config("CGC", 0), 40)  # CGC: one level, its own class
     # the same (model, trial, seed) whatever else is searched; two models draw differently
     assert T.sample_config("omoe", 7) == T.sample_config("OMoE", 7) != T.sample_config("MMoE", 7)
 

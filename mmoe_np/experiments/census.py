@@ -15,7 +15,9 @@ within one run all models see the same minibatch order (a paired comparison).
 Sizes: MMoE and OMoE have 8 experts of 16 units and towers of 8 units, as PaddleRec's and torch-rechub's census
 configurations; every other model gets the hidden width whose parameter count (the paper's convention,
 :func:`mmoe_np.count_params` with ``convention="paper"``) is closest to MMoE's (:func:`census_sizes`, which asks
-:func:`mmoe_np.sizing.matched_sizes`).
+:func:`mmoe_np.sizing.matched_sizes`). Beyond the paper, CGC and PLE (chosen by name; ``"all"`` is the paper's
+seven) keep MMoE's 8 experts of 16 units, split into 4 shared and 2 per task
+(:func:`mmoe_np.sizing.progressive_experts`), and MMoE's towers; PLE has two such levels.
 
 A **run** is one training of one model with its own seed; :func:`run_census_benchmark` returns a
 :class:`CensusBenchmark` with ``summary()``, ``as_dict()`` and ``write(out)`` as every study's result, and
@@ -46,18 +48,19 @@ import numpy as np
 
 from .. import _validation as V
 from ..data.census import NUMERIC_TRANSFORMS, check_group, check_numeric, check_recipe
+from ..diagnostics import gate_report
 from ..sizing import check_sizes, count_params
 from ..training import Progress
 from .._io import write_text
 from . import stats
 from .census_jobs import (ArraySource, CensusSource, RunJob, clear_loaded, load_source, run_jobs,
                           standardize_non_binary, train_job)
-from .census_runs import (DEFAULTS, GATED, MODELS, FittedRun, ModelResult, RunResult, build_model, census_sizes,
-                          fit_run, parse_models, slug, task_aucs, train_runs)
+from .census_runs import (DEFAULTS, GATED, MODELS, PAPER_MODELS, FittedRun, ModelResult, RunResult, build_model,
+                          census_sizes, fit_run, parse_models, slug, task_aucs, train_runs)
 from .common import load_average, staged_outputs, write_csv, write_json
 
-__all__ = ["MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes", "build_model", "task_aucs", "RunResult",
-           "ModelResult", "CensusBenchmark", "train_runs", "standardize_non_binary", "check_settings",
+__all__ = ["MODELS", "PAPER_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes", "build_model", "task_aucs",
+           "RunResult", "ModelResult", "CensusBenchmark", "train_runs", "standardize_non_binary", "check_settings",
            "run_census_benchmark", "run_checked", "format_table", "format_comparisons", "write_census_csv",
            "write_census_json", "CSV_COLUMNS", "output_names", "FittedRun", "fit_run", "CensusSource", "ArraySource",
            "load_source", "clear_loaded", "run_jobs", "read_tuned_config", "TUNED_FORMAT", "TUNED_KEYS", "slug"]
@@ -163,7 +166,10 @@ class CensusBenchmark:
 
     def write(self, out: str | Path, plots: bool = True) -> list[Path]:
         """Write ``group{G}.md`` (the table and the paired comparisons), ``.csv`` and ``.json`` into ``out``, with
-        ``plots`` the gate plot ``gates-{model}-group{G}.png`` of run 1 of OMoE and MMoE, the kept models as
+        ``plots`` the gate plot ``gates-{model}-group{G}.png`` of run 1 of OMoE and MMoE (the distribution of every
+        gate weight, :func:`~mmoe_np.experiments.figures.plot_gate_distributions`) and of CGC and PLE (each task's
+        mean weight on the shared experts and its own, :func:`~mmoe_np.experiments.figures.plot_gate_report`;
+        PLE's last level), the kept models as
         ``model-{model}-group{G}-run{r}.npz`` and each model's best run (by task-1 validation AUC, when kept) as
         ``model-{model}-group{G}-best.npz`` (load with :func:`mmoe_np.load`); all or none
         (:func:`~mmoe_np.experiments.common.staged_outputs`). Returns the paths."""
@@ -180,10 +186,14 @@ class CensusBenchmark:
             for m in self.models if plots else ():
                 if m.name in GATED and m.first_model is not None:
                     X = self.X_test if m.X_gates is None else m.X_gates
-                    files.append(figures.plot_gate_distributions(
-                        m.first_model, X, stage / f"gates-{m.name.lower()}-group{group}.png",
-                        task_names=self.task_names,
-                        title=f"{m.name}, Census-income group {group}: gate weights on the test set (run 1)"))
+                    path = stage / f"gates-{slug(m.name)}-group{group}.png"
+                    title = f"{m.name}, Census-income group {group}: gate weights on the test set (run 1)"
+                    if m.name in ("OMoE", "MMoE"):  # every gate over the same experts: their distributions
+                        files.append(figures.plot_gate_distributions(m.first_model, X, path,
+                                                                     task_names=self.task_names, title=title))
+                    else:  # CGC, PLE: each task's gate over the shared experts and its own (PLE: the last level)
+                        files.append(figures.plot_gate_report(gate_report(m.first_model, X), path,
+                                                              task_names=self.task_names, title=title))
             for m in self.models:
                 files += [model.save(stage / f"model-{slug(m.name)}-group{group}-run{r + 1}.npz")
                           for r, model in enumerate(m.trained)]
@@ -195,7 +205,7 @@ class CensusBenchmark:
 def output_names(group: int) -> tuple[str, ...]:
     """Every file :meth:`CensusBenchmark.write` can write for task group ``group``."""
     return (f"group{group}.md", f"group{group}.csv", f"group{group}.json",
-            *(f"gates-{name.lower()}-group{group}.png" for name in GATED), f"model-*-group{group}-run*.npz",
+            *(f"gates-{slug(name)}-group{group}.png" for name in GATED), f"model-*-group{group}-run*.npz",
             f"model-*-group{group}-best.npz")
 
 

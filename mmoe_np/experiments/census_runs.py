@@ -1,10 +1,11 @@
 """The Census-income benchmark's models and one model's runs (:mod:`mmoe_np.experiments.census` runs them all).
 
-The seven models of the paper's comparison (:data:`MODELS`), the benchmark's defaults, the sizes matched to MMoE
-(:func:`census_sizes`), and how one model is trained the benchmark's way: :func:`fit_run` (Adam, minibatches, early
-stopping on task 1's validation AUC with the best epoch restored) and :func:`train_runs` (``runs`` runs of one model,
-run r with seed ``seed + r``, each scored once on the test set) -> a :class:`ModelResult` of one
-:class:`RunResult` per run.
+The seven models of the paper's comparison (:data:`PAPER_MODELS`, what ``"all"`` chooses) and two beyond the
+paper, CGC and PLE (Tang et al., 2020; chosen by name: ``--models mmoe cgc ple``), in :data:`MODELS`; the
+benchmark's defaults, the sizes matched to MMoE (:func:`census_sizes`), and how one model is trained the
+benchmark's way: :func:`fit_run` (Adam, minibatches, early stopping on task 1's validation AUC with the best epoch
+restored) and :func:`train_runs` (``runs`` runs of one model, run r with seed ``seed + r``, each scored once on the
+test set) -> a :class:`ModelResult` of one :class:`RunResult` per run.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import (CrossStitch, L2Constrained, MMoE, MultiTaskModel, OMoE, SharedBottom, SingleTask,
+from .. import (CGC, PLE, CrossStitch, L2Constrained, MMoE, MultiTaskModel, OMoE, SharedBottom, SingleTask,
                 TensorFactorization)
 from .. import _validation as V
 from ..metrics import roc_auc
@@ -24,10 +25,11 @@ from ..training import EarlyStopping, Progress, fit
 from . import common
 from .common import run_std
 
-__all__ = ["MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes", "build_model", "slug", "task_aucs",
-           "RunResult", "ModelResult", "FittedRun", "fit_run", "train_runs"]
+__all__ = ["MODELS", "PAPER_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes", "build_model", "slug",
+           "task_aucs", "RunResult", "ModelResult", "FittedRun", "fit_run", "train_runs"]
 
-# The seven models of the paper's comparison, in the order of its tables: display name -> class.
+# The seven models of the paper's comparison, in the order of its tables, then the two beyond the paper (Tang
+# et al., 2020): display name -> class. New models go at the end: the tuner seeds its draws by the position here.
 MODELS: dict[str, type[MultiTaskModel]] = {
     "Single-Task": SingleTask,
     "Shared-Bottom": SharedBottom,
@@ -36,8 +38,11 @@ MODELS: dict[str, type[MultiTaskModel]] = {
     "Tensor-Factorization": TensorFactorization,
     "OMoE": OMoE,
     "MMoE": MMoE,
+    "CGC": CGC,
+    "PLE": PLE,
 }
-GATED = ("OMoE", "MMoE")  # the models with gates, plotted by figures.plot_gate_distributions
+PAPER_MODELS = tuple(MODELS)[:7]  # what "all" chooses: the paper's tables
+GATED = ("OMoE", "MMoE", "CGC", "PLE")  # the models with gates, whose gates the benchmark plots
 
 # The documented defaults of the benchmark (``mmoe-np census`` flags of the same names).
 DEFAULTS: dict[str, Any] = {
@@ -48,10 +53,15 @@ DEFAULTS: dict[str, Any] = {
 
 
 def parse_models(models: str | Sequence[str]) -> list[str]:
-    """Names of :data:`MODELS` in the order of :data:`MODELS` (the paper's tables), from ``"all"`` or names
+    """Names of :data:`MODELS` in the order of :data:`MODELS` (the paper's tables, then CGC and PLE), from names
     separated by commas or given as a list, matched ignoring case, blanks and hyphens
     (:func:`~mmoe_np.experiments.common.parse_models`): ``"mmoe,shared-bottom"``, ``"MMoE, SharedBottom"`` and
-    ``["MMoE", "Shared-Bottom"]`` are the same selection."""
+    ``["MMoE", "Shared-Bottom"]`` are the same selection. ``"all"`` chooses the paper's seven
+    (:data:`PAPER_MODELS`); CGC and PLE are added by name (``"all"`` stands alone, so list the nine to run
+    them all)."""
+    words = [models] if isinstance(models, str) else list(models)
+    if len(words) == 1 and str(words[0]).strip().lower() == "all":
+        return list(PAPER_MODELS)
     chosen = common.parse_models(models, MODELS)
     return [name for name in MODELS if name in chosen]
 

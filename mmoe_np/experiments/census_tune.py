@@ -121,14 +121,29 @@ def _tf_sizes(c: dict[str, Any], n_features: int) -> dict[str, Any]:
             "ranks": (min(c["r1"], n_features), c["r2"], c["r3"])}
 
 
+def _progressive_sizes(c: dict[str, Any], n_features: int) -> dict[str, Any]:
+    """CGC's and PLE's sizes (PLE's with its levels)."""
+    levels = {"n_levels": c["n_levels"]} if "n_levels" in c else {}
+    return {**levels, "n_shared_experts": c["n_shared_experts"], "n_task_experts": c["n_task_experts"],
+            "expert_units": (c["expert_units"],), "tower_units": TOWER_UNITS}
+
+
 def _always(c: dict[str, Any]) -> bool:
     return True
+
+
+def _progressive_cap(c: dict[str, Any]) -> bool:
+    return (c["n_shared_experts"] + 2 * c["n_task_experts"]) * c["expert_units"] <= UNIT_CAP
 
 
 _MOE = ModelSpace({"n_experts": Choice((2, 4, 6, 8, 12, 16, 24, 32)),
                    "expert_units": Choice((8, 16, 32, 64, 128, 256, 512))}, _moe_sizes,
                   lambda c: c["n_experts"] * c["expert_units"] <= UNIT_CAP)
 _PER_TASK_WIDTH = IntLogUniform(8, UNIT_CAP // 2)  # one network per task: 2 tasks share the cap
+# CGC and PLE: MMoE's expert widths, the experts split into shared and per-task ones; a level's experts (S shared,
+# T for each of the two tasks; every level of PLE alike) within the cap
+_PROGRESSIVE = {"n_shared_experts": Choice((1, 2, 4, 6, 8, 12, 16)), "n_task_experts": Choice((1, 2, 3, 4, 8)),
+                "expert_units": Choice((8, 16, 32, 64, 128, 256, 512))}
 SPACES: dict[str, ModelSpace] = {
     "Single-Task": ModelSpace({"hidden_units": _PER_TASK_WIDTH}, _per_task_sizes, _always),
     "Shared-Bottom": ModelSpace({"bottom_units": IntLogUniform(16, UNIT_CAP)},
@@ -142,6 +157,8 @@ SPACES: dict[str, ModelSpace] = {
                                        lambda c: c["r1"] <= c["hidden_units"] and c["r2"] <= c["hidden_units"]),
     "OMoE": _MOE,
     "MMoE": _MOE,
+    "CGC": ModelSpace(_PROGRESSIVE, _progressive_sizes, _progressive_cap),
+    "PLE": ModelSpace({**_PROGRESSIVE, "n_levels": Choice((2, 3))}, _progressive_sizes, _progressive_cap),
 }
 
 DEFAULTS: dict[str, Any] = {"trials": 27, "seed": 0, "min_epochs": 1, "max_epochs": 9, "eta": 3, "patience": 2,
