@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import mmoe_np as mn
 from mmoe_np import ops
 from mmoe_np.models.moe import MoENoise
+from mmoe_np.models.ple import PLENoise
 from mmoe_np.testing import assert_gradients_close, model_configs, op_inputs, off_kinks
 from modelcheck import KINK_MARGIN, assert_gradients_match, data, jitter, seeds
 
@@ -28,6 +29,12 @@ SITES = [
      {"hidden.0": (2, 4), "hidden.1": (2, 3), "towers.0": (2, 3)}),
     (mn.TensorFactorization, dict(hidden_units=(4, 3), tower_units=(3,), ranks=(2, 2, 1)),
      {"hidden.0": (2, 4), "hidden.1": (2, 3), "towers.0": (2, 3)}),
+    (mn.PLE, dict(n_levels=2, n_shared_experts=2, n_task_experts=1, expert_units=(4,), tower_units=(3,)),
+     {"shared_experts.0.0": (2, 4), "task_experts.0.0": (2, 1, 4), "shared_experts.1.0": (2, 4),
+      "task_experts.1.0": (2, 1, 4), "towers.0": (2, 3)}),
+    (mn.CGC, dict(n_shared_experts=2, n_task_experts=2, expert_units=(4, 3), tower_units=()),
+     {"shared_experts.0.0": (2, 4), "shared_experts.0.1": (2, 3), "task_experts.0.0": (2, 2, 4),
+      "task_experts.0.1": (2, 2, 3)}),
 ]
 IDS = [cls.__name__ for cls, _, _ in SITES]
 
@@ -79,7 +86,8 @@ def test_keep_mask_is_deterministic_given_the_rng_and_refuses_a_bad_p():
 def test_mlp_applies_a_mask_after_the_relu_and_none_leaves_a_layer_alone():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, 3))
-    layers = [(rng.standard_normal((3, 4)), rng.standard_normal(4)), (rng.standard_normal((4, 2)), rng.standard_normal(2))]
+    layers = [(rng.standard_normal((3, 4)), rng.standard_normal(4)),
+              (rng.standard_normal((4, 2)), rng.standard_normal(2))]
     mask = ops.keep_mask(rng, (5, 4), 0.5)
     out, _ = ops.mlp_forward(x, layers, relu_last=False, masks=[mask], scale=2.0)
     hidden = np.maximum(x @ layers[0][0] + layers[0][1], 0) * mask * 2.0
@@ -106,6 +114,21 @@ def dropout_cases(draw):
 @given(case=dropout_cases())
 def test_gradients_of_every_model_with_dropout_and_the_masks_held_fixed(case):
     assert_gradients_match(*case)
+
+
+@given(seed=seeds, p=RATES, levels=st.integers(1, 3), S=st.integers(1, 3), T=st.integers(0, 2),
+       units=st.sampled_from([(3,), (3, 2)]), towers=st.sampled_from([(), (3,)]),
+       gate_dropout=st.sampled_from([0.0, 0.4]), noisy=st.booleans())
+def test_gradients_of_ple_with_dropout_and_the_masks_held_fixed(seed, p, levels, S, T, units, towers, gate_dropout,
+                                                                 noisy):
+    tasks = ("regression", "binary")
+    model = jitter(mn.PLE(3, tasks, n_levels=levels, n_shared_experts=S, n_task_experts=T, expert_units=units,
+                          tower_units=towers, dropout=p, gate_dropout=gate_dropout, noisy_gating=noisy,
+                          seed=seed % 2**16), seed % 2**16)
+    X, Y = data(4, 3, tasks, seed % 2**16)
+    held = model.holding_noise(model.draw_noise(np.random.default_rng(seed), 4))
+    assume(off_kinks(held, X, KINK_MARGIN))
+    assert_gradients_match(held, X, Y)
 
 
 @given(seed=seeds, p=RATES, options=st.fixed_dictionaries(
@@ -242,11 +265,37 @@ def test_bad_dropout_names_itself(value):
             cls(3, TASKS, dropout=value, **options)
 
 
-@pytest.mark.parametrize("cls", [mn.CGC, mn.PLE])
-def test_a_model_without_activation_dropout_refuses_the_option_by_name(cls):
-    with pytest.raises(ValueError, match="dropout: .* has no activation dropout"):
-        cls(3, TASKS, dropout=0.1)
-    assert cls(3, TASKS, dropout=0.0).draw_noise(np.random.default_rng(0), 4) is None
+def test_a_model_without_dropout_sites_refuses_the_option_by_name():
+    class Undroppable(mn.SharedBottom):  # a user's model that names no MLP to drop
+        _dropout_mlps = ()
+
+    with pytest.raises(ValueError, match="dropout: Undroppable has no activation dropout"):
+        Undroppable(3, TASKS, dropout=0.1)
+    assert Undroppable(3, TASKS, dropout=0.0).draw_noise(np.random.default_rng(0), 4) is None
+
+
+def test_cgc_without_task_experts_is_mmoe_with_the_same_dropout_masks():
+    tasks = ("regression", "binary", "regression")
+    cgc = jitter(mn.CGC(3, tasks, n_shared_experts=3, n_task_experts=0, expert_units=(4,), dropout=0.3, seed=2), 2)
+    mmoe = mn.MMoE(3, tasks, n_experts=3, expert_units=(4,), dropout=0.3, seed=2)
+    mmoe.params.flat[:] = cgc.params.flat  # the same parameters, drawn in the same order
+    X, Y = data(6, 3, tasks, 2)
+    loss, grads = cgc.loss_and_grads(X, Y, rng=np.random.default_rng(5))
+    loss2, grads2 = mmoe.loss_and_grads(X, Y, rng=np.random.default_rng(5))  # the same draws, site for site
+    assert loss != cgc.losses(X, Y)[0]
+    np.testing.assert_allclose(loss, loss2, rtol=1e-12)
+    np.testing.assert_allclose(grads.flat, grads2.flat, rtol=1e-10, atol=1e-13)
+
+
+def test_ple_draws_its_gate_noise_first_and_unchanged_by_dropout():
+    options = dict(n_levels=2, gate_dropout=0.3, noisy_gating=True)
+    alone = mn.PLE(3, TASKS, **options).draw_noise(np.random.default_rng(9), 6)
+    noise = mn.PLE(3, TASKS, dropout=0.2, **options).draw_noise(np.random.default_rng(9), 6)
+    assert isinstance(noise, PLENoise) and len(noise.levels) == len(alone) == 2
+    for a, b in zip(alone, noise.levels):
+        assert np.array_equal(a.task.mask, b.task.mask) and np.array_equal(a.task.eps, b.task.eps)
+    only = mn.PLE(3, TASKS, dropout=0.2).draw_noise(np.random.default_rng(9), 6)
+    assert only.levels is None and set(only.dropout) == set(mn.PLE(3, TASKS, dropout=0.2).dropout_sites())
 
 
 @pytest.mark.parametrize("cls, options, sites", SITES, ids=IDS)

@@ -15,9 +15,9 @@ is given. The MSE has no 1/2 factor. With ``loss_weighting="uncertainty"`` the w
 Training randomness (activation dropout, gate dropout, noisy gating): a pass given ``rng`` (a NumPy Generator) or
 explicit ``noise`` is a training pass, its draws made by :meth:`MultiTaskModel.draw_noise` from that rng, so it is
 deterministic given the rng's state; without either nothing is dropped or noised, and ``forward``/``predict`` never
-are. ``dropout=p`` (every model but CGC/PLE, for now) drops each hidden unit after a ReLU with probability p in
-training passes (inverted dropout, ``ops.dropout_forward``): the experts', bottom's or per-task hidden layers' and
-the towers' hidden layers', never the inputs, the gates or the outputs.
+are. ``dropout=p`` (every model) drops each hidden unit after a ReLU with probability p in training passes
+(inverted dropout, ``ops.dropout_forward``): the experts', bottom's or per-task hidden layers' and the towers' hidden
+layers', never the inputs, the gates or the outputs.
 """
 from __future__ import annotations
 

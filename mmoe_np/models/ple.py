@@ -30,7 +30,7 @@ from ..init import glorot_uniform
 from .base import ArrayDict, MultiTaskModel
 from .moe import GatesCache
 
-__all__ = ["LevelCache", "PLECache", "LevelNoise", "PLE", "CGC"]
+__all__ = ["LevelCache", "PLECache", "LevelNoise", "PLENoise", "PLE", "CGC"]
 
 
 class LevelCache(NamedTuple):
@@ -53,6 +53,15 @@ class LevelNoise(NamedTuple):
 
     task: gating.GateNoise
     shared: gating.GateNoise | None
+
+
+class PLENoise(NamedTuple):
+    """The training randomness of one pass through a PLE with activation dropout: the gates' draws (a
+    :class:`LevelNoise` per level, or None without gate options) and the dropout masks by site
+    (:meth:`~mmoe_np.MultiTaskModel.draw_dropout`). Without ``dropout`` the draws are the tuple of LevelNoise alone."""
+
+    levels: tuple[LevelNoise, ...] | None
+    dropout: dict[str, np.ndarray]
 
 
 def _side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -81,6 +90,10 @@ class PLE(MultiTaskModel):
     ``gate_dropout`` p (training passes only) and ``balance_weight`` w (``w * sum over the gates of CV^2``).
     Training passes are those given an ``rng`` or explicit ``noise`` (:meth:`draw_noise`); ``forward``,
     ``predict`` and ``gate_weights`` never drop or add noise.
+
+    **Activation dropout** ``dropout=p`` (training passes only): inverted dropout after every ReLU of every expert,
+    shared and task-specific, at every level (before the task and shared gates mix them), and of the towers' hidden
+    layers; never on x, the gates, the mixtures or the outputs.
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], n_levels: int = 2, n_shared_experts: int = 4,
@@ -119,6 +132,13 @@ class PLE(MultiTaskModel):
                     "balance_weight": 0.0}
         return {k: v for k, v in options.items() if v != defaults[k]}
 
+    @property
+    def _dropout_mlps(self) -> tuple[tuple[str, bool], ...]:
+        """Every level's shared and task experts (ReLU last), then the towers (:meth:`dropout_sites`)."""
+        experts = tuple((f"{kind}.{level}", True) for level in range(self.n_levels)
+                        for kind in ("shared_experts", "task_experts"))
+        return experts + (("towers", False),)
+
     def _level_width(self, level: int) -> int:
         return self.n_features if level == 0 else self.expert_units[-1]
 
@@ -147,24 +167,34 @@ class PLE(MultiTaskModel):
             self.params[f"{name}.noise.b"] = np.zeros((shape[0], shape[2]), dtype=self.dtype)
 
     # ------------------------------------------------------------------ the whole chain
-    def _experts_forward(self, level: int, x_shared: np.ndarray, x_task: np.ndarray):
+    def _experts_forward(self, level: int, x_shared: np.ndarray, x_task: np.ndarray,
+                         masks: dict[str, np.ndarray] | None = None):
         """Level ``level``'s experts: shared f^s (..., S, N, h) from x_shared (..., 1, N, d_l) and, when T > 0,
-        task f^k (..., K, T, N, h) from x_task (..., K|1, 1, N, d_l) (else None)."""
-        fs, shared = ops.mlp_forward(x_shared, self.mlp_layers(f"shared_experts.{level}"), relu_last=True)
+        task f^k (..., K, T, N, h) from x_task (..., K|1, 1, N, d_l) (else None); ``masks``: dropout (or None)."""
+        name, scale = f"shared_experts.{level}", self.dropout_scale
+        fs, shared = ops.mlp_forward(x_shared, self.mlp_layers(name), relu_last=True,
+                                     masks=self._layer_masks(masks, name), scale=scale)
         if not self.n_task_experts:
             return fs, None, shared, ()
-        ft, task = ops.mlp_forward(x_task, self.mlp_layers(f"task_experts.{level}"), relu_last=True)
+        name = f"task_experts.{level}"
+        ft, task = ops.mlp_forward(x_task, self.mlp_layers(name), relu_last=True,
+                                   masks=self._layer_masks(masks, name), scale=scale)
         return fs, ft, shared, task
 
-    def _forward(self, X: np.ndarray, noise: Sequence[LevelNoise] | None = None) -> tuple[np.ndarray, PLECache]:
+    def _forward(self, X: np.ndarray,
+                 noise: Sequence[LevelNoise] | PLENoise | None = None) -> tuple[np.ndarray, PLECache]:
         S, K, T = self.n_shared_experts, self.n_tasks, self.n_task_experts
+        masks = None  # activation dropout, or None
+        if isinstance(noise, PLENoise):
+            noise, masks = noise.levels, noise.dropout
         if noise is not None and len(noise) != self.n_levels:
             raise ValueError(f"noise must hold one LevelNoise per level ({self.n_levels}); got {len(noise)}")
         x_shared, x_task = X[..., None, :, :], X[..., None, None, :, :]  # (..., 1, N, d), (..., 1, 1, N, d)
         levels = []
         for level in range(self.n_levels):
             draws = LevelNoise(None, None) if noise is None else noise[level]
-            fs, ft, shared, task = self._experts_forward(level, x_shared, x_task)      # (.., S, N, h), (.., K, T, N, h)
+            # f^s (..., S, N, h) and f^k (..., K, T, N, h), dropped in a training pass with dropout
+            fs, ft, shared, task = self._experts_forward(level, x_shared, x_task, masks)
             # task k's experts: the S shared ones (one copy, broadcast to every task), then its own T
             own = fs[..., None, :, :, :] if not T else _side_by_side(fs[..., None, :, :, :], ft)  # (.., K|1, S+T, N, h)
             logits, gate_dense = ops.dense_forward(x_task[..., 0, :, :], *self._gate_layer(f"gates.{level}"))
@@ -179,7 +209,8 @@ class PLE(MultiTaskModel):
                 shared_gate = (dense_s, gates_s, mixture_s)
             x_task = m_task
             levels.append(LevelCache(shared, task, gate_dense, gates, task_mixture, shared_gate))
-        out, towers = ops.towers_forward(x_task[..., 0, :, :], self.mlp_layers("towers"))  # (..., N, K)
+        out, towers = ops.towers_forward(x_task[..., 0, :, :], self.mlp_layers("towers"),  # (..., N, K)
+                                         self._layer_masks(masks, "towers"), self.dropout_scale)
         return out, PLECache(tuple(levels), towers)
 
     def _backward(self, dout: np.ndarray, cache: PLECache, input_grad: bool) -> tuple[ArrayDict, np.ndarray | None]:
@@ -286,18 +317,23 @@ class PLE(MultiTaskModel):
         """The importance (load-balancing) loss of every gate of the pass, ``balance_weight * sum CV^2``."""
         return sum(gates.balance_value for gates in self._every_gate(cache))
 
-    def draw_noise(self, rng: np.random.Generator, n_samples: int) -> tuple[LevelNoise, ...] | None:
-        """One training pass's dropout masks and gating noise, a :class:`LevelNoise` per level, drawn from ``rng``
-        level by level (the task gates' mask, their noise, then the shared gate's); None when neither option is on."""
-        if not self.gate_dropout and not self.noisy_gating:
-            return None
-        S, K, T = self.n_shared_experts, self.n_tasks, self.n_task_experts
-        levels = []
-        for level in range(self.n_levels):
-            task = self._draw(rng, (K, n_samples, S + T))
-            shared = self._draw(rng, (1, n_samples, S + K * T)) if level < self.n_levels - 1 else None
-            levels.append(LevelNoise(task, shared))
-        return tuple(levels)
+    def draw_noise(self, rng: np.random.Generator,
+                   n_samples: int) -> tuple[LevelNoise, ...] | PLENoise | None:
+        """One training pass's gate dropout masks and gating noise, a :class:`LevelNoise` per level, drawn from
+        ``rng`` level by level (the task gates' mask, their noise, then the shared gate's), then, with ``dropout``,
+        the activation dropout masks (:meth:`draw_dropout`). The tuple of LevelNoise without ``dropout``, a
+        :class:`PLENoise` with it; None when no option is on."""
+        levels = None
+        if self.gate_dropout or self.noisy_gating:
+            S, K, T = self.n_shared_experts, self.n_tasks, self.n_task_experts
+            levels = []
+            for level in range(self.n_levels):
+                task = self._draw(rng, (K, n_samples, S + T))
+                shared = self._draw(rng, (1, n_samples, S + K * T)) if level < self.n_levels - 1 else None
+                levels.append(LevelNoise(task, shared))
+            levels = tuple(levels)
+        masks = self.draw_dropout(rng, n_samples)
+        return levels if masks is None else PLENoise(levels, masks)
 
     def _draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> gating.GateNoise:
         shape = self.replica_shape + shape
