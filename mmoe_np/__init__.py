@@ -38,11 +38,12 @@ __all__ = [
     "data", "metrics",
 ]
 
-_SUBMODULES = ("data", "metrics")
+_SUBMODULES = ("data", "metrics", "testing")
 
 
 def __getattr__(name):
-    # `mn.data` and `mn.metrics` are loaded on first use (PEP 562): they read files and are not always needed.
+    # `mn.data`, `mn.metrics` and `mn.testing` are loaded on first use (PEP 562): they are not always needed
+    # (`mn.testing` imports hypothesis only when a strategy is built).
     if name in _SUBMODULES:
         return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'mmoe_np' has no attribute {name!r}")

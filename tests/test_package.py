@@ -6,8 +6,17 @@ import mmoe_np as mn
 
 
 def test_import_loads_numpy_only():
-    code = ("import sys, mmoe_np; heavy = [m for m in ('scipy', 'matplotlib', 'torch') if m in sys.modules]; "
-            "print(heavy); sys.exit(1 if heavy else 0)")
+    code = ("import sys, mmoe_np; heavy = [m for m in ('scipy', 'matplotlib', 'torch', 'pytest', 'hypothesis') "
+            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_testing_toolkit_loads_on_first_use_without_hypothesis():
+    code = ("import sys, mmoe_np as mn; assert 'mmoe_np.testing' not in sys.modules; "
+            "assert callable(mn.testing.assert_gradients_close); "
+            "print([m for m in ('hypothesis', 'pytest') if m in sys.modules]); "
+            "sys.exit(1 if 'hypothesis' in sys.modules or 'pytest' in sys.modules else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
