@@ -46,10 +46,10 @@ PAPER = {"runs": 200, "steps": 2000, "batch_size": 128, "lr": 1e-2, "schedule": 
          "n_test": 2000}
 QUICK = {"runs": 32, "steps": 800, "batch_size": 128, "lr": 1e-2, "schedule": "cosine", "eval_every": 50,
          "n_test": 1000}
-# "long": the paper profile trained four times longer (about an hour on an idle 2-core machine), because 2,000 steps
-# leave every model far from trained: in the pilot (docs/results-synthetic.md) the MoE models' mean final losses were
-# 13-23% above the noise floor at 8,000 steps, against 65-142% at 2,000.
-LONG = {**PAPER, "steps": 8000, "eval_every": 400}
+# "long": the paper profile trained twice as long (4,000 steps; about 40 minutes on an idle 2-core machine), because
+# 2,000 steps leave every model far from trained: in the pilot (docs/results-synthetic.md) the MoE models' mean final
+# losses were 65-142% above the noise floor at 2,000 steps, 27-53% at 4,000 and 13-23% at 8,000.
+LONG = {**PAPER, "steps": 4000, "eval_every": 200}
 PROFILES = {"quick": QUICK, "paper": PAPER, "long": LONG}
 
 
