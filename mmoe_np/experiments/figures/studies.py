@@ -39,10 +39,13 @@ def plot_label_correlation(result: Any, path: str | Path) -> Path:
 
 
 # Fig. 3/4/5 styles: colour-blind-safe dark colours (no pale yellow on white) and a line style per series, so that
-# curves stay apart in greyscale and where they overlap
+# curves stay apart in greyscale and where they overlap. Grey and dotted belong to the noise floor alone: PLE is
+# black, dash-dot-dot, CGC purple, dash-dot.
 _COLOURS = {"shared-bottom-16": "#1f5fa8", "shared-bottom": "#1f5fa8", "omoe": "#d95f02", "mmoe": "#1b7f5f",
-            "cgc": "#8b2c8b", "ple": "#555555"}
-_STYLES = {"shared-bottom-16": "-", "shared-bottom": "-", "omoe": "--", "mmoe": "-", "cgc": "-.", "ple": ":"}
+            "cgc": "#8b2c8b", "ple": "#000000"}
+_STYLES = {"shared-bottom-16": "-", "shared-bottom": "-", "omoe": "--", "mmoe": "-", "cgc": "-.",
+           "ple": (0, (5, 1.5, 1.2, 1.5, 1.2, 1.5))}
+_FLOOR = {"color": "0.55", "ls": ":", "lw": 1.2}  # the noise floor's line, in every figure
 _P_COLOURS = ("#1f5fa8", "#d95f02", "#1b7f5f", "#8b2c8b", "#555555", "#b22222")  # Fig. 3: one per correlation
 _P_STYLES = ("-", "--", "-.", ":", "-", "--")
 _ERRORBAR_POINTS = 6  # evaluation steps per curve that get a +-2 s.e. bar (bars, not bands: bands of close
@@ -114,7 +117,7 @@ def plot_curves(study: Any, path: str | Path) -> Path:
             axes[0, j].set_title(f"correlation p = {p:g}", fontsize=10)
         axes[1, 0].set_ylabel(f"L(model) - L({MODEL_LABELS[base]}), paired", fontsize=9)
     for ax in axes[0]:
-        ax.axhline(floor, color="0.35", ls=":", lw=1.2, label=f"noise floor {floor:g}")
+        ax.axhline(floor, **_FLOOR, label=f"noise floor {floor:g}")
         ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
     for ax in axes[1]:
@@ -152,7 +155,7 @@ def plot_histograms(study: Any, path: str | Path) -> Path:
             ax, x = axes[j, k], study.final(m)[j]
             ax.hist(x[np.isfinite(x)], bins=bins, color=_COLOURS.get(m, f"C{k}"), alpha=0.85)
             ax.axvline(np.median(x), color="k", lw=1, ls="--")
-            ax.axvline(floor, color="0.35", lw=1.2, ls=":")
+            ax.axvline(floor, **_FLOOR)
             ax.set_xscale("log")
             ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # ticks at 1, 2, 5 x 10^k, labelled
             ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
