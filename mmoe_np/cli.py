@@ -30,7 +30,7 @@ from . import cli_census
 from .cli_common import FLAGS, models_help, option, print_written
 from .experiments import correlation, figures, gates, synthetic  # figures imports matplotlib only to draw
 from .experiments.common import check_out, parse_models
-from .experiments.lockstep import SCHEDULES
+from .optim import SCHEDULES
 from .training import Progress
 
 __all__ = ["build_parser", "main"]

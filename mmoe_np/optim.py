@@ -19,9 +19,32 @@ import numpy as np
 
 from . import _validation as V
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "SCHEDULES", "scheduled_lr", "check_schedule"]
 
 FLAT_BLOCK = 16384  # numbers per block of the flat path: a block's arrays and scratch fit in a core's L2 cache
+
+
+SCHEDULES = ("constant", "cosine")  # how the learning rate moves over the steps (scheduled_lr)
+
+
+def scheduled_lr(lr: float, step: int, steps: int, schedule: str = "constant") -> float:
+    """The learning rate of step ``step`` (1..steps) of a run of ``steps`` steps whose base rate is ``lr``.
+
+    ``"constant"``: ``lr`` at every step. ``"cosine"`` (annealing without restarts):
+    ``lr * (1 + cos(pi * (step - 1) / steps)) / 2``, ``lr`` at step 1 falling smoothly to ``lr * (1 - cos(pi / steps))
+    / 2 ~ 0`` at the last step, half of ``lr`` at mid-run: the late small steps average out the minibatch noise
+    that a constant rate keeps in the parameters. Set ``optimizer.lr`` to it before step ``step`` (``fit`` and the
+    lock-step trainer do)."""
+    if check_schedule(schedule) == "constant":
+        return lr
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
+
+
+def check_schedule(schedule: Any) -> str:
+    """``schedule`` if it is one of :data:`SCHEDULES`, else a ValueError naming it."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    return schedule
 
 
 def _check_params(params: Any) -> Mapping[str, np.ndarray]:

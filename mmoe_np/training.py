@@ -18,7 +18,7 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 from . import _validation as V
-from .optim import Adam, Optimizer
+from .optim import Adam, Optimizer, check_schedule, scheduled_lr
 
 __all__ = ["fit", "History", "EarlyStopping", "Progress", "format_seconds"]
 
@@ -103,7 +103,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     gating noise) is drawn from a stream of its own, spawned from the same seed, so the order is unchanged by it.
 
     ``schedule`` moves the learning rate over the run, the synthetic study's schedules
-    (:func:`mmoe_np.experiments.lockstep.scheduled_lr`): ``"constant"`` leaves ``optimizer.lr`` alone; ``"cosine"``
+    (:func:`mmoe_np.optim.scheduled_lr`): ``"constant"`` leaves ``optimizer.lr`` alone; ``"cosine"``
     takes step s (1..S) with the rate ``lr (1 + cos(pi (s - 1) / S)) / 2``, ``lr`` the optimizer's own (which it
     keeps between steps). S is the most steps the call can take, ``epochs * ceil(N / batch_size)``, whether or not
     early stopping ends the run sooner (then the rate has not come all the way down).
@@ -145,9 +145,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     shuffle, verbose = V.flag("shuffle", shuffle), V.flag("verbose", verbose)
     if on_divergence not in ("raise", "stop"):
         raise ValueError(f"on_divergence must be 'raise' or 'stop'; got {on_divergence!r}")
-    from .experiments.lockstep import SCHEDULES, scheduled_lr  # here: lockstep imports this module
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+    check_schedule(schedule)
     n = X.shape[-2]
     max_steps = epochs * math.ceil(n / batch_size)  # the schedule's length: every epoch run to its end
     base_lr = optimizer.lr

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mmoe_np as mn
-from mmoe_np.experiments.lockstep import scheduled_lr
+from mmoe_np.optim import scheduled_lr
 from modelcheck import data
 
 TASKS = ("regression", "binary")

@@ -50,7 +50,7 @@ import numpy as np
 from .. import _validation as V
 from ..data.synthetic import SyntheticTasks, sine_labels
 from ..models import MultiTaskModel, stack_models, unstack_models
-from ..optim import Adam
+from ..optim import SCHEDULES, Adam, check_schedule, scheduled_lr  # the schedule: re-exported
 from ..training import Progress
 from .workers import map_in_workers, worker_progress
 
@@ -58,27 +58,6 @@ __all__ = ["Run", "ModelSpec", "ReplicaHistory", "ReplicaStreams", "replica_stre
            "train_in_groups", "SCHEDULES", "scheduled_lr"]
 
 TASKS = ("regression", "regression")  # the synthetic task pair: two regression tasks
-SCHEDULES = ("constant", "cosine")  # how the learning rate moves over the steps (scheduled_lr)
-
-
-def scheduled_lr(lr: float, step: int, steps: int, schedule: str = "constant") -> float:
-    """The learning rate of step ``step`` (1..steps) of a run of ``steps`` steps whose base rate is ``lr``.
-
-    ``"constant"``: ``lr`` at every step. ``"cosine"`` (annealing without restarts):
-    ``lr * (1 + cos(pi * (step - 1) / steps)) / 2``, ``lr`` at step 1 falling smoothly to ``lr * (1 - cos(pi / steps))
-    / 2 ~ 0`` at the last step, half of ``lr`` at mid-run: the late small steps average out the minibatch noise
-    that a constant rate keeps in the parameters."""
-    if _check_schedule(schedule) == "constant":
-        return lr
-    return lr * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
-
-
-def _check_schedule(schedule: Any) -> str:
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
-    return schedule
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # What one run is, and what one model is
 # ---------------------------------------------------------------------------------------------------------------
@@ -423,7 +402,7 @@ def _check_training(models: Mapping[str, Any], steps: Any, batch_size: Any, lr: 
     return (V.positive_int("steps", steps), V.positive_int("batch_size", batch_size), _rates(lr, models),
             V.positive_int("eval_every", eval_every), V.positive_int("n_test", n_test),
             V.positive_int("eval_chunk", eval_chunk), V.dtype(dtype), V.positive_int("chunk_size", chunk_size),
-            _check_schedule(schedule))
+            check_schedule(schedule))
 
 
 def _rates(lr: float | Mapping[str, float], models: Mapping[str, Any]) -> dict[str, float]:

@@ -183,7 +183,7 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
                     progress: bool = False, label: str = "synthetic", keep_models: bool = False) -> SyntheticStudy:
     """Train ``runs`` independent runs of every model at every correlation; record the test MSE every ``eval_every``
     steps. Adam with ``lr`` (one rate, or one per model) moved by ``schedule`` (``"constant"`` or ``"cosine"``,
-    :func:`~mmoe_np.experiments.lockstep.scheduled_lr`), minibatches of ``batch_size`` fresh samples.
+    :func:`~mmoe_np.optim.scheduled_lr`), minibatches of ``batch_size`` fresh samples.
 
     ``models``: names of :data:`MODELS` as :func:`~mmoe_np.experiments.common.parse_models` reads them
     ("mmoe,omoe", ["MMoE", "OMoE"], "all"). ``workers=0`` trains in this process, ``workers=N`` in N spawned
