@@ -225,3 +225,13 @@ def test_the_json_records_convergence_claims_and_environment(tmp_path):
     assert {"mmoe_np", "git_commit", "python", "numpy", "blas", "thread_variables", "cpu_count"} <= env.keys()
     assert env["numpy"] == np.__version__ and env["cpu_count"] >= 1
     assert SyntheticSpec().noise_std == doc["config"]["generator"]["noise_std"]
+
+
+def test_the_environment_is_the_one_recorded_when_the_study_started(tmp_path, monkeypatch):
+    # A long study's file must name the code that ran, not the commit checked out when the file is written.
+    study = S.synthetic_study(("mmoe",), (1.0, 0.5), runs=2, steps=4, batch_size=8, eval_every=2, n_test=20,
+                              workers=0)
+    recorded = study.as_dict()["environment"]
+    monkeypatch.setattr("mmoe_np.experiments.common.environment", lambda: {"git_commit": "written later"})
+    doc = json.loads(S.write_summary_json(study, tmp_path / "s.json").read_text())
+    assert doc["environment"] == json.loads(json.dumps(recorded)) and doc["environment"]["git_commit"] != "written later"

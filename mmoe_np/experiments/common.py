@@ -239,11 +239,13 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[A
 def write_json(path: str | Path, doc: Any, indent: int = 2, with_environment: bool = False) -> Path:
     """Write ``doc`` as JSON atomically (NumPy scalars and arrays as numbers and lists); returns the path. With
     ``with_environment=True`` (a study's result file) the dict ``doc`` gets an ``"environment"`` entry,
-    :func:`environment`: where and with what the numbers were computed."""
+    :func:`environment`: where and with what the numbers were computed. A ``doc`` that already has one (recorded
+    when its study started, so that the commit is the code that ran, not the one checked out when the file is
+    written) keeps it."""
     if with_environment:
         if not isinstance(doc, Mapping):
             raise ValueError(f"doc must be a dict to record the environment in; got {type(doc).__name__}")
-        doc = {**doc, "environment": environment()}
+        doc = {**doc, "environment": doc.get("environment") or environment()}
     return write_text(path, json.dumps(doc, indent=indent, default=_json_default) + "\n")
 
 

@@ -33,7 +33,8 @@ import numpy as np
 from .. import _validation as V
 from ..data.synthetic import SyntheticSpec
 from ..models import stack_models, unstack_models
-from .common import load_average, parse_models, run_sem, run_std, staged_outputs, write_csv, write_json
+from .common import (environment, load_average, parse_models, run_sem, run_std, staged_outputs, write_csv,
+                     write_json)
 from .lockstep import Run, train_in_groups
 from .synthetic_claims import (CONVERGENCE_TOLERANCE, CONVERGENCE_WINDOW, Claim, MARGIN, MOE_MODELS, claims,
                                claims_as_dict, convergence, format_convergence)
@@ -206,7 +207,7 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
     if len(ps) != len(correlations):
         raise ValueError(f"correlations must not repeat a value; got {list(correlations)}")
     dtype = V.dtype(dtype)
-    load_start = load_average()
+    load_start, started_in = load_average(), environment()  # the code and machine that ran, recorded before it runs
     history = train_in_groups({m: model_spec(m) for m in models}, all_runs, group_size=group_size, workers=workers,
                               progress=progress, label=label, steps=steps, batch_size=batch_size, lr=lr,
                               schedule=schedule, eval_every=eval_every, n_test=n_test, dtype=dtype,
@@ -237,6 +238,7 @@ def synthetic_study(models: Sequence[str] = COMPARISON_MODELS, correlations: Seq
                           train_loss={m: by_setting(history.train_loss[m]) for m in models},
                           diverged={m: runs_by_setting(history.diverged[m]) for m in models}, seeds=seeds,
                           seconds=history.seconds, load=(load_start, load_average()),
+                          extra={"environment": started_in},
                           trained={m: models_by_setting(history.models[m]) for m in history.models})
 
 
