@@ -33,6 +33,11 @@ def _units(text: str) -> tuple[int, ...]:
     return units
 
 
+def _models_help() -> str:
+    return (models_help(census.KNOWN_MODELS, ["all"]).replace(" (default: all)", "")
+            + "; all (the default) is the paper's seven, CGC and PLE run when named")
+
+
 def _add_data_dir(p: Any) -> None:
     """``--data-dir``, by default ../shared/data/census-income where it exists (required otherwise)."""
     default_dir = census.DEFAULT_DATA_DIR if census.DEFAULT_DATA_DIR.is_dir() else None
@@ -49,7 +54,9 @@ def add_census(subparsers: Any) -> None:
         description="Train Single-Task, Shared-Bottom, L2-Constrained, Cross-Stitch, Tensor-Factorization, OMoE and "
                     "MMoE on UCI Census-income (Ma et al., KDD 2018, Sec. 6.3), with early stopping on task 1's "
                     "validation AUC; print and write a table of test AUC per task (mean ± std over the runs), and "
-                    "plot the gates of OMoE and MMoE. See docs/results-census.md.",
+                    "plot the gates of OMoE and MMoE. Beyond the paper, CGC and PLE (Tang et al., 2020) run when "
+                    "named (--models mmoe cgc ple; 'all' is the paper's seven), with MMoE's experts split into "
+                    "shared and per-task ones. See docs/results-census.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_data_dir(p)
     option(p, "--config", default=None, metavar="TUNED_JSON",
@@ -59,7 +66,7 @@ def add_census(subparsers: Any) -> None:
            help=f"task group {GROUPS}: 1 = income>50K + never married, 2 = education>=college + never married "
                 f"(default {D['group']}, or the config's)")
     option(p, "--models", nargs="+", default="all", metavar="MODEL",  # a string: the help shows "all"
-           help=models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
+           help=_models_help())
     option(p, "--runs", type=int, default=D["runs"], help="independent runs per model")
     option(p, "--recipe", choices=RECIPES, default=None,
            help=f"feature recipe (default {D['recipe']}, or the config's)")
@@ -83,9 +90,11 @@ def add_census(subparsers: Any) -> None:
     option(p, "--save-models", action="store_true",
            help="also save every run's trained model: model-MODEL-groupG-runR.npz (read back with mmoe_np.load)")
     option(p, "--quiet", action="store_true", help="no progress lines on stderr")
-    sizes = p.add_argument_group("sizes", "MMoE's size; the other models are parameter-matched unless overridden")
+    sizes = p.add_argument_group("sizes", "MMoE's size; the other models are parameter-matched unless overridden "
+                                          "(CGC and PLE keep MMoE's experts, see sizing.matched_sizes)")
     widths = ",".join
-    option(sizes, "--experts", dest="n_experts", type=int, default=D["n_experts"], help="experts of OMoE and MMoE")
+    option(sizes, "--experts", dest="n_experts", type=int, default=D["n_experts"],
+           help="experts of OMoE and MMoE (CGC, PLE: as many, split into shared and per-task ones)")
     option(sizes, "--expert-units", type=_units, default=widths(map(str, D["expert_units"])),
            help="layer widths of every expert, e.g. 16 or 32,16")
     option(sizes, "--tower-units", type=_units, default=widths(map(str, D["tower_units"])),
@@ -117,7 +126,7 @@ def add_census_tune(subparsers: Any) -> None:
     _add_data_dir(p)
     option(p, "--group", type=int, default=census.DEFAULTS["group"], help="task group (1 or 2)")
     option(p, "--models", nargs="+", default="all", metavar="MODEL",  # a string: the help shows "all"
-           help=models_help(census.MODELS, ["all"]).replace(" (default: all)", ""))
+           help=_models_help())
     option(p, "--trials", type=int, default=T["trials"], help="configurations per model in the first rung")
     option(p, "--workers", type=int, default=T["workers"],
            help="worker processes, one BLAS thread each; 0: train in this process")

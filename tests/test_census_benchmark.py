@@ -128,7 +128,7 @@ def test_cli_main_has_the_census_command():
 def test_sizes_are_parameter_matched_to_mmoe():
     n_features = 40
     sizes = census.census_sizes(n_features)
-    assert list(sizes) == list(census.PAPER_MODELS) == list(census.MODELS)[:7]  # "all": the paper's seven
+    assert list(sizes) == list(census.MODELS) == list(census.KNOWN_MODELS)[:7]  # "all": the paper's seven
     counts = {name: mn.count_params(census.build_model(name, n_features, kwargs), convention="paper")
               for name, kwargs in sizes.items()}
     target = n_features * 16 * 8 + 16 * 8 * 2
@@ -158,9 +158,10 @@ def test_size_overrides_and_model_selection():
     assert list(sizes) == ["Shared-Bottom", "Tensor-Factorization"]
     assert sizes["Shared-Bottom"]["bottom_units"] == (50,)
     assert sizes["Tensor-Factorization"] == {"hidden_units": (10,), "tower_units": (8,), "ranks": (4, 3, 1)}
-    assert census.parse_models("all") == census.parse_models(["All"]) == list(census.PAPER_MODELS)
+    assert census.parse_models("all") == census.parse_models(["All"]) == list(census.MODELS)
     assert census.parse_models(["ple", "MMoE", "cgc"]) == ["MMoE", "CGC", "PLE"]
-    assert census.parse_models("all") + ["CGC", "PLE"] == census.parse_models(list(census.MODELS))
+    assert census.parse_models("all") + ["CGC", "PLE"] == census.parse_models(list(census.KNOWN_MODELS))
+    assert list(census.BEYOND_PAPER) == ["CGC", "PLE"]
     with pytest.raises(ValueError, match="'all' chooses every model and stands alone"):
         census.parse_models(["all", "cgc"])
     assert census.parse_models(["MMoE", "cross stitch", "single-task"]) == ["Single-Task", "Cross-Stitch", "MMoE"]
@@ -190,9 +191,9 @@ def fake_data(n=256, d=40, seed=0):
 @pytest.fixture(scope="module")
 def fake_results():
     data = fake_data()
-    sizes = census.census_sizes(40, models=list(census.MODELS))  # the paper's seven, CGC and PLE
+    sizes = census.census_sizes(40, models=list(census.KNOWN_MODELS))  # the paper's seven, CGC and PLE
     return {name: census.train_runs(name, data, sizes[name], runs=3, epochs=2, batch_size=64, patience=2)
-            for name in census.MODELS}
+            for name in census.KNOWN_MODELS}
 
 
 def test_parameter_counts_are_those_of_the_built_models(fake_results):
@@ -349,9 +350,10 @@ def test_gate_plots_of_cgc_and_ple_are_their_gate_reports(fake_results, tmp_path
 def test_paired_comparisons_of_mmoe_with_every_other_model(fake_results):
     bench = census.CensusBenchmark({}, ("a", "b"), list(fake_results.values()), 1.0, {"start": None, "end": None})
     verdicts = bench.comparisons()
-    assert [v.claim for v in verdicts] == [f"MMoE > {name} (a test AUC)" for name in census.MODELS if name != "MMoE"]
+    others = [name for name in census.KNOWN_MODELS if name != "MMoE"]
+    assert [v.claim for v in verdicts] == [f"MMoE > {name} (a test AUC)" for name in others]
     mmoe = np.array([r.test_auc[0] for r in fake_results["MMoE"].runs])
-    for v, name in zip(verdicts, [n for n in census.MODELS if n != "MMoE"]):
+    for v, name in zip(verdicts, others):
         other = np.array([r.test_auc[0] for r in fake_results[name].runs])
         expected = mn.experiments.stats.verdict(mmoe - other, "greater")
         assert (v.outcome, v.interval) == (expected.outcome, expected.interval)

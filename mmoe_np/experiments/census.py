@@ -55,15 +55,16 @@ from .._io import write_text
 from . import stats
 from .census_jobs import (ArraySource, CensusSource, RunJob, clear_loaded, load_source, run_jobs,
                           standardize_non_binary, train_job)
-from .census_runs import (DEFAULTS, GATED, MODELS, PAPER_MODELS, FittedRun, ModelResult, RunResult, build_model,
-                          census_sizes, fit_run, parse_models, slug, task_aucs, train_runs)
+from .census_runs import (BEYOND_PAPER, DEFAULTS, GATED, KNOWN_MODELS, MODELS, FittedRun, ModelResult, RunResult,
+                          build_model, census_sizes, fit_run, parse_models, slug, task_aucs, train_runs)
 from .common import load_average, staged_outputs, write_csv, write_json
 
-__all__ = ["MODELS", "PAPER_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes", "build_model", "task_aucs",
-           "RunResult", "ModelResult", "CensusBenchmark", "train_runs", "standardize_non_binary", "check_settings",
-           "run_census_benchmark", "run_checked", "format_table", "format_comparisons", "write_census_csv",
-           "write_census_json", "CSV_COLUMNS", "output_names", "FittedRun", "fit_run", "CensusSource", "ArraySource",
-           "load_source", "clear_loaded", "run_jobs", "read_tuned_config", "TUNED_FORMAT", "TUNED_KEYS", "slug"]
+__all__ = ["MODELS", "BEYOND_PAPER", "KNOWN_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes",
+           "build_model", "task_aucs", "RunResult", "ModelResult", "CensusBenchmark", "train_runs",
+           "standardize_non_binary", "check_settings", "run_census_benchmark", "run_checked", "format_table",
+           "format_comparisons", "write_census_csv", "write_census_json", "CSV_COLUMNS", "output_names", "FittedRun",
+           "fit_run", "CensusSource", "ArraySource", "load_source", "clear_loaded", "run_jobs", "read_tuned_config",
+           "TUNED_FORMAT", "TUNED_KEYS", "slug"]
 
 DEFAULT_DATA_DIR = Path("..") / "shared" / "data" / "census-income"
 
@@ -84,7 +85,7 @@ def _tuple_sizes(sizes: dict[str, Any]) -> dict[str, Any]:
 def read_tuned_config(path: Any) -> dict[str, Any]:
     """The tuned configuration written by ``mmoe-np census-tune`` (``tuned.json``), checked: ``{"data": {group,
     recipe, split_seed, dtype, n_features}, "models": {name: {"sizes", "lr", "batch_size", "epochs", "patience",
-    "numeric", ...}}}`` with the names of :data:`MODELS` and every model buildable from its sizes. A ValueError
+    "numeric", ...}}}`` with the names of :data:`KNOWN_MODELS` and every model buildable from its sizes. A ValueError
     names ``config`` and what is wrong."""
     try:
         doc = json.loads(Path(path).read_text())
@@ -274,7 +275,7 @@ def check_settings(data_dir: Any, *, group: Any = None, models: Any = "all",
     missing = [name for name in chosen if name not in tuned["models"]]
     if missing:
         raise ValueError(f"models: {missing} not in the config, which tunes {list(tuned['models'])}")
-    s["models"] = [name for name in MODELS if name in chosen]
+    s["models"] = [name for name in KNOWN_MODELS if name in chosen]
     s["plan"] = {name: {k: tuned["models"][name][k] for k in ("sizes", *TUNED_KEYS)} for name in s["models"]}
     return s
 

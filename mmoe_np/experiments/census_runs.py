@@ -1,8 +1,8 @@
 """The Census-income benchmark's models and one model's runs (:mod:`mmoe_np.experiments.census` runs them all).
 
-The seven models of the paper's comparison (:data:`PAPER_MODELS`, what ``"all"`` chooses) and two beyond the
-paper, CGC and PLE (Tang et al., 2020; chosen by name: ``--models mmoe cgc ple``), in :data:`MODELS`; the
-benchmark's defaults, the sizes matched to MMoE (:func:`census_sizes`), and how one model is trained the
+The seven models of the paper's comparison (:data:`MODELS`, what ``"all"`` chooses) and two beyond the paper, CGC
+and PLE (Tang et al., 2020; :data:`BEYOND_PAPER`, chosen by name: ``--models mmoe cgc ple``); the benchmark's
+defaults, the sizes matched to MMoE (:func:`census_sizes`), and how one model is trained the
 benchmark's way: :func:`fit_run` (Adam, minibatches, early stopping on task 1's validation AUC with the best epoch
 restored) and :func:`train_runs` (``runs`` runs of one model, run r with seed ``seed + r``, each scored once on the
 test set) -> a :class:`ModelResult` of one :class:`RunResult` per run.
@@ -25,11 +25,10 @@ from ..training import EarlyStopping, Progress, fit
 from . import common
 from .common import run_std
 
-__all__ = ["MODELS", "PAPER_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes", "build_model", "slug",
-           "task_aucs", "RunResult", "ModelResult", "FittedRun", "fit_run", "train_runs"]
+__all__ = ["MODELS", "BEYOND_PAPER", "KNOWN_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes",
+           "build_model", "slug", "task_aucs", "RunResult", "ModelResult", "FittedRun", "fit_run", "train_runs"]
 
-# The seven models of the paper's comparison, in the order of its tables, then the two beyond the paper (Tang
-# et al., 2020): display name -> class. New models go at the end: the tuner seeds its draws by the position here.
+# The seven models of the paper's comparison, in the order of its tables (what "all" chooses): display name -> class.
 MODELS: dict[str, type[MultiTaskModel]] = {
     "Single-Task": SingleTask,
     "Shared-Bottom": SharedBottom,
@@ -38,10 +37,12 @@ MODELS: dict[str, type[MultiTaskModel]] = {
     "Tensor-Factorization": TensorFactorization,
     "OMoE": OMoE,
     "MMoE": MMoE,
-    "CGC": CGC,
-    "PLE": PLE,
 }
-PAPER_MODELS = tuple(MODELS)[:7]  # what "all" chooses: the paper's tables
+# Beyond the paper (Tang et al., 2020): run when named, listed after the paper's seven.
+BEYOND_PAPER: dict[str, type[MultiTaskModel]] = {"CGC": CGC, "PLE": PLE}
+# Every name --models accepts, in the order of the tables. New models go at the end: the tuner seeds its draws by
+# the position here.
+KNOWN_MODELS: dict[str, type[MultiTaskModel]] = {**MODELS, **BEYOND_PAPER}
 GATED = ("OMoE", "MMoE", "CGC", "PLE")  # the models with gates, whose gates the benchmark plots
 
 # The documented defaults of the benchmark (``mmoe-np census`` flags of the same names).
@@ -53,17 +54,16 @@ DEFAULTS: dict[str, Any] = {
 
 
 def parse_models(models: str | Sequence[str]) -> list[str]:
-    """Names of :data:`MODELS` in the order of :data:`MODELS` (the paper's tables, then CGC and PLE), from names
-    separated by commas or given as a list, matched ignoring case, blanks and hyphens
+    """Names of :data:`KNOWN_MODELS` in its order (the paper's tables, then CGC and PLE), from names separated by
+    commas or given as a list, matched ignoring case, blanks and hyphens
     (:func:`~mmoe_np.experiments.common.parse_models`): ``"mmoe,shared-bottom"``, ``"MMoE, SharedBottom"`` and
-    ``["MMoE", "Shared-Bottom"]`` are the same selection. ``"all"`` chooses the paper's seven
-    (:data:`PAPER_MODELS`); CGC and PLE are added by name (``"all"`` stands alone, so list the nine to run
-    them all)."""
+    ``["MMoE", "Shared-Bottom"]`` are the same selection. ``"all"`` chooses the paper's seven (:data:`MODELS`);
+    CGC and PLE are added by name (``"all"`` stands alone, so list the nine to run them all)."""
     words = [models] if isinstance(models, str) else list(models)
     if len(words) == 1 and str(words[0]).strip().lower() == "all":
-        return list(PAPER_MODELS)
-    chosen = common.parse_models(models, MODELS)
-    return [name for name in MODELS if name in chosen]
+        return list(MODELS)
+    chosen = common.parse_models(models, KNOWN_MODELS)
+    return [name for name in KNOWN_MODELS if name in chosen]
 
 
 def census_sizes(n_features: int, tasks: Sequence[str] = ("binary", "binary"), *,
@@ -76,17 +76,17 @@ def census_sizes(n_features: int, tasks: Sequence[str] = ("binary", "binary"), *
     (:func:`mmoe_np.sizing.matched_sizes` tells how; ``overrides`` are its ``bottom_units``, ``hidden_units``,
     ``tf_hidden_units`` and ``tf_ranks``)."""
     names = parse_models(models)
-    sizes = matched_sizes(n_features, tasks, [MODELS[name] for name in names], n_experts=n_experts,
+    sizes = matched_sizes(n_features, tasks, [KNOWN_MODELS[name] for name in names], n_experts=n_experts,
                           expert_units=expert_units, tower_units=tower_units, l2_weight=l2_weight, **overrides)
-    return {name: sizes[MODELS[name]] for name in names}
+    return {name: sizes[KNOWN_MODELS[name]] for name in names}
 
 
 def build_model(name: str, n_features: int, sizes: dict[str, Any], *, tasks: Sequence[str] = ("binary", "binary"),
                 seed: int = 0, dtype: Any = DEFAULTS["dtype"]) -> MultiTaskModel:
-    """Model ``name`` (a display name of :data:`MODELS`) with the keyword arguments ``sizes`` (from
+    """Model ``name`` (a display name of :data:`KNOWN_MODELS`) with the keyword arguments ``sizes`` (from
     :func:`census_sizes`)."""
     [name] = parse_models([name])
-    return MODELS[name](n_features, tasks, seed=seed, dtype=dtype, **sizes)
+    return KNOWN_MODELS[name](n_features, tasks, seed=seed, dtype=dtype, **sizes)
 
 
 # ----------------------------------------------------------------------------------------------------------------

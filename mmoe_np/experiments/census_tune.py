@@ -168,12 +168,12 @@ DEFAULTS: dict[str, Any] = {"trials": 27, "seed": 0, "min_epochs": 1, "max_epoch
 def sample_config(name: str, trial: int, seed: int = 0) -> dict[str, Any]:
     """Configuration ``trial`` of model ``name`` (a display name of :data:`SPACES`): every key of
     :data:`TRAINING_SPACE` and of the model's space, drawn with ``np.random.default_rng([seed, m, trial])`` (m
-    the model's position in :data:`~mmoe_np.experiments.census.MODELS`), redrawn until the space's ``valid``
+    the model's position in :data:`~mmoe_np.experiments.census.KNOWN_MODELS`), redrawn until the space's ``valid``
     accepts it. The same (name, trial, seed) always gives the same configuration, whatever else is searched."""
     [name] = census.parse_models([name])
     trial, seed = V.int_at_least("trial", trial, 0), V.int_at_least("seed", seed, 0)
     space = SPACES[name]
-    rng = np.random.default_rng([seed, list(census.MODELS).index(name), trial])
+    rng = np.random.default_rng([seed, list(census.KNOWN_MODELS).index(name), trial])
     for _ in range(1000):
         config = {key: dist.sample(rng) for key, dist in {**TRAINING_SPACE, **space.params}.items()}
         if space.valid(config):
