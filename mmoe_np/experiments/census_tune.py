@@ -10,6 +10,8 @@ again from scratch with its own seed, so its first epochs repeat those of rung k
 once task 1's validation AUC has not improved for ``patience`` epochs and keeps its best epoch. A trial that
 stopped early (or diverged) in one rung would repeat itself in the next, so its record is reused, not retrained.
 Cost: with eta = 3 and budgets 1, 3, 9, at most ``trials * (1 + 1 + 1)`` epochs instead of ``9 * trials``.
+``--models all`` searches the paper's seven; CGC and PLE are searched when named, over their shared and per-task
+experts and the experts' width (a level's S + 2 T experts within the cap) and, for PLE, 2 or 3 levels.
 
 **What is read**: the training and validation rows (:func:`~mmoe_np.experiments.census.fit_run`); the test rows
 are never passed on to training or scoring. **Where things are written** (``out``), each file atomically:
