@@ -45,6 +45,21 @@ def _add_data_dir(p: Any) -> None:
            help="folder with census-income.data.gz and census-income.test.gz")
 
 
+def _add_regularisers(p: Any, defaults: dict[str, Any] | None) -> None:
+    """``--weight-decay``, ``--dropout``, ``--schedule``: the same for every model (``defaults`` None: searched by
+    census-tune unless given)."""
+    from .optim import SCHEDULES
+
+    searched = " (default: searched)" if defaults is None else ""
+    D = defaults or {}
+    option(p, "--weight-decay", type=float, default=D.get("weight_decay"),
+           help="Adam's decoupled weight decay (AdamW), every model alike" + searched)
+    option(p, "--dropout", type=float, default=D.get("dropout"),
+           help="activation dropout p in [0, 1) after every hidden ReLU, every model alike" + searched)
+    option(p, "--schedule", choices=SCHEDULES, default=D.get("schedule"),
+           help="the learning rate over the run: constant, or cosine annealing over epochs x batches" + searched)
+
+
 def add_census(subparsers: Any) -> None:
     from .data.census import GROUPS, RECIPES
 
@@ -61,7 +76,8 @@ def add_census(subparsers: Any) -> None:
     _add_data_dir(p)
     option(p, "--config", default=None, metavar="TUNED_JSON",
            help="train the tuned models of this tuned.json (written by census-tune): each model's sizes, lr, "
-                "batch size, epochs, patience and numeric transform, and the config's group, recipe and split")
+                "batch size, weight decay, dropout, schedule, epochs, patience and numeric transform, and the "
+                "config's group, recipe and split")
     option(p, "--group", type=int, default=None,
            help=f"task group {GROUPS}: 1 = income>50K + never married, 2 = education>=college + never married "
                 f"(default {D['group']}, or the config's)")
@@ -82,6 +98,7 @@ def add_census(subparsers: Any) -> None:
     option(p, "--lr", type=float, default=D["lr"], help="Adam learning rate")
     option(p, "--patience", type=int, default=D["patience"],
            help="stop after this many epochs without a better task-1 validation AUC")
+    _add_regularisers(p, D)
     option(p, "--dtype", choices=("float32", "float64"), default=D["dtype"],
            help="dtype of the data and the parameters")
     option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
@@ -118,7 +135,8 @@ def add_census_tune(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "census-tune", help="Census-income: tune every model on the main task's validation AUC",
         description="Successive halving per model over its search space (learning rate, batch size, the "
-                    "transform of the heavy-tailed columns, the model's own sizes within 2048 units per layer), "
+                    "transform of the heavy-tailed columns, weight decay, dropout, the learning-rate schedule, the "
+                    "model's own sizes within 2048 units per layer), "
                     "scored on task 1's validation AUC; the test rows are never read. Every trial is recorded in "
                     "--out as it finishes; run the same command again to resume. Then: mmoe-np census --config "
                     "OUT/tuned.json. See docs/results-census.md.",
@@ -141,6 +159,7 @@ def add_census_tune(subparsers: Any) -> None:
            help="stop a trial after this many epochs without a better task-1 validation AUC")
     option(p, "--numeric", choices=NUMERIC_TRANSFORMS, default=None,
            help="fix the transform of the heavy-tailed columns (default: searched)")
+    _add_regularisers(p, None)
     option(p, "--dtype", choices=("float32", "float64"), default=census.DEFAULTS["dtype"],
            help="dtype of the data and the parameters")
     option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
@@ -155,7 +174,8 @@ def run_census(args: argparse.Namespace) -> int:
     settings = census.check_settings(args.data_dir, group=args.group, models=args.models, runs=args.runs,
                                      recipe=args.recipe, split_seed=args.split_seed, seed=args.seed,
                                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                     patience=args.patience, dtype=args.dtype, train_rows=args.train_rows,
+                                     patience=args.patience, weight_decay=args.weight_decay, dropout=args.dropout,
+                                     schedule=args.schedule, dtype=args.dtype, train_rows=args.train_rows,
                                      standardize=args.standardize, config=args.config, workers=args.workers,
                                      **sizes)
     out = check_out(args.out)
@@ -180,7 +200,7 @@ def run_census_tune(args: argparse.Namespace) -> int:
                                      split_seed=args.split_seed, dtype=args.dtype, train_rows=args.train_rows)
     source = census.CensusSource(str(settings["data_dir"]), settings["group"], settings["recipe"],
                                  settings["split_seed"], str(settings["dtype"]), settings["train_rows"])
-    fixed = {} if args.numeric is None else {"numeric": args.numeric}
+    fixed = {key: getattr(args, key) for key in ("numeric", *census.REGULARISERS) if getattr(args, key) is not None}
     check_out(args.out)
     result = census_tune.tune(source, settings["models"], trials=args.trials, out=args.out, seed=args.seed,
                               min_epochs=args.min_epochs, max_epochs=args.max_epochs, eta=args.eta,

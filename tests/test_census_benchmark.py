@@ -6,6 +6,7 @@ when they are absent. Every training here uses a few thousand rows and one to th
 import csv
 import dataclasses
 import json
+import math
 import types
 from pathlib import Path
 
@@ -14,7 +15,8 @@ import pytest
 
 import mmoe_np as mn
 from mmoe_np import cli
-from mmoe_np.experiments import census
+from mmoe_np.experiments import census, census_runs
+from mmoe_np.optim import scheduled_lr
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "census-income"
 needs_data = pytest.mark.skipif(not (DATA_DIR / "census-income.data.gz").is_file()
@@ -253,6 +255,8 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
                                         (["--data-dir", "/no/such/dir"], "--data-dir"),
                                         (["--train-rows", "0"], "--train-rows"),
                                         (["--tf-ranks", "2,2"], "--tf-ranks"),
+                                        (["--dropout", "1"], "--dropout must be in [0, 1)"),
+                                        (["--weight-decay", "-0.1"], "--weight-decay"),
                                         (["--models", "MMoE", "mmoe"], "--models must not repeat")])
 def test_command_reports_bad_arguments(tmp_path, capsys, argv, name):
     base = ["census", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]
@@ -394,7 +398,8 @@ def test_runs_in_worker_processes_match_the_runs_in_this_process(tmp_path):
     source = census.ArraySource(data.X_train, data.Y_train, data.X_val, data.Y_val, data.X_test, data.Y_test)
     s = census.check_settings(tmp_path, config=tuned_file(tmp_path), runs=2)
     assert s["plan"]["MMoE"] == {"sizes": {"n_experts": 3, "expert_units": (8,), "tower_units": (4,)}, "lr": 2e-3,
-                                 "batch_size": 32, "epochs": 3, "patience": 2, "numeric": None}
+                                 "batch_size": 32, "epochs": 3, "patience": 2, "numeric": None,
+                                 "weight_decay": 0.0, "dropout": 0.0, "schedule": "constant"}  # an older config
     here = census.run_checked(s, source=source)
     there = census.run_checked({**s, "workers": 2}, source=source)
     for a, b in zip(here.models, there.models):
@@ -404,3 +409,97 @@ def test_runs_in_worker_processes_match_the_runs_in_this_process(tmp_path):
     assert [m.name for m in here.models] == ["Shared-Bottom", "MMoE"]
     assert here.models[1].training["lr"] == 2e-3 and here.models[1].runs[0].epochs <= 3
     assert "epochs" not in here.settings and here.settings["config"] == str(tmp_path / "tuned.json")
+
+
+# ---------------------------------------------------------------- the regularisers: weight decay, dropout, schedule
+
+
+class RecordingAdam(mn.Adam):
+    """Adam that keeps itself in ``made`` and records the learning rate of every step it takes."""
+    made = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rates = []
+        RecordingAdam.made.append(self)
+
+    def step(self, grads):
+        self.rates.append(self.lr)
+        return super().step(grads)
+
+
+@pytest.fixture
+def recording_adam(monkeypatch):
+    RecordingAdam.made = []
+    monkeypatch.setattr(census_runs, "Adam", RecordingAdam)
+    return RecordingAdam.made
+
+
+def test_fit_run_trains_with_weight_decay_dropout_and_the_cosine_schedule(recording_adam):
+    data = fake_data()  # 256 training rows: batches of 100 -> 3 steps per epoch
+    fitted = census.fit_run("MMoE", {"n_experts": 3, "expert_units": (8,)}, data.X_train, data.Y_train, data.X_val,
+                            data.Y_val, seed=1, epochs=2, batch_size=100, lr=4e-3, patience=5, weight_decay=0.05,
+                            dropout=0.2, schedule="cosine")
+    [adam] = recording_adam
+    assert adam.weight_decay == 0.05 and fitted.model.dropout == 0.2 and fitted.epochs == 2
+    assert adam.rates == [scheduled_lr(4e-3, s, 6, "cosine") for s in range(1, 7)]  # S = 2 epochs x 3 batches
+    assert adam.rates[0] == 4e-3 > adam.rates[3] > adam.rates[-1] and adam.lr == 4e-3
+
+
+def test_fit_run_without_regularisers_is_the_plain_training_bit_for_bit():
+    # the defaults (no decay, no dropout, constant rate) train exactly as fit_run did before they existed
+    data, sizes = fake_data(), {"n_experts": 3, "expert_units": (8,)}
+    for name in ("MMoE", "Cross-Stitch"):
+        fitted = census.fit_run(name, sizes if name == "MMoE" else {"hidden_units": (8,)}, data.X_train, data.Y_train,
+                                data.X_val, data.Y_val, seed=2, epochs=3, batch_size=64, lr=3e-3, patience=1)
+        model = census.build_model(name, 40, sizes if name == "MMoE" else {"hidden_units": (8,)}, seed=2)
+        stopping = mn.EarlyStopping(score=lambda m: census.task_aucs(m, data.X_val, data.Y_val)[0], mode="max",
+                                    patience=1, restore_best=True)
+        mn.fit(model, data.X_train, data.Y_train, optimizer=mn.Adam(model.params, lr=3e-3), epochs=3, batch_size=64,
+               seed=2, early_stopping=stopping)
+        for key in model.params:
+            np.testing.assert_array_equal(fitted.model.params[key], model.params[key], err_msg=key)
+
+
+def test_regularisers_are_checked_and_a_config_sets_them(tmp_path):
+    for kwargs, message in [({"dropout": 1.0}, r"dropout must be in \[0, 1\)"), ({"weight_decay": -1}, "weight_decay"),
+                            ({"schedule": "linear"}, "schedule must be one of")]:
+        with pytest.raises(ValueError, match=message):
+            census.run_census_benchmark(tmp_path, **kwargs)  # no data in tmp_path: checked first
+        with pytest.raises(ValueError, match=message):
+            census.train_runs("MMoE", fake_data(), {"n_experts": 2}, runs=1, epochs=1, **kwargs)
+    s = census.check_settings(tmp_path, models="mmoe,omoe", weight_decay=1e-3, dropout=0.1, schedule="cosine")
+    assert {k: s["plan"]["OMoE"][k] for k in census.REGULARISERS} == {"weight_decay": 1e-3, "dropout": 0.1,
+                                                                         "schedule": "cosine"}
+    with pytest.raises(ValueError, match="dropout is set by the config"):
+        census.check_settings(tmp_path, config=tuned_file(tmp_path), dropout=0.1)
+
+
+def test_census_config_trains_every_model_with_its_regularisers(tmp_path, monkeypatch, capsys, recording_adam):
+    # mmoe-np census --config tuned.json: a model whose entry names the regularisers trains with them, one whose
+    # entry predates them (Shared-Bottom here) without
+    path = tuned_file(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["models"]["MMoE"].update(weight_decay=0.01, dropout=0.25, schedule="cosine")
+    path.write_text(json.dumps(doc))
+    data = fake_data(n=400)
+    loaded = types.SimpleNamespace(**vars(data), n_features=40, task_names=("a", "b"))
+    monkeypatch.setattr(mn.data, "load_census_income", lambda *args, **kwargs: loaded)
+    out = tmp_path / "out"
+    assert run_cli(["census", "--data-dir", str(tmp_path), "--config", str(path), "--runs", "2", "--out", str(out),
+                    "--no-plot", "--quiet"]) == 0
+    capsys.readouterr()
+    bench = json.loads((out / "group1.json").read_text())
+    training = {m["model"]: m["training"] for m in bench["models"]}
+    assert {k: training["MMoE"][k] for k in census.REGULARISERS} == {"weight_decay": 0.01, "dropout": 0.25,
+                                                                        "schedule": "cosine"}
+    assert {k: training["Shared-Bottom"][k] for k in census.REGULARISERS} == {"weight_decay": 0.0, "dropout": 0.0,
+                                                                                 "schedule": "constant"}
+    # the runs in order: Shared-Bottom's two (batch 64), then MMoE's two (batch 32, at most 3 epochs)
+    assert [a.weight_decay for a in recording_adam] == [0.0, 0.0, 0.01, 0.01]
+    assert all(set(a.rates) == {3e-3} for a in recording_adam[:2])
+    steps = 3 * math.ceil(len(data.X_train) / 32)  # the cosine's length: epochs x batches, even if stopped early
+    for adam in recording_adam[2:]:
+        assert adam.rates == [scheduled_lr(2e-3, s, steps, "cosine") for s in range(1, len(adam.rates) + 1)]
+    best = mn.load(out / "model-mmoe-group1-best.npz")
+    assert best.dropout == 0.25 and mn.load(out / "model-shared-bottom-group1-best.npz").dropout == 0.0

@@ -3,7 +3,9 @@
 Every run of every model is trained the same way (``docs/results-census.md`` gives the reasons and the numbers):
 
 * data: :func:`mmoe_np.data.load_census_income` (training file; the test file split 1:1 into validation and test);
-* Adam (lr 1e-3), minibatches of 1024, at most ``epochs`` (10) epochs;
+* Adam (lr 1e-3), minibatches of 1024, at most ``epochs`` (10) epochs; no regulariser by default: decoupled
+  ``weight_decay`` in Adam, activation ``dropout`` and a cosine learning-rate ``schedule`` are each one setting, the
+  same for every model (:func:`fit_run`);
 * early stopping on the **main task's (task 1's) validation AUC**: after every epoch the validation AUC of task 1
   is computed; training stops once it has not improved for ``patience`` (2) epochs, and the parameters of the best
   epoch are restored (:class:`mmoe_np.EarlyStopping` with ``mode="max"``, ``restore_best=True``);
@@ -25,8 +27,9 @@ A **run** is one training of one model with its own seed; :func:`run_census_benc
 (:mod:`mmoe_np.experiments.stats`; run r of every model shares its seed, so the runs pair).
 
 **Tuned models** (``mmoe-np census --config tuned.json``): the configuration written by ``mmoe-np census-tune``
-(:mod:`mmoe_np.experiments.census_tune`) gives every model its own sizes, learning rate, batch size, epoch cap,
-patience and transform of the heavy-tailed columns (:func:`read_tuned_config`); the data is then loaded once per
+(:mod:`mmoe_np.experiments.census_tune`) gives every model its own sizes, learning rate, batch size, regularisers,
+epoch cap, patience and transform of the heavy-tailed columns (:func:`read_tuned_config`; a configuration written
+before the regularisers were tuned trains without them); the data is then loaded once per
 transform. The run with the best main-task *validation* AUC of every model is kept (``ModelResult.best_model``)
 and written as ``model-{model}-group{G}-best.npz``.
 
@@ -55,12 +58,13 @@ from .._io import write_text
 from . import stats
 from .census_jobs import (ArraySource, CensusSource, RunJob, clear_loaded, load_source, run_jobs,
                           standardize_non_binary, train_job)
-from .census_runs import (BEYOND_PAPER, DEFAULTS, GATED, KNOWN_MODELS, MODELS, FittedRun, ModelResult, RunResult,
-                          build_model, census_sizes, fit_run, parse_models, slug, task_aucs, train_runs)
+from .census_runs import (BEYOND_PAPER, DEFAULTS, GATED, KNOWN_MODELS, MODELS, REGULARISERS, FittedRun, ModelResult,
+                          RunResult, build_model, census_sizes, check_regulariser, check_regularisers, fit_run,
+                          parse_models, slug, task_aucs, train_runs)
 from .common import load_average, staged_outputs, write_csv, write_json
 
-__all__ = ["MODELS", "BEYOND_PAPER", "KNOWN_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes",
-           "build_model", "task_aucs", "RunResult", "ModelResult", "CensusBenchmark", "train_runs",
+__all__ = ["MODELS", "BEYOND_PAPER", "KNOWN_MODELS", "GATED", "DEFAULTS", "REGULARISERS", "parse_models",
+           "census_sizes", "build_model", "task_aucs", "RunResult", "ModelResult", "CensusBenchmark", "train_runs",
            "standardize_non_binary", "check_settings", "run_census_benchmark", "run_checked", "format_table",
            "format_comparisons", "write_census_csv", "write_census_json", "CSV_COLUMNS", "output_names", "FittedRun",
            "fit_run", "CensusSource", "ArraySource", "load_source", "clear_loaded", "run_jobs", "read_tuned_config",
@@ -73,8 +77,9 @@ DEFAULT_DATA_DIR = Path("..") / "shared" / "data" / "census-income"
 # The tuned configuration (written by census-tune, read by census --config)
 # ----------------------------------------------------------------------------------------------------------------
 TUNED_FORMAT = "mmoe-np census-tune 1"
-# What the tuned configuration sets for every model (besides its sizes), and the benchmark default of each.
-TUNED_KEYS = ("lr", "batch_size", "epochs", "patience", "numeric")
+# What the tuned configuration sets for every model (besides its sizes); a configuration without the regularisers
+# (written before they were tuned) trains with their defaults (DEFAULTS: none).
+TUNED_KEYS = ("lr", "batch_size", "epochs", "patience", "numeric", *REGULARISERS)
 
 
 def _tuple_sizes(sizes: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +90,9 @@ def _tuple_sizes(sizes: dict[str, Any]) -> dict[str, Any]:
 def read_tuned_config(path: Any) -> dict[str, Any]:
     """The tuned configuration written by ``mmoe-np census-tune`` (``tuned.json``), checked: ``{"data": {group,
     recipe, split_seed, dtype, n_features}, "models": {name: {"sizes", "lr", "batch_size", "epochs", "patience",
-    "numeric", ...}}}`` with the names of :data:`KNOWN_MODELS` and every model buildable from its sizes. A ValueError
-    names ``config`` and what is wrong."""
+    "numeric", "weight_decay", "dropout", "schedule", ...}}}`` with the names of :data:`KNOWN_MODELS` and every
+    model buildable from its sizes; a model without ``weight_decay``, ``dropout`` or ``schedule`` gets its default
+    (none, as it was tuned). A ValueError names ``config`` and what is wrong."""
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
@@ -112,7 +118,8 @@ def read_tuned_config(path: Any) -> dict[str, Any]:
                         "batch_size": V.positive_int("batch_size", entry["batch_size"]),
                         "epochs": V.positive_int("epochs", entry["epochs"]),
                         "patience": V.positive_int("patience", entry["patience"]),
-                        "numeric": None if entry["numeric"] is None else check_numeric(entry["numeric"])}
+                        "numeric": None if entry["numeric"] is None else check_numeric(entry["numeric"]),
+                        **{key: check_regulariser(key, entry.get(key, DEFAULTS[key])) for key in REGULARISERS}}
             build_model(name, out["data"]["n_features"], sizes)  # every size checked by the constructor
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"config {str(path)!r}, model {name}: {type(err).__name__}: {err}") from None
@@ -222,23 +229,25 @@ def check_settings(data_dir: Any, *, group: Any = None, models: Any = "all",
                    runs: Any = DEFAULTS["runs"], recipe: Any = None, split_seed: Any = None,
                    seed: Any = DEFAULTS["seed"], epochs: Any = DEFAULTS["epochs"],
                    batch_size: Any = DEFAULTS["batch_size"], lr: Any = DEFAULTS["lr"],
-                   patience: Any = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"], train_rows: Any = None,
-                   standardize: Any = False, config: Any = None, workers: Any = 0,
-                   **size_overrides: Any) -> dict[str, Any]:
+                   patience: Any = DEFAULTS["patience"], weight_decay: Any = DEFAULTS["weight_decay"],
+                   dropout: Any = DEFAULTS["dropout"], schedule: Any = DEFAULTS["schedule"],
+                   dtype: Any = DEFAULTS["dtype"], train_rows: Any = None, standardize: Any = False,
+                   config: Any = None, workers: Any = 0, **size_overrides: Any) -> dict[str, Any]:
     """Check every benchmark argument before anything is loaded or trained; returns them normalised, for
     :func:`run_checked`.
 
     Raises ValueError naming the first bad argument: ``data_dir`` not a folder, ``group`` not 1 or 2, an unknown
-    name in ``models``, a non-positive ``runs``/``epochs``/``batch_size``/``patience``/``train_rows``/``lr``, ...
+    name in ``models``, a non-positive ``runs``/``epochs``/``batch_size``/``patience``/``train_rows``/``lr``, a
+    ``weight_decay``, ``dropout`` or ``schedule`` that :func:`fit_run` would refuse, ...
     The size overrides (None means the default) are checked by :func:`mmoe_np.sizing.check_sizes`, the check
     :func:`census_sizes` makes, without building any model. ``group``, ``recipe`` and ``split_seed`` None mean the
     defaults (1, "paper", 0).
 
     ``config`` (a ``tuned.json`` of ``mmoe-np census-tune``, :func:`read_tuned_config`) gives every model its own
-    sizes, lr, batch size, epochs, patience and numeric transform, and the group, recipe and split the models were
-    tuned on (a different ``group``, ``recipe`` or ``split_seed`` is refused); ``models`` then chooses among the
-    config's models, and ``epochs``, ``batch_size``, ``lr``, ``patience`` and the size overrides must be left at
-    their defaults. The result's ``plan`` holds every model's training settings.
+    sizes, lr, batch size, regularisers, epochs, patience and numeric transform, and the group, recipe and split the
+    models were tuned on (a different ``group``, ``recipe`` or ``split_seed`` is refused); ``models`` then chooses
+    among the config's models, and ``epochs``, ``batch_size``, ``lr``, ``patience``, the regularisers and the size
+    overrides must be left at their defaults. The result's ``plan`` holds every model's training settings.
     """
     path = Path(data_dir)
     if not path.is_dir():
@@ -247,7 +256,8 @@ def check_settings(data_dir: Any, *, group: Any = None, models: Any = "all",
     if not isinstance(standardize, (bool, np.bool_)):
         raise ValueError(f"standardize must be True or False; got {standardize!r}")
     training = {"epochs": V.positive_int("epochs", epochs), "batch_size": V.positive_int("batch_size", batch_size),
-                "lr": V.positive_float("lr", lr), "patience": V.positive_int("patience", patience)}
+                "lr": V.positive_float("lr", lr), "patience": V.positive_int("patience", patience),
+                **check_regularisers(weight_decay, dropout, schedule)}
     sizes = check_sizes(**{k: v for k, v in size_overrides.items() if v is not None})
     s = {"data_dir": path, "runs": V.positive_int("runs", runs), "seed": V.int_at_least("seed", seed, 0),
          "dtype": V.dtype(dtype),
@@ -284,22 +294,25 @@ def run_census_benchmark(data_dir: Any, *, group: int | None = None, models: str
                          runs: int = DEFAULTS["runs"], recipe: str | None = None, split_seed: int | None = None,
                          seed: int = DEFAULTS["seed"], epochs: int = DEFAULTS["epochs"],
                          batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
-                         patience: int = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"],
-                         train_rows: int | None = None, standardize: bool = False, config: Any = None,
-                         workers: int = 0, progress: bool = False, keep_models: bool = False,
+                         patience: int = DEFAULTS["patience"], weight_decay: float = DEFAULTS["weight_decay"],
+                         dropout: float = DEFAULTS["dropout"], schedule: str = DEFAULTS["schedule"],
+                         dtype: Any = DEFAULTS["dtype"], train_rows: int | None = None, standardize: bool = False,
+                         config: Any = None, workers: int = 0, progress: bool = False, keep_models: bool = False,
                          **size_overrides: Any) -> CensusBenchmark:
     """Load Census-income (``group``, ``recipe``, validation/test split ``split_seed``) and train ``runs`` runs of
     every model in ``models`` (``keep_models``: keep every trained model, see :meth:`CensusBenchmark.write`); see
     :func:`train_runs` for one model and :func:`census_sizes` for the sizes and the
     ``size_overrides`` (``n_experts``, ``expert_units``, ``tower_units``, ``l2_weight``, ``bottom_units``,
-    ``hidden_units``, ``tf_hidden_units``, ``tf_ranks``; None means the default). ``train_rows`` keeps only the
+    ``hidden_units``, ``tf_hidden_units``, ``tf_ranks``; None means the default); ``weight_decay``, ``dropout``
+    and ``schedule`` regularise every model alike (:func:`fit_run`). ``train_rows`` keeps only the
     first rows of the training set (for quick checks and tests); ``standardize`` applies
     :func:`standardize_non_binary` (meant for the keras recipe); ``config`` trains the tuned models of a
     ``tuned.json`` instead; ``workers`` > 0 trains the runs on that many worker processes (one BLAS thread each).
     Every argument is checked first (:func:`check_settings`), then :func:`run_checked` runs."""
     return run_checked(check_settings(data_dir, group=group, models=models, runs=runs, recipe=recipe,
                                       split_seed=split_seed, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                                      patience=patience, dtype=dtype, train_rows=train_rows, standardize=standardize,
+                                      patience=patience, weight_decay=weight_decay, dropout=dropout,
+                                      schedule=schedule, dtype=dtype, train_rows=train_rows, standardize=standardize,
                                       config=config, workers=workers, **size_overrides),
                        progress=progress, keep_models=keep_models)
 
@@ -347,12 +360,12 @@ def run_checked(s: dict[str, Any], *, progress: bool = False, keep_models: bool 
             by_name[name].X_gates = load_source(source, s["plan"][name]["numeric"]).X_test
     clear_loaded()
     settings = {**{k: s[k] for k in ("group", "recipe", "split_seed", "runs", "seed", "epochs", "batch_size", "lr",
-                                     "patience", "standardize", "config", "workers")},
+                                     "patience", *REGULARISERS, "standardize", "config", "workers")},
                 "data_dir": str(s["data_dir"]), "dtype": str(s["dtype"]), "optimizer": "Adam",
                 "early_stopping": "task 1 validation AUC, best epoch restored", **done[0]["data"],
                 "size_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in s["sizes"].items()}}
     if s["config"] is not None:  # the training settings are each model's own (ModelResult.training)
-        for key in ("epochs", "batch_size", "lr", "patience"):
+        for key in ("epochs", "batch_size", "lr", "patience", *REGULARISERS):
             settings.pop(key)
     return CensusBenchmark(settings, done[0]["task_names"], [by_name[name] for name in s["models"]],
                            time.perf_counter() - start, {"start": load_start, "end": load_average()})

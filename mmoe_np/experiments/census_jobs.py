@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..training import Progress
-from .census_runs import DEFAULTS, RunResult, census_sizes, fit_run, slug, task_aucs
+from .census_runs import DEFAULTS, REGULARISERS, RunResult, census_sizes, fit_run, slug, task_aucs
 from .workers import map_in_workers, worker_progress
 
 __all__ = ["standardize_non_binary", "CensusSource", "ArraySource", "load_source", "clear_loaded", "run_jobs",
@@ -172,9 +172,10 @@ def run_jobs(function: Callable[[Any], Any], jobs: Sequence[Any], workers: int, 
 
 @dataclass(frozen=True)
 class RunJob:
-    """One run of one model, everything a worker needs: the data source, the model's plan and sizes (None:
-    matched to MMoE once the data gives the number of features), the run index and where to save the model
-    (None: return it)."""
+    """One run of one model, everything a worker needs: the data source, the model's plan (its sizes, None:
+    matched to MMoE once the data gives the number of features; its numeric transform and the settings of
+    :func:`~.census_runs.fit_run`, regularisers included), the run index and where to save the model (None:
+    return it)."""
     source: CensusSource
     name: str
     plan: dict[str, Any]
@@ -200,7 +201,8 @@ def train_job(job: RunJob) -> dict[str, Any]:
     plan = job.plan
     fitted = fit_run(job.name, sizes, data.X_train, data.Y_train, data.X_val, data.Y_val, seed=job.seed + job.run,
                      epochs=plan["epochs"], batch_size=plan["batch_size"], lr=plan["lr"], patience=plan["patience"],
-                     dtype=job.dtype, label=f"{job.name} run {job.run + 1}/{job.runs}", progress=job.progress)
+                     **{key: plan[key] for key in REGULARISERS}, dtype=job.dtype,
+                     label=f"{job.name} run {job.run + 1}/{job.runs}", progress=job.progress)
     run = RunResult(seed=job.seed + job.run, test_auc=task_aucs(fitted.model, data.X_test, data.Y_test),
                     val_auc=fitted.val_auc, best_epoch=fitted.best_epoch, epochs=fitted.epochs,
                     seconds=fitted.seconds, val_auc_history=fitted.val_auc_history)

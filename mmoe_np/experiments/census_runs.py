@@ -4,8 +4,9 @@ The seven models of the paper's comparison (:data:`MODELS`, what ``"all"`` choos
 and PLE (Tang et al., 2020; :data:`BEYOND_PAPER`, chosen by name: ``--models mmoe cgc ple``); the benchmark's
 defaults, the sizes matched to MMoE (:func:`census_sizes`), and how one model is trained the
 benchmark's way: :func:`fit_run` (Adam, minibatches, early stopping on task 1's validation AUC with the best epoch
-restored) and :func:`train_runs` (``runs`` runs of one model, run r with seed ``seed + r``, each scored once on the
-test set) -> a :class:`ModelResult` of one :class:`RunResult` per run.
+restored; optionally the regularisers of :data:`REGULARISERS`, off by default) and :func:`train_runs` (``runs``
+runs of one model, run r with seed ``seed + r``, each scored once on the test set) -> a :class:`ModelResult` of one
+:class:`RunResult` per run.
 """
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ from .. import (CGC, PLE, CrossStitch, L2Constrained, MMoE, MultiTaskModel, OMoE
                 TensorFactorization)
 from .. import _validation as V
 from ..metrics import roc_auc
-from ..optim import Adam
+from ..optim import SCHEDULES, Adam
 from ..sizing import count_params, matched_sizes
 from ..training import EarlyStopping, Progress, fit
 from . import common
 from .common import run_std
 
-__all__ = ["MODELS", "BEYOND_PAPER", "KNOWN_MODELS", "GATED", "DEFAULTS", "parse_models", "census_sizes",
-           "build_model", "slug", "task_aucs", "RunResult", "ModelResult", "FittedRun", "fit_run", "train_runs"]
+__all__ = ["MODELS", "BEYOND_PAPER", "KNOWN_MODELS", "GATED", "DEFAULTS", "REGULARISERS", "check_regulariser",
+           "check_regularisers", "parse_models", "census_sizes", "build_model", "slug", "task_aucs", "RunResult",
+           "ModelResult", "FittedRun", "fit_run", "train_runs"]
 
 # The seven models of the paper's comparison, in the order of its tables (what "all" chooses): display name -> class.
 MODELS: dict[str, type[MultiTaskModel]] = {
@@ -50,7 +52,34 @@ DEFAULTS: dict[str, Any] = {
     "group": 1, "recipe": "paper", "split_seed": 0, "runs": 5, "seed": 0,
     "epochs": 10, "batch_size": 1024, "lr": 1e-3, "patience": 2, "dtype": "float32",
     "n_experts": 8, "expert_units": (16,), "tower_units": (8,), "l2_weight": 1e-2,
+    "weight_decay": 0.0, "dropout": 0.0, "schedule": "constant",
 }
+# fit_run's options against overfitting, the same for every model; their DEFAULTS (none) train as before they existed
+REGULARISERS = ("weight_decay", "dropout", "schedule")
+
+
+def check_regulariser(key: str, value: Any, name: str | None = None) -> Any:
+    """``value`` of regulariser ``key`` (:data:`REGULARISERS`) checked, for settings checked before any training:
+    ``weight_decay`` >= 0 (Adam's decoupled decay), ``dropout`` in [0, 1) (the models' activation dropout),
+    ``schedule`` one of :data:`~mmoe_np.optim.SCHEDULES`. A ValueError names ``name`` (default ``key``)."""
+    name = key if name is None else name
+    if key == "weight_decay":
+        return V.positive_float(name, value, allow_zero=True)
+    if key == "dropout":
+        p = V.positive_float(name, value, allow_zero=True)
+        if p >= 1:
+            raise ValueError(f"{name} must be in [0, 1) (the probability of dropping a hidden unit); got {value!r}")
+        return p
+    if key == "schedule":
+        if value not in SCHEDULES:
+            raise ValueError(f"{name} must be one of {SCHEDULES}; got {value!r}")
+        return value
+    raise ValueError(f"{name}: unknown regulariser {key!r}; expected one of {REGULARISERS}")
+
+
+def check_regularisers(weight_decay: Any, dropout: Any, schedule: Any) -> dict[str, Any]:
+    """The three regularisers checked (:func:`check_regulariser`), keyed by :data:`REGULARISERS`."""
+    return {key: check_regulariser(key, value) for key, value in zip(REGULARISERS, (weight_decay, dropout, schedule))}
 
 
 def parse_models(models: str | Sequence[str]) -> list[str]:
@@ -136,9 +165,9 @@ class RunResult:
 @dataclass
 class ModelResult:
     """Every run of one model: ``runs`` (list of :class:`RunResult`), its sizes and parameter counts, its training
-    settings (``training``: lr, batch size, epochs, patience, numeric transform), the model of run 0 (kept for the
-    gate plot), with ``keep_models`` every run's trained model (``trained``), and with ``keep_best`` the model of
-    the run with the best task-1 *validation* AUC (``best_model``, run index ``best_run``)."""
+    settings (``training``: lr, batch size, epochs, patience, regularisers, numeric transform), the model of run 0
+    (kept for the gate plot), with ``keep_models`` every run's trained model (``trained``), and with ``keep_best``
+    the model of the run with the best task-1 *validation* AUC (``best_model``, run index ``best_run``)."""
 
     name: str
     sizes: dict[str, Any]
@@ -236,18 +265,24 @@ class FittedRun:
 
 def fit_run(name: str, sizes: dict[str, Any], X_train: np.ndarray, Y_train: np.ndarray, X_val: np.ndarray,
             Y_val: np.ndarray, *, seed: int, epochs: int, batch_size: int, lr: float, patience: int,
-            dtype: Any = DEFAULTS["dtype"], label: str = "", progress: bool = False,
-            on_divergence: str = "raise") -> FittedRun:
+            weight_decay: float = DEFAULTS["weight_decay"], dropout: float = DEFAULTS["dropout"],
+            schedule: str = DEFAULTS["schedule"], dtype: Any = DEFAULTS["dtype"], label: str = "",
+            progress: bool = False, on_divergence: str = "raise") -> FittedRun:
     """Train one model ``name`` with ``sizes`` (constructor keyword arguments) the benchmark's way: initialised
     and shuffled with ``seed``, Adam(lr), minibatches of ``batch_size``, at most ``epochs`` epochs, early stopping
     on task 1's validation AUC with ``patience``, the best epoch's parameters restored. It sees the training and
     validation rows only: the tuner (:mod:`~mmoe_np.experiments.census_tune`) calls it without any test set.
-    ``on_divergence="stop"`` ends a run with a non-finite loss instead of raising (see :func:`mmoe_np.fit`)."""
+    ``on_divergence="stop"`` ends a run with a non-finite loss instead of raising (see :func:`mmoe_np.fit`).
+
+    The regularisers, open to every model alike: ``weight_decay`` Adam's decoupled decay (AdamW), ``dropout`` the
+    model's activation dropout (the constructor's ``dropout=p``), ``schedule`` the learning rate's course over the
+    ``epochs * ceil(N / batch_size)`` steps (``fit(schedule=...)``). Their defaults (0, 0, "constant") train bit
+    for bit as before they existed."""
     tasks = ("binary",) * Y_train.shape[1]
-    model = build_model(name, X_train.shape[1], sizes, tasks=tasks, seed=seed, dtype=dtype)
+    model = build_model(name, X_train.shape[1], {**sizes, "dropout": dropout}, tasks=tasks, seed=seed, dtype=dtype)
     score = _ValidationAUC(X_val, Y_val, label, epochs, progress)
-    history = fit(model, X_train, Y_train, optimizer=Adam(model.params, lr=lr), epochs=epochs,
-                  batch_size=batch_size, seed=seed, on_divergence=on_divergence,
+    history = fit(model, X_train, Y_train, optimizer=Adam(model.params, lr=lr, weight_decay=weight_decay),
+                  epochs=epochs, batch_size=batch_size, seed=seed, on_divergence=on_divergence, schedule=schedule,
                   early_stopping=EarlyStopping(score=score, mode="max", patience=patience, restore_best=True))
     aucs = np.array(score.history, dtype=np.float64).reshape(-1, Y_train.shape[1])
     best = -1 if history.best_epoch is None else int(history.best_epoch)
@@ -257,13 +292,16 @@ def fit_run(name: str, sizes: dict[str, Any], X_train: np.ndarray, Y_train: np.n
 def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAULTS["runs"],
                seed: int = DEFAULTS["seed"], epochs: int = DEFAULTS["epochs"],
                batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
-               patience: int = DEFAULTS["patience"], dtype: Any = DEFAULTS["dtype"],
-               progress: bool = False, on_run: Callable[[RunResult], None] | None = None,
-               keep_models: bool = False, keep_best: bool = False) -> ModelResult:
+               patience: int = DEFAULTS["patience"], weight_decay: float = DEFAULTS["weight_decay"],
+               dropout: float = DEFAULTS["dropout"], schedule: str = DEFAULTS["schedule"],
+               dtype: Any = DEFAULTS["dtype"], progress: bool = False,
+               on_run: Callable[[RunResult], None] | None = None, keep_models: bool = False,
+               keep_best: bool = False) -> ModelResult:
     """Train ``runs`` independent runs of model ``name`` on ``data`` (a :class:`~mmoe_np.data.CensusIncome` or any
     object with ``X_train, Y_train, X_val, Y_val, X_test, Y_test``), one after the other.
 
-    Run r: init and shuffling seed ``seed + r`` (:func:`fit_run`), then the test AUC of every
+    Run r: init and shuffling seed ``seed + r`` (:func:`fit_run`, with the regularisers ``weight_decay``,
+    ``dropout`` and ``schedule``), then the test AUC of every
     task. ``on_run(result)`` (optional) is called after every run; ``keep_models`` keeps every run's trained model
     in ``ModelResult.trained``; ``keep_best`` the one with the best task-1 validation AUC in ``best_model``.
     """
@@ -272,16 +310,17 @@ def train_runs(name: str, data: Any, sizes: dict[str, Any], *, runs: int = DEFAU
     patience, batch_size = V.positive_int("patience", patience), V.positive_int("batch_size", batch_size)
     lr = V.positive_float("lr", lr)
     seed = V.int_at_least("seed", seed, 0)
+    regularisers = check_regularisers(weight_decay, dropout, schedule)
     result = None
     for r in range(runs):
         fitted = fit_run(name, sizes, data.X_train, data.Y_train, data.X_val, data.Y_val, seed=seed + r,
-                         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, dtype=dtype,
-                         label=f"{name} run {r + 1}/{runs}", progress=progress)
+                         epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, **regularisers,
+                         dtype=dtype, label=f"{name} run {r + 1}/{runs}", progress=progress)
         model = fitted.model
         if result is None:  # run 0's model is kept for the gate plot
             result = ModelResult(name, dict(sizes), count_params(model), count_params(model, convention="paper"),
                                  first_model=model, training={"lr": lr, "batch_size": batch_size, "epochs": epochs,
-                                                              "patience": patience})
+                                                              "patience": patience, **regularisers})
         run = RunResult(seed=seed + r, test_auc=task_aucs(model, data.X_test, data.Y_test),
                         val_auc=fitted.val_auc, best_epoch=fitted.best_epoch, epochs=fitted.epochs,
                         seconds=fitted.seconds, val_auc_history=fitted.val_auc_history)
