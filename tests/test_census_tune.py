@@ -14,8 +14,9 @@ import pytest
 
 import mmoe_np as mn
 from mmoe_np import cli
-from mmoe_np.experiments import census
+from mmoe_np.experiments import census, census_runs
 from mmoe_np.experiments import census_tune as T
+from mmoe_np.optim import SCHEDULES, scheduled_lr
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "census-income"
 needs_data = pytest.mark.skipif(not (DATA_DIR / "census-income.data.gz").is_file()
@@ -71,6 +72,8 @@ def test_configurations_are_reproducible_and_within_the_spaces():
         for c in configs:
             assert 1e-4 <= c["lr"] <= 1e-2 and c["batch_size"] in (256, 512, 1024, 2048)
             assert c["numeric"] in mn.data.census.NUMERIC_TRANSFORMS
+            assert 1e-6 <= c["weight_decay"] <= 1e-1 and c["dropout"] in (0, 0.1, 0.2, 0.3)
+            assert c["schedule"] in SCHEDULES and set(c) == set(T.TRAINING_SPACE) | set(T.SPACES[name].params)
             sizes = T.SPACES[name].sizes(c, 486)
             if "n_task_experts" in sizes:  # CGC, PLE: S shared + T per task, of one width, at every level
                 units = (sizes["n_shared_experts"] + 2 * sizes["n_task_experts"]) * sizes["expert_units"][0]
@@ -84,10 +87,20 @@ def test_configurations_are_reproducible_and_within_the_spaces():
         lrs = np.log10([c["lr"] for c in configs])
         assert abs(np.median(lrs) + 3) < 0.3  # log-uniform on [1e-4, 1e-2]: median near 1e-3
         assert {c["numeric"] for c in configs} == set(mn.data.census.NUMERIC_TRANSFORMS)
+        assert {c["dropout"] for c in configs} == {0, 0.1, 0.2, 0.3} and {c["schedule"] for c in configs} == {
+            "constant", "cosine"}
+        decays = np.log10([c["weight_decay"] for c in configs])  # log-uniform on [1e-6, 0.1]: both ends reached
+        assert decays.min() < -5.8 and decays.max() > -1.2 and abs(np.median(decays) + 3.5) < 0.6
     assert {T.sample_config("PLE", i)["n_levels"] for i in range(50)} == {2, 3}
     assert "n_levels" not in T.SPACES["PLE"].sizes(T.sample_config("CGC", 0), 40)  # CGC: one level, its own class
     # the same (model, trial, seed) whatever else is searched; two models draw differently
     assert T.sample_config("omoe", 7) == T.sample_config("OMoE", 7) != T.sample_config("MMoE", 7)
+    # the regularisers come from a stream of their own: the other keys are the ones drawn before they existed (a
+    # search begun then resumes with the same trials)
+    assert set(T.REGULARISATION_SPACE) == set(census.REGULARISERS) and set(census.REGULARISERS) <= set(T.FIT_KEYS)
+    drawn = T.sample_config("MMoE", 0)
+    assert {k: v for k, v in drawn.items() if k not in census.REGULARISERS} == {
+        "lr": 0.001235447273369458, "batch_size": 1024, "numeric": "log1p", "n_experts": 16, "expert_units": 128}
 
 
 def test_every_sampled_configuration_builds():
@@ -150,27 +163,39 @@ def test_successive_halving_records_every_trial(searched):
 def test_a_trial_is_retrained_from_scratch_and_repeats_its_first_epochs(searched):
     _, result = searched
     by_key = {(r["model"], r["trial"], r["rung"]): r for r in result.records}
-    repeated = 0
+    repeated = annealed = 0
     for (name, trial, rung), r in by_key.items():
-        if rung and r["reused_from_rung"] is None:
+        if rung and r["config"]["schedule"] == "cosine":  # a complete annealed run of each budget: retrained
+            assert r["reused_from_rung"] is None and r["epochs"] > 0
+            annealed += 1
+        elif rung and r["reused_from_rung"] is None:
             before = np.array(by_key[name, trial, rung - 1]["val_auc_history"])
             np.testing.assert_array_equal(np.array(r["val_auc_history"])[:len(before)], before)
             repeated += 1
-    assert repeated > 0
+    assert repeated > 0 and annealed > 0
 
 
-def test_a_trial_that_stopped_early_is_reused_not_retrained(tmp_path):
-    # patience 1 with 6 epochs: some trials stop before their budget; their next rung is a copy, 0 seconds
+OFF = {"weight_decay": 0.0, "dropout": 0.0, "schedule": "constant"}  # the regularisers' defaults: none
+
+
+@pytest.mark.parametrize("fixed", [None, OFF])
+def test_a_trial_that_stopped_early_is_reused_not_retrained(tmp_path, fixed):
+    # patience 1 with 6 epochs: some trials stop before their budget; their next rung is a copy, 0 seconds, unless
+    # their schedule anneals over the budget (cosine): 6 epochs are then another run, trained
     result = T.tune(toy_source(seed=1), "shared-bottom", out=tmp_path, trials=6, min_epochs=3, max_epochs=6, eta=2,
-                    patience=1)
+                    patience=1, fixed=fixed)
     reused = [r for r in result.records if r["reused_from_rung"] is not None]
     early = [r for r in result.records if r["rung"] == 0 and r["epochs"] < r["budget"]]
     survivors = {r["trial"] for r in result.records if r["rung"] == 1}
-    assert {r["trial"] for r in reused} == {r["trial"] for r in early} & survivors
+    constant = {r["trial"] for r in early if r["config"]["schedule"] == "constant"}
+    assert {r["trial"] for r in reused} == constant & survivors
     for r in reused:
         first = next(x for x in result.records if x["trial"] == r["trial"] and x["rung"] == 0)
         assert r["seconds"] == 0 and r["val_auc_history"] == first["val_auc_history"]
+    annealed = [r for r in result.records if r["rung"] == 1 and r["trial"] in {x["trial"] for x in early} - constant]
+    assert all(r["seconds"] > 0 for r in annealed)
     assert early, "no trial stopped early here; pick another seed to exercise the reuse"
+    assert reused if fixed else annealed, "pick another seed to exercise the reuse and its cosine exception"
 
 
 def test_an_interrupted_search_resumes_with_the_same_trials(tmp_path, searched):
@@ -232,12 +257,71 @@ def test_fixed_keys_and_bad_arguments(tmp_path):
     result = T.tune(toy_source(), "omoe", out=tmp_path, trials=2, min_epochs=1, max_epochs=1,
                     fixed={"numeric": "quantile", "batch_size": 64})
     assert all(r["config"]["numeric"] == "quantile" and r["config"]["batch_size"] == 64 for r in result.records)
-    for kwargs, name in [({"fixed": {"dropout": 0.1}}, "fixed"), ({"fixed": {"numeric": "log"}}, "numeric"),
+    for kwargs, name in [({"fixed": {"momentum": 0.9}}, "fixed"), ({"fixed": {"numeric": "log"}}, "numeric"),
+                         ({"fixed": {"dropout": 1.0}}, r"fixed dropout must be in \[0, 1\)"),
+                         ({"fixed": {"weight_decay": -1e-3}}, "fixed weight_decay"),
+                         ({"fixed": {"schedule": "step"}}, "fixed schedule must be one of"),
                          ({"trials": 0}, "trials"), ({"models": "mmoe,bert"}, "models"), ({"workers": -1}, "workers"),
                          ({"patience": 0}, "patience"), ({"eta": 1}, "eta")]:
         kwargs = {"models": "mmoe", "trials": 2, **kwargs}
         with pytest.raises(ValueError, match=name):
             T.tune(toy_source(), kwargs.pop("models"), out=tmp_path / "bad", **kwargs)
+
+
+def test_a_trial_trains_with_its_regularisers(tmp_path, monkeypatch):
+    calls = []
+
+    def recording_fit_run(name, *args, **kwargs):  # the trainer every trial calls, looked up when the trial runs
+        calls.append((name, kwargs))
+        return census_runs.fit_run(name, *args, **kwargs)
+
+    monkeypatch.setattr(census, "fit_run", recording_fit_run)
+    result = T.tune(toy_source(), "mmoe,cross-stitch", out=tmp_path, trials=4, min_epochs=1, max_epochs=1,
+                    fixed={"weight_decay": 0.02})
+    assert len(calls) == len(result.records) == 8
+    trained = {(name, kwargs["seed"]): kwargs for name, kwargs in calls}  # trial i trains with seed i
+    for record in result.records:
+        c, kwargs = record["config"], trained[record["model"], record["trial"]]
+        assert c == {**T.sample_config(record["model"], record["trial"]), "weight_decay": 0.02}
+        assert {key: kwargs[key] for key in T.FIT_KEYS} == {key: c[key] for key in T.FIT_KEYS}
+    assert {k["dropout"] for _, k in calls} > {0.0} and {k["schedule"] for _, k in calls} == {"constant", "cosine"}
+    header, *rows = [line.split(",") for line in (tmp_path / "trials.csv").read_text().splitlines()]
+    column = {name: header.index(name) for name in ("weight_decay", "dropout", "schedule")}
+    assert [[row[i] for i in column.values()] for row in rows] == [
+        ["0.02", str(r["config"]["dropout"]), r["config"]["schedule"]] for r in result.records]
+
+
+def test_a_search_begun_before_the_regularisers_resumes_without_them(tmp_path):
+    # Its search.json lists them in no space and its records' configurations lack them: it resumes with them held
+    # at their defaults (none), training exactly the trials it would have.
+    source, models, small = toy_source(), "mmoe,shared-bottom", dict(trials=3, min_epochs=1, max_epochs=2, eta=3)
+    whole = T.tune(source, models, out=tmp_path / "whole", fixed=OFF, **small)
+    old, seen = tmp_path / "old", []
+
+    def interrupt(record):
+        seen.append(record)
+        if len(seen) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        T.tune(source, models, out=old, fixed=OFF, on_record=interrupt, **small)
+    search = json.loads((old / "search.json").read_text())  # as the search wrote it before the regularisers
+    search["fixed"] = {}
+    search["space"] = {name: [k for k in keys if k not in OFF] for name, keys in search["space"].items()}
+    (old / "search.json").write_text(json.dumps(search))
+    for path in (old / "trials").glob("*.json"):
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "config": {k: v for k, v in record["config"].items() if k not in OFF}}))
+    resumed = T.tune(source, models, out=old, **small)
+    assert resumed.trained == len(whole.records) - 4 - sum(r["reused_from_rung"] is not None for r in whole.records)
+    assert without_seconds(resumed.records) == without_seconds(whole.records)  # the defaults filled in
+    assert all({k: r["config"][k] for k in OFF} == OFF for r in resumed.records)
+    spaces = json.loads((old / "search.json").read_text())["space"]
+    assert spaces == search["space"]  # still a search without them, the next time too
+    assert T.tune(source, models, out=old, **small).trained == 0
+    # a new search draws them
+    fresh = T.tune(source, "mmoe", out=tmp_path / "fresh", trials=3, min_epochs=1, max_epochs=1)
+    assert {r["config"]["schedule"] for r in fresh.records} == {"constant", "cosine"}
 
 
 def test_tuned_config_is_what_census_reads(searched, tmp_path):
@@ -250,6 +334,7 @@ def test_tuned_config_is_what_census_reads(searched, tmp_path):
     best = result.best["MMoE"]
     assert (mmoe["lr"], mmoe["batch_size"], mmoe["numeric"]) == (best["config"]["lr"], best["config"]["batch_size"],
                                                                    best["config"]["numeric"])
+    assert {k: mmoe[k] for k in census.REGULARISERS} == {k: best["config"][k] for k in census.REGULARISERS}
     assert mmoe["epochs"] == 4 and mmoe["patience"] == 1 and mmoe["sizes"] == best["sizes"]
     # an ArraySource search has no group: census refuses it with a message naming the config
     with pytest.raises(ValueError, match="group"):
@@ -339,6 +424,35 @@ def test_census_tune_command_parses_and_names_bad_flags(tmp_path, capsys):
         code = cli.main(["census-tune", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")] + argv)
         err = capsys.readouterr().err
         assert code == 2 and err.startswith(f"mmoe-np census-tune: error: {flag}"), err
+
+
+def test_tuned_regularisers_go_from_census_tune_to_census_config(tmp_path, monkeypatch, capsys):
+    # the commands end to end on a small stand-in for the data: census-tune fixes --dropout and --schedule and
+    # searches the weight decay; tuned.json carries all three and census --config trains with them
+    src = toy_source(numeric_columns=())
+    loaded = src.load(None)
+    loaded.n_features = loaded.X_train.shape[1]
+    monkeypatch.setattr(mn.data, "load_census_income", lambda *args, **kwargs: loaded)
+    out = tmp_path / "tune"
+    assert cli.main(["census-tune", "--data-dir", str(tmp_path), "--models", "mmoe", "shared-bottom", "--trials", "3",
+                     "--max-epochs", "1", "--workers", "0", "--dropout", "0.1", "--schedule", "cosine", "--out",
+                     str(out), "--quiet"]) == 0
+    assert "| weight decay | dropout | schedule |" in capsys.readouterr().out
+    search = json.loads((out / "search.json").read_text())
+    assert search["fixed"] == {"dropout": 0.1, "schedule": "cosine"} and "weight_decay" in search["space"]["MMoE"]
+    records = json.loads((out / "trials.json").read_text())["records"]
+    assert len({r["config"]["weight_decay"] for r in records}) == 6  # searched
+    s = census.check_settings(tmp_path, config=out / "tuned.json", runs=1)
+    for name, plan in s["plan"].items():
+        config = json.loads((out / "tuned.json").read_text())["models"][name]["config"]
+        assert {k: plan[k] for k in census.REGULARISERS} == {"weight_decay": config["weight_decay"], "dropout": 0.1,
+                                                             "schedule": "cosine"}
+    assert cli.main(["census", "--data-dir", str(tmp_path), "--config", str(out / "tuned.json"), "--runs", "1",
+                     "--out", str(tmp_path / "bench"), "--no-plot", "--quiet"]) == 0
+    capsys.readouterr()
+    bench = json.loads((tmp_path / "bench" / "group1.json").read_text())
+    assert [m["training"]["dropout"] for m in bench["models"]] == [0.1, 0.1]
+    assert mn.load(tmp_path / "bench" / "model-mmoe-group1-best.npz").dropout == 0.1
 
 
 def test_census_command_reports_a_bad_config(tmp_path, capsys):

@@ -3,12 +3,17 @@ task's validation AUC only (Ma et al., KDD 2018, Sec. 6.3, tuned every method wi
 per layer). ``mmoe-np census-tune`` runs it; ``mmoe-np census --config OUT/tuned.json`` trains the result.
 
 **The search: successive halving** (Jamieson & Talwalkar, 2016; one bracket of Hyperband, Li et al., 2018). For
-each model, ``trials`` configurations are drawn at random from its space (:data:`SPACES`, :func:`sample_config`).
+each model, ``trials`` configurations are drawn at random from its space (:mod:`~mmoe_np.experiments.census_space`:
+:data:`TRAINING_SPACE`, with the regularisers weight decay, dropout and the learning-rate schedule, and the model's
+own :data:`SPACES`; :func:`sample_config`).
 Rung 0 trains every trial for ``min_epochs`` epochs; the best ``1/eta`` of them (by validation AUC) go on to
 ``eta`` times as many epochs, and so on up to ``max_epochs`` (:func:`rung_budgets`). A trial in rung k is trained
-again from scratch with its own seed, so its first epochs repeat those of rung k-1 exactly; every run stops early
-once task 1's validation AUC has not improved for ``patience`` epochs and keeps its best epoch. A trial that
-stopped early (or diverged) in one rung would repeat itself in the next, so its record is reused, not retrained.
+again from scratch with its own seed, so with the constant schedule its first epochs repeat those of rung k-1
+exactly; every run stops early once task 1's validation AUC has not improved for ``patience`` epochs and keeps its
+best epoch. A constant-rate trial that stopped early (or diverged) in one rung would repeat itself in the next, so
+its record is reused, not retrained. A cosine trial anneals over its rung's budget (epochs x batches, as
+:func:`mmoe_np.fit` does), so each rung trains it as a complete annealed run of that budget (never reused), and the
+last rung's run is the one ``census --config`` repeats.
 Cost: with eta = 3 and budgets 1, 3, 9, at most ``trials * (1 + 1 + 1)`` epochs instead of ``9 * trials``.
 ``--models all`` searches the paper's seven; CGC and PLE are searched when named, over their shared and per-task
 experts and the experts' width (a level's S + 2 T experts within the cap) and, for PLE, 2 or 3 levels.
@@ -20,16 +25,15 @@ are never passed on to training or scoring. **Where things are written** (``out`
 * ``trials/{model}-t{trial}-r{rung}.json``: one record per trained (or reused) trial and rung, written by the
   process that trained it as soon as it finished: config, sizes, validation AUC of every task after every epoch,
   best epoch, seconds, seed. A search that is interrupted resumes from these files: the configurations and seeds
-  are drawn from ``seed`` alone, so the resumed search runs exactly the trials the uninterrupted one would;
+  are drawn from ``seed`` alone, so the resumed search runs exactly the trials the uninterrupted one would. A
+  search begun before the regularisers were searched (its ``search.json`` lists them in no space) resumes with
+  them at their defaults (:data:`~mmoe_np.experiments.census_runs.DEFAULTS`: none), as its records trained;
 * ``trials.csv`` / ``trials.json``: every record, rewritten after every rung;
 * ``tuned.json``: per model the best trial of the last rung reached, in the format
   :func:`~mmoe_np.experiments.census.read_tuned_config` reads.
 
-**Plugging in more options.** A configuration is flat: the keys of :data:`TRAINING_SPACE` (``lr`` and
-``batch_size``, passed to :func:`~mmoe_np.experiments.census.fit_run`, and ``numeric``, the data's transform) and
-the model's own (its :class:`ModelSpace` turns them into constructor sizes). A regulariser or schedule that the
-trainer learns to take (weight decay in Adam, dropout, a learning-rate schedule) is one more entry in
-:data:`TRAINING_SPACE` (and in :data:`FIT_KEYS` if ``fit_run`` takes it) or in a model's ``params``.
+The spaces, the draws and the checks of ``fixed`` live in :mod:`~mmoe_np.experiments.census_space` (which tells
+how to plug in more options); this module re-exports their names.
 """
 from __future__ import annotations
 
@@ -44,143 +48,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import _validation as V
-from ..data.census import NUMERIC_TRANSFORMS, check_numeric
 from ..sizing import count_params
 from ..training import Progress
 from . import census
+from .census_space import (FIT_KEYS, REGULARISATION_SPACE, SPACES, TOWER_UNITS, TRAINING_SPACE, UNIT_CAP, Choice,
+                           IntLogUniform, LogUniform, ModelSpace, check_fixed, sample_config)
 from .common import load_average, write_csv, write_json
 
-__all__ = ["LogUniform", "IntLogUniform", "Choice", "ModelSpace", "TRAINING_SPACE", "FIT_KEYS", "SPACES",
-           "UNIT_CAP", "TOWER_UNITS", "sample_config", "rung_budgets", "TuneResult", "tune", "TRIAL_COLUMNS",
-           "DEFAULTS"]
-
-UNIT_CAP = 2048          # hidden units per layer, all tasks' networks together (the paper's cap)
-TOWER_UNITS = (8,)       # every model's towers, as in the untuned benchmark
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Search spaces
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LogUniform:
-    """A float whose logarithm is uniform on [log low, log high]."""
-    low: float
-    high: float
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
-
-
-@dataclass(frozen=True)
-class IntLogUniform:
-    """An integer in [low, high], log-uniform: ``floor(exp(u))``, u uniform on [log low, log(high + 1))."""
-    low: int
-    high: int
-
-    def sample(self, rng: np.random.Generator) -> int:
-        return min(self.high, int(np.exp(rng.uniform(np.log(self.low), np.log(self.high + 1)))))
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One of ``options``, each equally likely."""
-    options: tuple
-
-    def sample(self, rng: np.random.Generator) -> Any:
-        return self.options[int(rng.integers(len(self.options)))]
-
-
-# What every model tunes alike: the learning rate, the batch size, the transform of the heavy-tailed columns.
-TRAINING_SPACE: dict[str, Any] = {
-    "lr": LogUniform(1e-4, 1e-2),
-    "batch_size": Choice((256, 512, 1024, 2048)),
-    "numeric": Choice(NUMERIC_TRANSFORMS),
-}
-FIT_KEYS = ("lr", "batch_size")  # the configuration keys fit_run takes
-
-
-@dataclass(frozen=True)
-class ModelSpace:
-    """A model's own search space: ``params`` (name -> distribution); ``sizes(config, n_features)`` the
-    constructor keyword arguments of a configuration; ``valid(config)`` False for configurations to redraw
-    (beyond the unit cap, Tucker ranks above the width)."""
-    params: dict[str, Any]
-    sizes: Callable[[dict[str, Any], int], dict[str, Any]]
-    valid: Callable[[dict[str, Any]], bool]
-
-
-def _moe_sizes(c: dict[str, Any], n_features: int) -> dict[str, Any]:
-    return {"n_experts": c["n_experts"], "expert_units": (c["expert_units"],), "tower_units": TOWER_UNITS}
-
-
-def _per_task_sizes(c: dict[str, Any], n_features: int) -> dict[str, Any]:
-    return {"hidden_units": (c["hidden_units"],), "tower_units": TOWER_UNITS}
-
-
-def _tf_sizes(c: dict[str, Any], n_features: int) -> dict[str, Any]:
-    # r1 factors the input: it cannot exceed the number of features (known once the data is loaded)
-    return {"hidden_units": (c["hidden_units"],), "tower_units": TOWER_UNITS,
-            "ranks": (min(c["r1"], n_features), c["r2"], c["r3"])}
-
-
-def _progressive_sizes(c: dict[str, Any], n_features: int) -> dict[str, Any]:
-    """CGC's and PLE's sizes (PLE's with its levels)."""
-    levels = {"n_levels": c["n_levels"]} if "n_levels" in c else {}
-    return {**levels, "n_shared_experts": c["n_shared_experts"], "n_task_experts": c["n_task_experts"],
-            "expert_units": (c["expert_units"],), "tower_units": TOWER_UNITS}
-
-
-def _always(c: dict[str, Any]) -> bool:
-    return True
-
-
-def _progressive_cap(c: dict[str, Any]) -> bool:
-    return (c["n_shared_experts"] + 2 * c["n_task_experts"]) * c["expert_units"] <= UNIT_CAP
-
-
-_MOE = ModelSpace({"n_experts": Choice((2, 4, 6, 8, 12, 16, 24, 32)),
-                   "expert_units": Choice((8, 16, 32, 64, 128, 256, 512))}, _moe_sizes,
-                  lambda c: c["n_experts"] * c["expert_units"] <= UNIT_CAP)
-_PER_TASK_WIDTH = IntLogUniform(8, UNIT_CAP // 2)  # one network per task: 2 tasks share the cap
-# CGC and PLE: MMoE's expert widths, the experts split into shared and per-task ones; a level's experts (S shared,
-# T for each of the two tasks; every level of PLE alike) within the cap
-_PROGRESSIVE = {"n_shared_experts": Choice((1, 2, 4, 6, 8, 12, 16)), "n_task_experts": Choice((1, 2, 3, 4, 8)),
-                "expert_units": Choice((8, 16, 32, 64, 128, 256, 512))}
-SPACES: dict[str, ModelSpace] = {
-    "Single-Task": ModelSpace({"hidden_units": _PER_TASK_WIDTH}, _per_task_sizes, _always),
-    "Shared-Bottom": ModelSpace({"bottom_units": IntLogUniform(16, UNIT_CAP)},
-                                lambda c, n: {"bottom_units": (c["bottom_units"],), "tower_units": TOWER_UNITS},
-                                _always),
-    "L2-Constrained": ModelSpace({"hidden_units": _PER_TASK_WIDTH, "l2_weight": LogUniform(1e-6, 1e-1)},
-                                 lambda c, n: {**_per_task_sizes(c, n), "l2_weight": c["l2_weight"]}, _always),
-    "Cross-Stitch": ModelSpace({"hidden_units": _PER_TASK_WIDTH}, _per_task_sizes, _always),
-    "Tensor-Factorization": ModelSpace({"hidden_units": _PER_TASK_WIDTH, "r1": IntLogUniform(2, 512),
-                                        "r2": IntLogUniform(2, UNIT_CAP // 2), "r3": Choice((1, 2))}, _tf_sizes,
-                                       lambda c: c["r1"] <= c["hidden_units"] and c["r2"] <= c["hidden_units"]),
-    "OMoE": _MOE,
-    "MMoE": _MOE,
-    "CGC": ModelSpace(_PROGRESSIVE, _progressive_sizes, _progressive_cap),
-    "PLE": ModelSpace({**_PROGRESSIVE, "n_levels": Choice((2, 3))}, _progressive_sizes, _progressive_cap),
-}
+__all__ = ["LogUniform", "IntLogUniform", "Choice", "ModelSpace", "REGULARISATION_SPACE", "TRAINING_SPACE",
+           "FIT_KEYS", "SPACES", "UNIT_CAP", "TOWER_UNITS", "sample_config", "check_fixed", "rung_budgets",
+           "TuneResult", "tune", "TRIAL_COLUMNS", "DEFAULTS"]
 
 DEFAULTS: dict[str, Any] = {"trials": 27, "seed": 0, "min_epochs": 1, "max_epochs": 9, "eta": 3, "patience": 2,
                             "workers": 2}
-
-
-def sample_config(name: str, trial: int, seed: int = 0) -> dict[str, Any]:
-    """Configuration ``trial`` of model ``name`` (a display name of :data:`SPACES`): every key of
-    :data:`TRAINING_SPACE` and of the model's space, drawn with ``np.random.default_rng([seed, m, trial])`` (m
-    the model's position in :data:`~mmoe_np.experiments.census.KNOWN_MODELS`), redrawn until the space's ``valid``
-    accepts it. The same (name, trial, seed) always gives the same configuration, whatever else is searched."""
-    [name] = census.parse_models([name])
-    trial, seed = V.int_at_least("trial", trial, 0), V.int_at_least("seed", seed, 0)
-    space = SPACES[name]
-    rng = np.random.default_rng([seed, list(census.KNOWN_MODELS).index(name), trial])
-    for _ in range(1000):
-        config = {key: dist.sample(rng) for key, dist in {**TRAINING_SPACE, **space.params}.items()}
-        if space.valid(config):
-            return config
-    raise RuntimeError(f"{name}: no valid configuration in 1000 draws; the space's constraints are too tight")
 
 
 def rung_budgets(min_epochs: int, max_epochs: int, eta: int) -> list[int]:
@@ -247,8 +127,9 @@ def _run_trial(job: _TrialJob) -> dict[str, Any]:
 
 def _reused(previous: dict[str, Any], rung: int, budget: int) -> dict[str, Any] | None:
     """The record of rung ``rung`` for a trial whose previous record stopped before its budget (early stopping or
-    divergence): training it again with more epochs would repeat the same epochs and stop at the same point."""
-    if previous["epochs"] >= previous["budget"]:
+    divergence): training it again with more epochs would repeat the same epochs and stop at the same point. Not
+    so under a schedule other than "constant", which spreads over the budget: None, as for a finished record."""
+    if previous["epochs"] >= previous["budget"] or previous["config"]["schedule"] != "constant":
         return None
     return {**previous, "rung": rung, "budget": budget, "seconds": 0.0,
             "reused_from_rung": previous["reused_from_rung"] if previous["reused_from_rung"] is not None
@@ -285,29 +166,30 @@ class TuneResult:
         models = {}
         for name, best in self.best.items():
             data["n_features"] = best["n_features"]
-            models[name] = {"sizes": best["sizes"], "lr": best["config"]["lr"],
-                            "batch_size": best["config"]["batch_size"], "epochs": self.settings["max_epochs"],
-                            "patience": self.settings["patience"], "numeric": best["config"]["numeric"],
-                            "trial": best["trial"], "seed": best["seed"], "val_auc": best["val_auc"],
-                            "best_epoch": best["best_epoch"], "config": best["config"]}
+            models[name] = {"sizes": best["sizes"], **{key: best["config"][key] for key in FIT_KEYS},
+                            "epochs": self.settings["max_epochs"], "patience": self.settings["patience"],
+                            "numeric": best["config"]["numeric"], "trial": best["trial"], "seed": best["seed"],
+                            "val_auc": best["val_auc"], "best_epoch": best["best_epoch"], "config": best["config"]}
         return {"format": census.TUNED_FORMAT, "data": data, "search": {k: v for k, v in self.settings.items()
                                                                         if k != "source"}, "models": models}
 
     def format_table(self) -> str:
         """A Markdown table: per model the best trial's validation AUC, its configuration, and the search's cost."""
-        lines = ["| model | best val AUC (task 1) | trial | best epoch | lr | batch | numeric | sizes | jobs | s |",
-                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines = ["| model | best val AUC (task 1) | trial | best epoch | lr | batch | numeric | weight decay | dropout "
+                 "| schedule | sizes | jobs | s |", "|" + " --- |" * 13]
         for name, s in self.summary().items():
             best = self.best[name]
             auc = "n/a" if s["val_auc"] is None else f"{s['val_auc']:.4f}"
             lines.append(f"| {name} | {auc} | {s['trial']} | {best['best_epoch']} of {best['epochs']} "
                          f"| {s['config']['lr']:.2e} | {s['config']['batch_size']} | {s['config']['numeric']} "
+                         f"| {s['config']['weight_decay']:.2g} | {s['config']['dropout']} | {s['config']['schedule']} "
                          f"| {json.dumps(s['sizes'])} | {s['jobs']} | {s['seconds']:.0f} |")
         return "\n".join(lines)
 
 
-TRIAL_COLUMNS = ("model", "trial", "rung", "budget", "seed", "lr", "batch_size", "numeric", "model_config", "params",
-                 "val_auc", "val_auc_task2", "best_epoch", "epochs", "stopped", "seconds", "reused_from_rung")
+TRIAL_COLUMNS = ("model", "trial", "rung", "budget", "seed", "lr", "batch_size", "numeric", "weight_decay", "dropout",
+                 "schedule", "model_config", "params", "val_auc", "val_auc_task2", "best_epoch", "epochs", "stopped",
+                 "seconds", "reused_from_rung")
 
 
 def _csv_rows(records: Sequence[dict[str, Any]]) -> list[list[Any]]:
@@ -316,7 +198,8 @@ def _csv_rows(records: Sequence[dict[str, Any]]) -> list[list[Any]]:
         c = r["config"]
         own = {k: v for k, v in c.items() if k not in TRAINING_SPACE}
         rows.append([r["model"], r["trial"], r["rung"], r["budget"], r["seed"], f"{c['lr']:.6g}", c["batch_size"],
-                     c["numeric"], json.dumps(own), r["params"], r["val_auc"], r["val_auc_tasks"][-1],
+                     c["numeric"], f"{c['weight_decay']:.6g}", c["dropout"], c["schedule"], json.dumps(own),
+                     r["params"], r["val_auc"], r["val_auc_tasks"][-1],
                      r["best_epoch"], r["epochs"], r["stopped"] or "", r["seconds"], r["reused_from_rung"]])
     return rows
 
@@ -325,17 +208,6 @@ def _rank_key(record: dict[str, Any]) -> tuple[float, int]:
     """Best first: the higher validation AUC (a missing one last), then the lower trial index."""
     auc = record["val_auc"]
     return (-auc if auc is not None else math.inf, record["trial"])
-
-
-def _check_fixed(fixed: Any) -> dict[str, Any]:
-    """``fixed``: a dict of :data:`TRAINING_SPACE` keys and valid values (a ValueError names ``fixed``)."""
-    if fixed is None:
-        return {}
-    if not isinstance(fixed, dict) or set(fixed) - set(TRAINING_SPACE):
-        raise ValueError(f"fixed must map keys of {sorted(TRAINING_SPACE)} to values; got {fixed!r}")
-    checks = {"lr": lambda v: V.positive_float("fixed lr", v), "numeric": check_numeric,
-              "batch_size": lambda v: V.positive_int("fixed batch_size", v)}
-    return {key: checks[key](value) for key, value in fixed.items()}
 
 
 def _check_resume(out: Path, settings: dict[str, Any]) -> None:
@@ -355,6 +227,17 @@ def _check_resume(out: Path, settings: dict[str, Any]) -> None:
     write_json(path, settings)
 
 
+def _predating(out: Path) -> dict[str, Any]:
+    """The regularisers a search already in ``out`` predates (its ``search.json`` lists them in no model's space),
+    each at the default its records trained with (:data:`~mmoe_np.experiments.census_runs.DEFAULTS`); {} for a new
+    search."""
+    path = out / "search.json"
+    if not path.is_file():
+        return {}
+    spaces = json.loads(path.read_text())["space"].values()
+    return {key: census.DEFAULTS[key] for key in REGULARISATION_SPACE if not any(key in keys for keys in spaces)}
+
+
 def tune(source: Any, models: str | Sequence[str] = "all", *, trials: int = DEFAULTS["trials"], out: Any,
          seed: int = DEFAULTS["seed"], min_epochs: int = DEFAULTS["min_epochs"],
          max_epochs: int = DEFAULTS["max_epochs"], eta: int = DEFAULTS["eta"], patience: int = DEFAULTS["patience"],
@@ -366,7 +249,8 @@ def tune(source: Any, models: str | Sequence[str] = "all", *, trials: int = DEFA
 
     ``trials`` configurations per model (:func:`sample_config` with ``seed``; trial i trains with seed
     ``seed + i``), rungs of :func:`rung_budgets` epochs, early stopping with ``patience``. ``fixed`` pins keys of
-    :data:`TRAINING_SPACE` for every trial (e.g. ``{"numeric": "log1p"}``), after the draw. ``workers`` > 0: the
+    :data:`TRAINING_SPACE` for every trial (e.g. ``{"numeric": "log1p"}``, or ``{"dropout": 0.0}`` to search
+    without dropout), after the draw. ``workers`` > 0: the
     trials of a rung are trained on that many spawned processes (one BLAS thread each, each loading the data
     itself); 0: in this process. ``on_record(record)`` is called after every record this call writes (in this
     process; with workers, after the rung). Returns a :class:`TuneResult`; ``tuned.json`` is in ``out``.
@@ -377,16 +261,18 @@ def tune(source: Any, models: str | Sequence[str] = "all", *, trials: int = DEFA
     workers = V.int_at_least("workers", workers, 0)
     budgets = rung_budgets(min_epochs, max_epochs, eta)
     dtype = str(V.dtype(dtype))
-    fixed = _check_fixed(fixed)
+    fixed = check_fixed(fixed)
     out = Path(out)
     (out / "trials").mkdir(parents=True, exist_ok=True)
+    held = _predating(out)  # a search begun before the regularisers were searched resumes without them
     settings = {"format": "mmoe-np census-tune search 1", "source": source.describe(), "models": names,
                 "trials": trials, "seed": seed, "min_epochs": min_epochs, "max_epochs": max_epochs, "eta": eta,
                 "budgets": budgets, "patience": patience, "dtype": dtype, "workers": workers, "fixed": fixed,
-                "space": {name: sorted({**TRAINING_SPACE, **SPACES[name].params}) for name in names}}
+                "space": {name: sorted(key for key in {**TRAINING_SPACE, **SPACES[name].params} if key not in held)
+                          for name in names}}
     _check_resume(out, settings)
     start, load_start = time.perf_counter(), load_average()
-    configs = {name: [{**sample_config(name, i, seed), **fixed} for i in range(trials)] for name in names}
+    configs = {name: [{**sample_config(name, i, seed), **held, **fixed} for i in range(trials)] for name in names}
     alive = {name: list(range(trials)) for name in names}
     records: list[dict[str, Any]] = []
     rung_records_before: dict[tuple[str, int], dict[str, Any]] = {}  # the previous rung's records
@@ -400,6 +286,8 @@ def tune(source: Any, models: str | Sequence[str] = "all", *, trials: int = DEFA
                     path = _record_path(out, name, trial, rung)
                     if path.is_file():  # resumed: trained before the interruption
                         record = json.loads(path.read_text())
+                        record["config"] = {**record["config"],  # a record older than the regularisers: defaults
+                                            **{k: v for k, v in held.items() if k not in record["config"]}}
                         if record["config"] != configs[name][trial]:
                             raise ValueError(f"out {str(out)!r}: {path.name} holds another configuration than "
                                              f"{name}'s trial {trial} draws now (the search space changed); use "
