@@ -30,6 +30,7 @@ from . import cli_census
 from .cli_common import FLAGS, models_help, option, print_written
 from .experiments import correlation, figures, gates, synthetic  # figures imports matplotlib only to draw
 from .experiments.common import check_out, parse_models
+from .experiments.workers import WorkerDied
 from .optim import SCHEDULES
 from .training import Progress
 
@@ -296,6 +297,9 @@ def _handle(command: str, run: Callable[[], int]) -> int:
     except (ValueError, OSError) as err:  # bad arguments or files: a message naming them, not a traceback
         print(f"mmoe-np {command}: error: {_name_flags(str(err))}", file=sys.stderr)
         return 2
+    except WorkerDied as err:  # a worker process was killed (out of memory?): one line, not a traceback
+        print(f"mmoe-np {command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"mmoe-np {command}: interrupted", file=sys.stderr)
         return 130

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from mmoe_np.experiments.workers import map_in_workers, worker_progress
+from mmoe_np.experiments.workers import WorkerDied, map_in_workers, worker_progress
 from mmoe_np.training import Progress
 
 WATCHDOG_SECONDS = 120  # a hang fails the test instead of blocking the suite
@@ -138,7 +138,7 @@ def test_a_worker_killed_mid_job_raises_and_the_other_worker_is_stopped_mid_job(
     if not hasattr(signal, "SIGKILL"):
         pytest.skip("needs SIGKILL")
     jobs = [("sleep", tmp_path), ("die", tmp_path), ("sleep", tmp_path)]
-    with watchdog(), pytest.raises(RuntimeError) as caught:
+    with watchdog(), pytest.raises(WorkerDied) as caught:  # a RuntimeError of its own
         map_in_workers(sleep_or_die, jobs, workers=2)
     message = str(caught.value)
     assert "died with exit code -9 (killed? out of memory?) while running jobs[1] (job 2 of 3)" in message
@@ -152,3 +152,13 @@ def test_a_worker_killed_mid_job_raises_and_the_other_worker_is_stopped_mid_job(
 def test_bad_worker_counts_are_refused(workers):
     with pytest.raises(ValueError, match="workers"):
         map_in_workers(square_slowly, [1], workers=workers)
+
+
+def test_the_command_line_reports_a_dead_worker_in_one_line(capsys):
+    from mmoe_np import cli
+
+    def run():
+        raise WorkerDied("worker process 12 died with exit code -9 (killed? out of memory?) while running jobs[0]")
+    assert cli._handle("synthetic", run) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mmoe-np synthetic: error: worker process 12 died") and err.count("\n") == 1

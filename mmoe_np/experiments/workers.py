@@ -7,7 +7,7 @@ results in order. A job reports progress through :func:`worker_progress`, whose 
 
 Each worker talks to the parent through its own pipe: it receives a job, sends back progress messages, then the
 job's result or exception, and waits for the next job. The parent waits on every pipe and on every worker's exit
-at once, so a worker that dies mid-job (the OOM killer, a SIGKILL, a segfault) raises a ``RuntimeError`` here
+at once, so a worker that dies mid-job (the OOM killer, a SIGKILL, a segfault) raises :class:`WorkerDied` (a ``RuntimeError``) here
 instead of leaving the parent waiting for a result that will never come.
 
 Why one BLAS thread: the matrices of one lock-step step are too small for BLAS threads to pay, and on a busy machine
@@ -32,10 +32,14 @@ from typing import Any, Callable, Iterator, Sequence
 from .. import _validation as V
 from ..training import Progress
 
-__all__ = ["map_in_workers", "worker_progress"]
+__all__ = ["map_in_workers", "worker_progress", "WorkerDied"]
 
 _BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _sink: Any = None  # a worker's pipe to the parent, set by _serve; None in the parent
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended (killed, out of memory, crashed) while it held a job: its result is lost."""
 
 
 class _PipeProgress:
@@ -127,7 +131,7 @@ def map_in_workers(function: Callable[[Any], Any], jobs: Sequence[Any], workers:
     """``[function(job) for job in jobs]``, computed on ``min(workers, len(jobs))`` spawned processes, one job at a
     time each; the workers' progress messages go to ``progress``. ``function`` must be a module-level function (the
     workers import it). A worker's exception is raised here (its traceback as the cause); a worker that dies mid-job
-    raises a ``RuntimeError`` naming the job and the exit code. Leaving for any reason (an error, Ctrl-C, the
+    raises :class:`WorkerDied` naming the job and the exit code. Leaving for any reason (an error, Ctrl-C, the
     command's SIGTERM exception) terminates the workers, also those mid-job: none is left running after the parent
     has gone."""
     workers = V.positive_int("workers", workers)
@@ -153,7 +157,7 @@ def map_in_workers(function: Callable[[Any], Any], jobs: Sequence[Any], workers:
                 if worker.process.exitcode is None:
                     continue
                 if worker.job is not None:
-                    raise RuntimeError(_death_message(worker, len(jobs)))
+                    raise WorkerDied(_death_message(worker, len(jobs)))
                 running.remove(worker)  # it died idle, with nothing left to hand out: no result is lost
     finally:
         for worker in crew:
