@@ -7,8 +7,8 @@ results in order. A job reports progress through :func:`worker_progress`, whose 
 
 Each worker talks to the parent through its own pipe: it receives a job, sends back progress messages, then the
 job's result or exception, and waits for the next job. The parent waits on every pipe and on every worker's exit
-at once, so a worker that dies mid-job (the OOM killer, a SIGKILL, a segfault) raises :class:`WorkerDied` (a ``RuntimeError``) here
-instead of leaving the parent waiting for a result that will never come.
+at once, so a worker that dies mid-job (the OOM killer, a SIGKILL, a segfault) raises :class:`WorkerDied` (a
+``RuntimeError``) here instead of leaving the parent waiting for a result that will never come.
 
 Why one BLAS thread: the matrices of one lock-step step are too small for BLAS threads to pay, and on a busy machine
 threads that wait for each other can make a step many times slower. Why Ctrl-C is ignored in the workers: a
