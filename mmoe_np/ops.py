@@ -44,7 +44,7 @@ Layers = Sequence[tuple[np.ndarray, np.ndarray]]  # [(W_0, b_0), (W_1, b_1), ...
 
 def transpose(a: np.ndarray) -> np.ndarray:
     """Transpose the two trailing (matrix) axes."""
-    return np.swapaxes(a, -1, -2)
+    return a.swapaxes(-1, -2)
 
 
 def sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -308,9 +308,9 @@ def mixture_forward(gates: np.ndarray, experts: np.ndarray) -> tuple[np.ndarray,
     gates (..., G, B, E), experts (..., E, B, h)  ->  m (..., G, B, h).
     Computed as one small (G x E) @ (E x h) product per sample, batched over the samples.
     """
-    g_b = np.swapaxes(gates, -3, -2)    # (..., B, G, E)
-    f_b = np.swapaxes(experts, -3, -2)  # (..., B, E, h)
-    m = np.swapaxes(g_b @ f_b, -3, -2)  # (..., G, B, h)
+    g_b = gates.swapaxes(-3, -2)    # (..., B, G, E)
+    f_b = experts.swapaxes(-3, -2)  # (..., B, E, h)
+    m = (g_b @ f_b).swapaxes(-3, -2)  # (..., G, B, h)
     return m, MixtureCache(g_b, f_b, gates.shape, experts.shape)
 
 
@@ -319,9 +319,9 @@ def mixture_backward(dm: np.ndarray, cache: MixtureCache) -> tuple[np.ndarray, n
 
     ``df`` sums the contributions of every gate that used the expert: this is where tasks share experts.
     """
-    dm_b = np.swapaxes(dm, -3, -2)                                               # (..., B, G, h)
-    dgates = np.swapaxes(dm_b @ transpose(cache.experts_by_sample), -3, -2)      # (..., G, B, E)
-    dexperts = np.swapaxes(transpose(cache.gates_by_sample) @ dm_b, -3, -2)      # (..., E, B, h)
+    dm_b = dm.swapaxes(-3, -2)                                               # (..., B, G, h)
+    dgates = (dm_b @ transpose(cache.experts_by_sample)).swapaxes(-3, -2)      # (..., G, B, E)
+    dexperts = (transpose(cache.gates_by_sample) @ dm_b).swapaxes(-3, -2)      # (..., E, B, h)
     return sum_to_shape(dgates, cache.gates_shape), sum_to_shape(dexperts, cache.experts_shape)
 
 
@@ -400,7 +400,7 @@ def mse_forward(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, MSECa
     pred (..., B, K), target (..., B, K) (or broadcastable to it)  ->  L (..., K).
     """
     diff = pred - target
-    return np.mean(diff * diff, axis=-2), MSECache(diff, pred.shape)
+    return (diff * diff).mean(axis=-2), MSECache(diff, pred.shape)
 
 
 def mse_backward(dL: np.ndarray, cache: MSECache) -> np.ndarray:

@@ -159,11 +159,10 @@ class MixtureOfExperts(MultiTaskModel):
         blocks = self._gate_blocks()
         lead = W_e.shape[:-3]
         W1 = np.empty(lead + (d, E * h + len(blocks) * G * E), dtype=self.dtype)
-        np.copyto(W1[..., :E * h].reshape(lead + (d, E, h)), np.swapaxes(W_e, -3, -2))  # W1[i, e*h + j] = W_e[e, i, j]
+        np.copyto(W1[..., :E * h].reshape(lead + (d, E, h)), W_e.swapaxes(-3, -2))  # W1[i, e*h + j] = W_e[e, i, j]
         for i, name in enumerate(blocks):
             start = E * h + i * G * E
-            np.copyto(W1[..., start:start + G * E].reshape(lead + (d, G, E)), np.swapaxes(self.params[f"{name}.W"],
-                                                                                          -3, -2))
+            np.copyto(W1[..., start:start + G * E].reshape(lead + (d, G, E)), self.params[f"{name}.W"].swapaxes(-3, -2))
         b1 = np.concatenate([b_e.reshape(lead + (E * h,))]
                             + [self.params[f"{name}.b"].reshape(lead + (G * E,)) for name in blocks], axis=-1)
         return W1, b1
@@ -172,11 +171,11 @@ class MixtureOfExperts(MultiTaskModel):
         """The gradient of ``W1``, ``b1`` split back into the parameters they were copied from (views)."""
         E, G, h, d = self.n_experts, self.n_gates, self.expert_units[0], self.n_features
         lead = dW1.shape[:-2]
-        grads = {"experts.0.W": np.swapaxes(dW1[..., :E * h].reshape(lead + (d, E, h)), -3, -2),
+        grads = {"experts.0.W": dW1[..., :E * h].reshape(lead + (d, E, h)).swapaxes(-3, -2),
                  "experts.0.b": db1[..., :E * h].reshape(lead + (E, h))}
         for i, name in enumerate(self._gate_blocks()):
             start = E * h + i * G * E
-            grads[f"{name}.W"] = np.swapaxes(dW1[..., start:start + G * E].reshape(lead + (d, G, E)), -3, -2)
+            grads[f"{name}.W"] = dW1[..., start:start + G * E].reshape(lead + (d, G, E)).swapaxes(-3, -2)
             grads[f"{name}.b"] = db1[..., start:start + G * E].reshape(lead + (G, E))
         return grads
 
@@ -188,7 +187,7 @@ class MixtureOfExperts(MultiTaskModel):
         scale = self.dropout_scale
         z, first = ops.dense_forward(X, *self._first_layer())                         # (..., N, E*h + G*E)
         a, relu = ops.relu_forward(z[..., :E * h])                                     # (..., N, E*h)
-        f = np.swapaxes(a.reshape(a.shape[:-1] + (E, h)), -3, -2)                      # (..., E, N, h): a view
+        f = a.reshape(a.shape[:-1] + (E, h)).swapaxes(-3, -2)                      # (..., E, N, h): a view
         dropout = None
         if masks is not None:
             f, dropout = ops.dropout_forward(f, masks["experts.0"], scale)            # (..., E, N, h)
@@ -196,7 +195,7 @@ class MixtureOfExperts(MultiTaskModel):
                                     masks=self._layer_masks(masks, "experts", first=1), scale=scale)
         logits = z[..., E * h:].reshape(z.shape[:-1] + (-1, E))                        # (..., N, G [+ G noise], E)
         g, gates = self._gates_forward(logits, noise)                                  # (..., N, G, E)
-        m, mixture = ops.mixture_forward(np.swapaxes(g, -3, -2), f)                    # (..., G, N, h_last)
+        m, mixture = ops.mixture_forward(g.swapaxes(-3, -2), f)                    # (..., G, N, h_last)
         out, towers = ops.towers_forward(m, self.mlp_layers("towers"),                 # (..., N, K)
                                          self._layer_masks(masks, "towers"), scale)
         return out, MoECache(first, relu, dropout, deeper, gates, mixture, towers)
@@ -210,8 +209,8 @@ class MixtureOfExperts(MultiTaskModel):
             grads.update(self._mlp_grads("experts", deeper_grads, first=1))
         if cache.dropout is not None:
             df = ops.dropout_backward(df, cache.dropout)                               # (..., E, N, h)
-        dlogits = self._gates_backward(np.swapaxes(dg, -3, -2), cache.gates)           # (..., N, G [+ G], E)
-        df = np.swapaxes(df, -3, -2)                                                   # (..., N, E, h)
+        dlogits = self._gates_backward(dg.swapaxes(-3, -2), cache.gates)           # (..., N, G [+ G], E)
+        df = df.swapaxes(-3, -2)                                                   # (..., N, E, h)
         da = ops.relu_backward(df.reshape(df.shape[:-2] + (-1,)), cache.relu)          # (..., N, E*h)
         dz = np.concatenate([da, dlogits.reshape(dlogits.shape[:-2] + (-1,))], axis=-1)  # side by side, like z
         dX, dW1, db1 = ops.dense_backward(dz, cache.first, input_grad)
@@ -292,7 +291,7 @@ class MixtureOfExperts(MultiTaskModel):
     def gate_weights(self, X: Any) -> np.ndarray:
         """Softmax gate weights (N, n_tasks, n_experts); with a single gate every task sees the same row."""
         z, _ = ops.dense_forward(self._check_X(X)[..., None, :, :], self.params["gates.W"], self.params["gates.b"])
-        g, _ = self._gates_forward(np.swapaxes(z, -3, -2))               # (..., N, G, E): no dropout, no noise
+        g, _ = self._gates_forward(z.swapaxes(-3, -2))               # (..., N, G, E): no dropout, no noise
         return np.broadcast_to(g, g.shape[:-2] + (self.n_tasks, self.n_experts)).copy()
 
 
