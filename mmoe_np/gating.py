@@ -18,7 +18,7 @@ the derivations are in ``docs/backprop.md`` (section 11).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = [
     "softplus", "noisy_logits_forward", "noisy_logits_backward", "NoisyLogitsCache", "gate_noise",
     "gate_dropout_forward", "gate_dropout_backward", "GateDropoutCache", "dropout_mask",
     "importance_loss_forward", "importance_loss_backward", "ImportanceCache",
+    "gate_chain_forward", "gate_chain_backward", "GatesCache", "check_gate_options",
     "uncertainty_loss_forward", "uncertainty_loss_backward", "UncertaintyCache",
     "GateNoise",
 ]
@@ -203,6 +204,74 @@ def importance_loss_backward(dcv2: np.ndarray, cache: ImportanceCache) -> np.nda
     I, mu, var = cache.importance, cache.mean, cache.var
     dI = np.asarray(dcv2)[..., None] * 2 * (I - mu - var / mu) / (I.shape[-1] * mu ** 2)
     return np.broadcast_to(np.expand_dims(dI, cache.batch_axis), cache.g_shape).copy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The whole gate: noise -> tempered top-k softmax -> importance loss -> dropout (docs/backprop.md 11.6)
+# ----------------------------------------------------------------------------------------------------------------
+class GatesCache(NamedTuple):
+    logits: np.ndarray                   # what the selection read: the logits, noise added
+    select: TemperedSoftmaxCache         # softmax(logits / tau) over the top k (all E by default)
+    noisy: NoisyLogitsCache | None       # a training pass of a noisy gate
+    dropout: GateDropoutCache | None     # a training pass with gate dropout
+    balance: ImportanceCache | None      # the importance loss (balance_weight > 0)
+    balance_value: Any                   # balance_weight * sum over the gates of CV^2 (...), or 0.0
+
+
+def check_gate_options(gate_dropout: Any, gate_temperature: Any, top_k: Any, noisy_gating: Any,
+                       balance_weight: Any, *, max_k: int, experts_seen: str) -> dict[str, Any]:
+    """The gate options of a gated model, checked (a ValueError names the option): gate_dropout in [0, 1),
+    temperature > 0, top_k None or 1..``max_k`` (``experts_seen`` says what a gate mixes, for the message),
+    noisy_gating a bool, balance_weight >= 0."""
+    dropout = V.positive_float("gate_dropout", gate_dropout, allow_zero=True)
+    if dropout >= 1:
+        raise ValueError(f"gate_dropout must be in [0, 1) (the probability of dropping a gate weight); "
+                         f"got {gate_dropout!r}")
+    k = None if top_k is None else V.positive_int("top_k", top_k)
+    if k is not None and k > max_k:
+        raise ValueError(f"top_k must be at most {experts_seen} = {max_k} (the experts a gate mixes); got {top_k!r}")
+    return {"gate_dropout": dropout, "gate_temperature": V.positive_float("gate_temperature", gate_temperature),
+            "top_k": k, "noisy_gating": V.flag("noisy_gating", noisy_gating),
+            "balance_weight": V.positive_float("balance_weight", balance_weight, allow_zero=True)}
+
+
+def gate_chain_forward(z: np.ndarray, noise_logits: np.ndarray | None, draws: GateNoise | None, *, top_k: int,
+                       temperature: float, balance_weight: float, batch_axis: int) -> tuple[np.ndarray, GatesCache]:
+    """Gate logits z (..., E) of any layout whose batch axis is ``batch_axis`` -> gate weights g (..., E), every row a
+    distribution over the experts: noise (a training pass of a noisy gate: ``noise_logits`` and ``draws.eps``) ->
+    softmax(/ temperature) over the ``top_k`` largest -> the importance loss over the batch (``balance_weight`` > 0)
+    -> dropout (``draws.mask``). With top_k = E, temperature 1 and no draws: ``ops.softmax_forward`` bit for bit.
+    MMoE's and PLE's gates both run it, each on its own layout."""
+    noisy = None
+    if draws is not None and draws.eps is not None:
+        z, noisy = noisy_logits_forward(z, noise_logits, draws.eps)
+    g, select = top_k_softmax_forward(z, top_k, temperature)
+    balance, balance_value = None, 0.0
+    if balance_weight:
+        cv2, balance = importance_loss_forward(g, batch_axis=batch_axis)            # (..., G)
+        balance_value = balance_weight * cv2.sum(axis=-1)
+    dropout = None
+    if draws is not None and draws.mask is not None:
+        g, dropout = gate_dropout_forward(g, draws.mask)
+    return g, GatesCache(z, select, noisy, dropout, balance, balance_value)
+
+
+def gate_chain_backward(dg: np.ndarray, cache: GatesCache, *, balance_weight: float,
+                        noisy_gating: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """dg (..., E) -> ``(dz, dnoise_logits)``: :func:`gate_chain_forward` backwards, the importance loss's gradient
+    added to the weights'. ``dnoise_logits`` is None without ``noisy_gating``, zeros for a pass without noise (the
+    noise logits did not matter)."""
+    if cache.dropout is not None:
+        dg = gate_dropout_backward(dg, cache.dropout)
+    if cache.balance is not None:
+        dcv2 = np.full(cache.balance.mean.shape[:-1], balance_weight, dtype=dg.dtype)   # (..., G)
+        dg = dg + importance_loss_backward(dcv2, cache.balance)
+    dz = top_k_softmax_backward(dg, cache.select)
+    if not noisy_gating:
+        return dz, None
+    if cache.noisy is None:
+        return dz, np.zeros_like(dz)
+    return noisy_logits_backward(dz, cache.noisy)
 
 
 # ----------------------------------------------------------------------------------------------------------------

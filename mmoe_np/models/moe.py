@@ -44,13 +44,7 @@ class MoECache(NamedTuple):
     towers: tuple             # ops.towers_forward's cache
 
 
-class GatesCache(NamedTuple):
-    logits: np.ndarray                       # what the selection read (..., N, G, E): the logits, noise added
-    select: gating.TemperedSoftmaxCache      # softmax(logits / tau) over the top k (all E by default)
-    noisy: gating.NoisyLogitsCache | None    # a training pass of a noisy gate
-    dropout: gating.GateDropoutCache | None  # a training pass with gate dropout
-    balance: gating.ImportanceCache | None   # the importance loss (balance_weight > 0)
-    balance_value: Any                       # balance_weight * sum_G CV^2 (...), or 0.0
+GatesCache = gating.GatesCache  # the gate chain's cache (re-exported: its home is mmoe_np.gating)
 
 
 class MixtureOfExperts(MultiTaskModel):
@@ -98,18 +92,9 @@ class MixtureOfExperts(MultiTaskModel):
         self.n_experts = V.positive_int("n_experts", n_experts)
         self.expert_units = V.units("expert_units", expert_units)
         self.tower_units = V.units("tower_units", tower_units, allow_empty=True)
-        self.gate_dropout = V.positive_float("gate_dropout", gate_dropout, allow_zero=True)
-        if self.gate_dropout >= 1:
-            raise ValueError(f"gate_dropout must be in [0, 1) (the probability of dropping a gate weight); "
-                             f"got {gate_dropout!r}")
-        self.gate_temperature = V.positive_float("gate_temperature", gate_temperature)
-        self.top_k = None if top_k is None else V.positive_int("top_k", top_k)
-        if self.top_k is not None and self.top_k > self.n_experts:
-            raise ValueError(f"top_k must be at most n_experts = {self.n_experts}; got {top_k!r}")
-        if not isinstance(noisy_gating, (bool, np.bool_)):
-            raise ValueError(f"noisy_gating must be True or False; got {noisy_gating!r}")
-        self.noisy_gating = bool(noisy_gating)
-        self.balance_weight = V.positive_float("balance_weight", balance_weight, allow_zero=True)
+        options = gating.check_gate_options(gate_dropout, gate_temperature, top_k, noisy_gating, balance_weight,
+                                            max_k=self.n_experts, experts_seen="n_experts")
+        self.gate_dropout, self.gate_temperature, self.top_k, self.noisy_gating, self.balance_weight = options.values()
         if n_gates is not None and not self._gates_are_an_option():
             kwargs["n_gates"] = n_gates  # OMoE and MMoE fix their gates: the base reports an unknown option
         self.n_gates = self.default_n_gates if n_gates is None else n_gates  # checked in _build, with the tasks
@@ -232,34 +217,16 @@ class MixtureOfExperts(MultiTaskModel):
         noise (training passes) -> softmax(/ tau) over the top k -> importance loss -> dropout (training passes).
         With the defaults and no noise this is ``ops.softmax_forward`` bit for bit."""
         G = self.n_gates
-        z, noisy = logits[..., :G, :], None
-        if noise is not None and noise.eps is not None:
-            z, noisy = gating.noisy_logits_forward(z, logits[..., G:, :], noise.eps)
-        g, select = gating.top_k_softmax_forward(z, self.top_k or self.n_experts, self.gate_temperature)
-        balance, balance_value = None, 0.0
-        if self.balance_weight:
-            cv2, balance = gating.importance_loss_forward(g, batch_axis=-3)          # (..., G)
-            balance_value = self.balance_weight * cv2.sum(axis=-1)
-        dropout = None
-        if noise is not None and noise.mask is not None:
-            g, dropout = gating.gate_dropout_forward(g, noise.mask)
-        return g, GatesCache(z, select, noisy, dropout, balance, balance_value)
+        noise_logits = logits[..., G:, :] if self.noisy_gating else None
+        return gating.gate_chain_forward(logits[..., :G, :], noise_logits, noise, top_k=self.top_k or self.n_experts,
+                                         temperature=self.gate_temperature, balance_weight=self.balance_weight,
+                                         batch_axis=-3)
 
     def _gates_backward(self, dg: np.ndarray, cache: GatesCache) -> np.ndarray:
-        """dg (..., N, G, E)  ->  the gradient of the logits (..., N, G, E) (with noisy gating (..., N, 2G, E)):
-        the chain of :meth:`_gates_forward` backwards, the importance loss's gradient added to the weights'."""
-        if cache.dropout is not None:
-            dg = gating.gate_dropout_backward(dg, cache.dropout)
-        if cache.balance is not None:
-            dcv2 = np.full(cache.balance.mean.shape[:-1], self.balance_weight, dtype=dg.dtype)  # (..., G)
-            dg = dg + gating.importance_loss_backward(dcv2, cache.balance)
-        dz = gating.top_k_softmax_backward(dg, cache.select)
-        if not self.noisy_gating:
-            return dz
-        dnoise = np.zeros_like(dz)  # a pass without noise: the noise logits did not matter
-        if cache.noisy is not None:
-            dz, dnoise = gating.noisy_logits_backward(dz, cache.noisy)
-        return np.concatenate([dz, dnoise], axis=-2)
+        """dg (..., N, G, E)  ->  the gradient of the logits (..., N, G, E) (with noisy gating (..., N, 2G, E))."""
+        dz, dnoise = gating.gate_chain_backward(dg, cache, balance_weight=self.balance_weight,
+                                                noisy_gating=self.noisy_gating)
+        return dz if dnoise is None else np.concatenate([dz, dnoise], axis=-2)
 
     def _auxiliary_loss(self, cache: MoECache) -> Any:
         """The importance (load-balancing) loss of the pass's gates, ``balance_weight * sum_G CV^2``."""

@@ -28,7 +28,6 @@ from .. import _validation as V
 from .. import gating, ops
 from ..init import glorot_uniform
 from .base import ArrayDict, MultiTaskModel
-from .moe import GatesCache
 
 __all__ = ["LevelCache", "PLECache", "LevelNoise", "PLENoise", "PLE", "CGC"]
 
@@ -37,7 +36,7 @@ class LevelCache(NamedTuple):
     shared: tuple                  # ops.mlp_forward's cache of the S shared experts
     task: tuple                    # ... of the K x T task experts (empty when T = 0)
     gate_dense: ops.DenseCache     # the task gates' logits (..., K, N, S + T) [+ their noise logits]
-    gates: GatesCache              # the task gates' chain (11.6); gates.select.probs is g^k before any dropout
+    gates: gating.GatesCache       # the task gates' chain (11.6); gates.select.probs is g^k before any dropout
     task_mixture: ops.MixtureCache
     shared_gate: Any               # (DenseCache, GatesCache, MixtureCache) of the shared gate, None at the last level
 
@@ -105,18 +104,11 @@ class PLE(MultiTaskModel):
         self.n_task_experts = V.int_at_least("n_task_experts", n_task_experts, 0)
         self.expert_units = V.units("expert_units", expert_units)
         self.tower_units = V.units("tower_units", tower_units, allow_empty=True)
-        self.gate_dropout = V.positive_float("gate_dropout", gate_dropout, allow_zero=True)
-        if self.gate_dropout >= 1:
-            raise ValueError(f"gate_dropout must be in [0, 1) (the probability of dropping a gate weight); "
-                             f"got {gate_dropout!r}")
-        self.gate_temperature = V.positive_float("gate_temperature", gate_temperature)
-        self.top_k = None if top_k is None else V.positive_int("top_k", top_k)
-        seen = self.n_shared_experts + self.n_task_experts  # a task's gate mixes S + T; a shared gate S + K T
-        if self.top_k is not None and self.top_k > seen:
-            raise ValueError(f"top_k must be at most n_shared_experts + n_task_experts = {seen} (the experts a "
-                             f"task's gate mixes); got {top_k!r}")
-        self.noisy_gating = V.flag("noisy_gating", noisy_gating)
-        self.balance_weight = V.positive_float("balance_weight", balance_weight, allow_zero=True)
+        options = gating.check_gate_options(  # a task's gate mixes S + T experts; a shared gate S + K T
+            gate_dropout, gate_temperature, top_k, noisy_gating, balance_weight,
+            max_k=self.n_shared_experts + self.n_task_experts,
+            experts_seen="n_shared_experts + n_task_experts")
+        self.gate_dropout, self.gate_temperature, self.top_k, self.noisy_gating, self.balance_weight = options.values()
         super().__init__(n_features, tasks, **kwargs)
 
     def _sizes(self) -> dict[str, Any]:
@@ -270,43 +262,25 @@ class PLE(MultiTaskModel):
                 f"{name}.noise.W": dW[..., E:], f"{name}.noise.b": db[..., E:]}
 
     def _gates_forward(self, logits: np.ndarray,
-                       draws: gating.GateNoise | None) -> tuple[np.ndarray, GatesCache]:
+                       draws: gating.GateNoise | None) -> tuple[np.ndarray, gating.GatesCache]:
         """Gate logits (..., G, N, E) (with noisy gating (..., G, N, 2E): then the noise logits)  ->  gate weights
         g (..., G, N, E), every row a distribution over the experts: noise (training passes) -> softmax(/ tau)
         over the top k -> importance loss over the batch (axis -2) -> dropout (training passes). MMoE's chain
         (``MixtureOfExperts._gates_forward``) on PLE's layout, the gates in front of the batch; with the defaults
         and no draws it is ``ops.softmax_forward`` bit for bit."""
         E = logits.shape[-1] // 2 if self.noisy_gating else logits.shape[-1]
-        z, noisy = logits[..., :E], None
-        if draws is not None and draws.eps is not None:
-            z, noisy = gating.noisy_logits_forward(z, logits[..., E:], draws.eps)
-        g, select = gating.top_k_softmax_forward(z, self.top_k or E, self.gate_temperature)
-        balance, balance_value = None, 0.0
-        if self.balance_weight:
-            cv2, balance = gating.importance_loss_forward(g, batch_axis=-2)          # (..., G)
-            balance_value = self.balance_weight * cv2.sum(axis=-1)
-        dropout = None
-        if draws is not None and draws.mask is not None:
-            g, dropout = gating.gate_dropout_forward(g, draws.mask)
-        return g, GatesCache(z, select, noisy, dropout, balance, balance_value)
+        noise_logits = logits[..., E:] if self.noisy_gating else None
+        return gating.gate_chain_forward(logits[..., :E], noise_logits, draws, top_k=self.top_k or E,
+                                         temperature=self.gate_temperature, balance_weight=self.balance_weight,
+                                         batch_axis=-2)
 
-    def _gates_backward(self, dg: np.ndarray, cache: GatesCache) -> np.ndarray:
-        """dg (..., G, N, E)  ->  the logits' gradient (..., G, N, E) (with noisy gating (..., G, N, 2E)): the chain
-        of :meth:`_gates_forward` backwards, the importance loss's gradient added to the weights'."""
-        if cache.dropout is not None:
-            dg = gating.gate_dropout_backward(dg, cache.dropout)
-        if cache.balance is not None:
-            dcv2 = np.full(cache.balance.mean.shape[:-1], self.balance_weight, dtype=dg.dtype)  # (..., G)
-            dg = dg + gating.importance_loss_backward(dcv2, cache.balance)
-        dz = gating.top_k_softmax_backward(dg, cache.select)
-        if not self.noisy_gating:
-            return dz
-        dnoise = np.zeros_like(dz)  # a pass without noise: the noise logits did not matter
-        if cache.noisy is not None:
-            dz, dnoise = gating.noisy_logits_backward(dz, cache.noisy)
-        return np.concatenate([dz, dnoise], axis=-1)
+    def _gates_backward(self, dg: np.ndarray, cache: gating.GatesCache) -> np.ndarray:
+        """dg (..., G, N, E)  ->  the logits' gradient (..., G, N, E) (with noisy gating (..., G, N, 2E))."""
+        dz, dnoise = gating.gate_chain_backward(dg, cache, balance_weight=self.balance_weight,
+                                                noisy_gating=self.noisy_gating)
+        return dz if dnoise is None else np.concatenate([dz, dnoise], axis=-1)
 
-    def _every_gate(self, cache: PLECache) -> list[GatesCache]:
+    def _every_gate(self, cache: PLECache) -> list[gating.GatesCache]:
         """The chains of every gate in the pass: each level's task gates, then its shared gate."""
         chains = []
         for c in cache.levels:
