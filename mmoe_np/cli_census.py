@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .cli_common import models_help, option, print_written
+from .cli_common import DefaultsHelpFormatter, models_help, option, print_written
 from .experiments import census, census_tune
 from .experiments.common import check_out
 
@@ -72,7 +72,7 @@ def add_census(subparsers: Any) -> None:
                     "plot the gates of OMoE and MMoE. Beyond the paper, CGC and PLE (Tang et al., 2020) run when "
                     "named (--models mmoe cgc ple; 'all' is the paper's seven), with MMoE's experts split into "
                     "shared and per-task ones. See docs/results-census.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     _add_data_dir(p)
     option(p, "--config", default=None, metavar="TUNED_JSON",
            help="train the tuned models of this tuned.json (written by census-tune): each model's sizes, lr, "
@@ -140,7 +140,7 @@ def add_census_tune(subparsers: Any) -> None:
                     "scored on task 1's validation AUC; the test rows are never read. Every trial is recorded in "
                     "--out as it finishes; run the same command again to resume. Then: mmoe-np census --config "
                     "OUT/tuned.json. See docs/results-census.md.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     _add_data_dir(p)
     option(p, "--group", type=int, default=census.DEFAULTS["group"], help="task group (1 or 2)")
     option(p, "--models", nargs="+", default="all", metavar="MODEL",  # a string: the help shows "all"

@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -53,7 +53,13 @@ class History:
 
     def __getitem__(self, key: str) -> np.ndarray:
         """``history["val_loss"]`` as an array with the epochs (or evaluation points) on axis 0."""
+        if key not in self:
+            raise KeyError(f"History has no record {key!r}; it has {[f.name for f in fields(self)]}")
         return np.asarray(getattr(self, key))
+
+    def __contains__(self, key: Any) -> bool:
+        """``"val_loss" in history``: whether ``key`` names one of its records."""
+        return isinstance(key, str) and key in {f.name for f in fields(self)}
 
 
 @dataclass

@@ -4,6 +4,7 @@ folder as it was, one line on stderr and no worker process behind."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,3 +271,11 @@ def test_a_signal_mid_run_stops_every_process_and_keeps_the_old_results(signum, 
     while any(alive(pid) for pid in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in seen if alive(pid)], "a child process outlived the command"
+
+
+@pytest.mark.parametrize("command", ["census", "census-tune"])
+def test_the_census_help_states_each_default_once(command, capsys):
+    assert cli.main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default [^)]*\) \(default: ", text)  # a default in the help, then argparse's again

@@ -449,3 +449,12 @@ def test_fit_trains_with_gate_dropout_drawn_from_its_own_stream():
     plain, dropped, again = train(), train(gate_dropout=0.5), train(gate_dropout=0.5)
     assert any(not np.array_equal(plain.params[k], dropped.params[k]) for k in plain.params)
     assert all(np.array_equal(dropped.params[k], again.params[k]) for k in dropped.params)
+
+
+def test_history_answers_in_and_names_an_unknown_record():
+    history = mn.History(train_loss=[1.0, 0.5], val_loss=[1.2, 0.7])
+    assert "val_loss" in history and "train_loss" in history
+    assert "accuracy" not in history and 0 not in history
+    np.testing.assert_array_equal(history["val_loss"], [1.2, 0.7])
+    with pytest.raises(KeyError, match="no record 'accuracy'"):
+        history["accuracy"]

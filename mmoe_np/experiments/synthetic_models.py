@@ -1,6 +1,7 @@
 """The synthetic study's models and settings: the names the command line accepts -> model class
 (:data:`MODELS`), their sizes (:data:`SIZES`; Shared-Bottom parameter-matched to MMoE as in the paper) and
-labels, the correlations of the figures, and the two training profiles (:data:`QUICK`, :data:`PAPER`).
+labels, the correlations of the figures, and the training profiles (:data:`QUICK`, :data:`PAPER`, :data:`LONG`,
+all in :data:`PROFILES`).
 :mod:`~mmoe_np.experiments.synthetic` re-exports them."""
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..sizing import shared_bottom_width
 from .lockstep import ModelSpec
 
 __all__ = ["MODELS", "SIZES", "MODEL_LABELS", "COMPARISON_MODELS", "PAPER_CORRELATIONS", "TRAINABILITY_CORRELATIONS",
-           "QUICK", "PAPER", "MATCHED_BOTTOM_WIDTH", "model_spec"]
+           "QUICK", "PAPER", "LONG", "PROFILES", "MATCHED_BOTTOM_WIDTH", "model_spec"]
 
 _EXPERTS = {"n_experts": 8, "expert_units": (16,), "tower_units": (8,)}
 # The paper's parameter matching (Sec. 5.1): the Shared-Bottom whose bottom and tower-hidden weights cost as much as
@@ -46,7 +47,7 @@ PAPER = {"runs": 200, "steps": 2000, "batch_size": 128, "lr": 1e-2, "schedule": 
          "n_test": 2000}
 QUICK = {"runs": 32, "steps": 800, "batch_size": 128, "lr": 1e-2, "schedule": "cosine", "eval_every": 50,
          "n_test": 1000}
-# "long": the paper profile trained twice as long (4,000 steps; about 40 minutes on an idle 2-core machine), because
+# "long": the paper profile trained twice as long (4,000 steps; about 35 minutes on an idle 2-core machine), because
 # 2,000 steps leave every model far from trained: in the pilot (docs/results-synthetic.md) the MoE models' mean final
 # losses were 65-142% above the noise floor at 2,000 steps, 27-53% at 4,000 and 13-23% at 8,000.
 LONG = {**PAPER, "steps": 4000, "eval_every": 200}
