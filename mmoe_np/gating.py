@@ -32,6 +32,7 @@ __all__ = [
     "gate_dropout_forward", "gate_dropout_backward", "GateDropoutCache", "dropout_mask",
     "importance_loss_forward", "importance_loss_backward", "ImportanceCache",
     "gate_chain_forward", "gate_chain_backward", "GatesCache", "check_gate_options",
+    "GATE_OPTION_DEFAULTS", "changed_gate_options",
     "uncertainty_loss_forward", "uncertainty_loss_backward", "UncertaintyCache",
     "GateNoise",
 ]
@@ -216,6 +217,17 @@ class GatesCache(NamedTuple):
     dropout: GateDropoutCache | None     # a training pass with gate dropout
     balance: ImportanceCache | None      # the importance loss (balance_weight > 0)
     balance_value: Any                   # balance_weight * sum over the gates of CV^2 (...), or 0.0
+
+
+GATE_OPTION_DEFAULTS: dict[str, Any] = {"gate_dropout": 0.0, "gate_temperature": 1.0, "top_k": None,
+                                        "noisy_gating": False, "balance_weight": 0.0}  # the paper's plain softmax gate
+
+
+def changed_gate_options(model: Any) -> dict[str, Any]:
+    """The gate options of a gated model (its attributes of those names) that differ from
+    :data:`GATE_OPTION_DEFAULTS`: what its config must record (a plain gate: none)."""
+    return {name: getattr(model, name) for name, default in GATE_OPTION_DEFAULTS.items()
+            if getattr(model, name) != default}
 
 
 def check_gate_options(gate_dropout: Any, gate_temperature: Any, top_k: Any, noisy_gating: Any,

@@ -187,6 +187,7 @@ def test_uncertainty_loss_value_and_its_minimum_over_s():
 # ================================================================================================================
 import mmoe_np as mn  # noqa: E402
 from mmoe_np.models.ple import CGC, PLE  # noqa: E402
+from modelcheck import assert_training_randomness  # noqa: E402
 from mmoe_np.testing import (data, hidden_units, jitter, model_configs, off_kinks, task_lists,  # noqa: E402
                              tower_units)
 
@@ -235,21 +236,8 @@ def test_dropout_and_noise_apply_in_training_passes_only_and_are_deterministic_g
     tasks = ("regression", "binary")
     model = jitter(mn.MMoE(3, tasks, n_experts=4, gate_dropout=0.5, noisy_gating=True, seed=0), 0)
     X, Y = data(16, 3, tasks, 0)
-    eval_loss, _ = model.losses(X, Y)
-    l1, g1 = model.loss_and_grads(X, Y, rng=np.random.default_rng(7))
-    l2, g2 = model.loss_and_grads(X, Y, rng=np.random.default_rng(7))
-    l3, _ = model.loss_and_grads(X, Y, rng=np.random.default_rng(8))
-    assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)  # deterministic given the rng
-    assert l1 != l3 and l1 != eval_loss                                   # the draws matter
-    noise = model.draw_noise(np.random.default_rng(7), 16)
+    noise = assert_training_randomness(model, X, Y)
     assert noise.mask.shape == noise.eps.shape == (16, 2, 4)
-    assert model.loss_and_grads(X, Y, noise=noise)[0] == l1                # rng = the draws it makes
-    held = model.holding_noise(noise)
-    assert held.losses(X, Y)[0] == l1 and model.losses(X, Y)[0] == eval_loss
-    for m in (model, held):  # never in forward, predict or the gate weights
-        assert np.array_equal(m.forward(X), model.forward(X))
-        assert np.array_equal(m.predict(X), model.predict(X))
-        assert np.array_equal(m.gate_weights(X), model.gate_weights(X))
     np.testing.assert_allclose(model.gate_weights(X).sum(-1), 1.0)
     assert mn.MMoE(3, tasks).draw_noise(np.random.default_rng(0), 4) is None
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import mmoe_np as mn
 from mmoe_np import gating
+from modelcheck import assert_training_randomness
 from mmoe_np.gradcheck import relu_caches
 from mmoe_np.models.ple import CGC, PLE, LevelNoise
 from mmoe_np.testing import (KINK_MARGIN, assert_gradients_close, data, hidden_units, jitter, seeds, task_lists,
@@ -128,25 +129,12 @@ def test_dropout_and_noise_apply_in_training_passes_only_and_are_deterministic_g
     model = jitter(cls(3, tasks, n_shared_experts=2, n_task_experts=2, gate_dropout=0.5, noisy_gating=True, seed=0,
                        **levels), 0)
     X, Y = data(16, 3, tasks, 0)
-    eval_loss, _ = model.losses(X, Y)
-    l1, g1 = model.loss_and_grads(X, Y, rng=np.random.default_rng(7))
-    l2, g2 = model.loss_and_grads(X, Y, rng=np.random.default_rng(7))
-    l3, _ = model.loss_and_grads(X, Y, rng=np.random.default_rng(8))
-    assert l1 == l2 and all(np.array_equal(g1[k], g2[k]) for k in g1)  # deterministic given the rng
-    assert l1 != l3 and l1 != eval_loss                                   # the draws matter
-    noise = model.draw_noise(np.random.default_rng(7), 16)
+    noise = assert_training_randomness(model, X, Y)
     assert len(noise) == model.n_levels and noise[-1].shared is None
     for level in noise:
         assert level.task.mask.shape == level.task.eps.shape == (2, 16, 4)
         if level.shared is not None:
             assert level.shared.mask.shape == level.shared.eps.shape == (1, 16, 2 + 2 * 2)
-    assert model.loss_and_grads(X, Y, noise=noise)[0] == l1               # rng = the draws it makes
-    held = model.holding_noise(noise)
-    assert held.losses(X, Y)[0] == l1 and model.losses(X, Y)[0] == eval_loss
-    for m in (model, held):  # never in forward, predict or the gate weights
-        assert np.array_equal(m.forward(X), model.forward(X))
-        assert np.array_equal(m.predict(X), model.predict(X))
-        assert np.array_equal(m.gate_weights(X), model.gate_weights(X))
     with pytest.raises(ValueError, match="noise"):
         model.losses(X, Y, noise=noise[:1] if model.n_levels > 1 else noise * 2)
 

@@ -111,12 +111,8 @@ class MixtureOfExperts(MultiTaskModel):
         return {**sizes, **self.gate_options()}
 
     def gate_options(self) -> dict[str, Any]:
-        """The gate options that differ from their defaults (an MMoE of the paper: none)."""
-        options = {"gate_dropout": self.gate_dropout, "gate_temperature": self.gate_temperature,
-                   "top_k": self.top_k, "noisy_gating": self.noisy_gating, "balance_weight": self.balance_weight}
-        defaults = {"gate_dropout": 0.0, "gate_temperature": 1.0, "top_k": None, "noisy_gating": False,
-                    "balance_weight": 0.0}
-        return {k: v for k, v in options.items() if v != defaults[k]}
+        """The gate options that differ from their defaults (an MMoE of the paper: none): :func:`mmoe_np.gating.changed_gate_options`."""
+        return gating.changed_gate_options(self)
 
     def _build(self, rng: np.random.Generator) -> None:
         if self.n_gates is None:

@@ -117,12 +117,8 @@ class PLE(MultiTaskModel):
                 "tower_units": self.tower_units, **self.gate_options()}
 
     def gate_options(self) -> dict[str, Any]:
-        """The gate options that differ from their defaults (none for Tang et al.'s PLE)."""
-        options = {"gate_dropout": self.gate_dropout, "gate_temperature": self.gate_temperature,
-                   "top_k": self.top_k, "noisy_gating": self.noisy_gating, "balance_weight": self.balance_weight}
-        defaults = {"gate_dropout": 0.0, "gate_temperature": 1.0, "top_k": None, "noisy_gating": False,
-                    "balance_weight": 0.0}
-        return {k: v for k, v in options.items() if v != defaults[k]}
+        """The gate options that differ from their defaults (none for Tang et al.'s PLE): :func:`mmoe_np.gating.changed_gate_options`."""
+        return gating.changed_gate_options(self)
 
     @property
     def _dropout_mlps(self) -> tuple[tuple[str, bool], ...]:
