@@ -337,3 +337,30 @@ def test_uncertainty_weighting_value_and_the_fixed_default():
         mn.SharedBottom(3, tasks, loss_weighting="learned")
     with pytest.raises(ValueError, match="task_weights"):
         mn.SharedBottom(3, tasks, loss_weighting="uncertainty", task_weights=(1, 2))
+
+
+# ------------------------------------------------------------------------------------------------ the whole gate chain
+@given(seed=st.integers(0, 10_000), E=st.integers(2, 6), k_drop=st.integers(0, 4), tau=st.sampled_from([0.5, 1.0, 2.0]),
+       noisy=st.booleans(), drop=st.booleans())
+def test_the_gate_chain_pair_passes_the_gradient_check(seed, E, k_drop, tau, noisy, drop):
+    # gate_chain_forward/backward on its own (MMoE, OMoE, CGC and PLE all run it): dz, and the noise logits' gradient
+    # for a noisy gate, with the draws (mask, eps) held fixed; away from top-k ties (a step cannot change the selection)
+    rng = np.random.default_rng(seed)
+    shape, k = (2, 7, E), max(1, E - k_drop)
+    z, noise_logits = rng.standard_normal(shape), rng.standard_normal(shape)
+    draws = gating.GateNoise(gating.dropout_mask(rng, shape, 0.3) if drop else None,
+                             gating.gate_noise(rng, shape) if noisy else None)
+    options = dict(top_k=k, temperature=tau, balance_weight=0.0, batch_axis=-2)
+    g, cache = gating.gate_chain_forward(z, noise_logits if noisy else None, draws, **options)
+    np.testing.assert_allclose(g.sum(-1), 1.0)
+    assume(gating.top_k_margin(cache.logits, k) > 1e-3)
+    inputs = {"z": z, "noise_logits": noise_logits} if noisy else {"z": z}
+
+    def forward(z, noise_logits=None):
+        return gating.gate_chain_forward(z, noise_logits, draws, **options)
+
+    def backward(dg, cache):
+        dz, dnoise = gating.gate_chain_backward(dg, cache, balance_weight=0.0, noisy_gating=noisy)
+        return (dz, dnoise) if noisy else dz
+    report = mn.check_op(forward, backward, inputs, seed=seed)
+    assert report.passed(), report
