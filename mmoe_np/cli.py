@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_training_study(subparsers, name, help_text, models, correlations)
     cli_census.add_census(subparsers)
     cli_census.add_census_tune(subparsers)
+    cli_census.add_census_paper(subparsers)
     _add_gates(subparsers)
     p = subparsers.add_parser("docs-figures", help="redraw the diagrams of docs/ (MMoE graph, three models, "
                               "softmax VJP)", description="Draw the figures docs/ links to with the package's own "

@@ -1,5 +1,6 @@
-"""The ``census`` and ``census-tune`` subcommands of :mod:`mmoe_np.cli`: their parsers and the functions that run
-them (:mod:`mmoe_np.experiments.census`, :mod:`mmoe_np.experiments.census_tune`)."""
+"""The ``census``, ``census-tune`` and ``census-paper`` subcommands of :mod:`mmoe_np.cli`: their parsers and the
+functions that run them (:mod:`mmoe_np.experiments.census`, :mod:`mmoe_np.experiments.census_tune`,
+:mod:`mmoe_np.experiments.census_paper`)."""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from .cli_common import DefaultsHelpFormatter, models_help, option, print_written
-from .experiments import census, census_tune
+from ._io import write_text
+from .experiments import census, census_paper, census_tune
 from .experiments.common import check_out
 
-__all__ = ["add_census", "add_census_tune", "run_census", "run_census_tune"]
+__all__ = ["add_census", "add_census_tune", "add_census_paper", "run_census", "run_census_tune",
+           "run_census_paper"]
 
 
 def _units_or_auto(text: str) -> tuple[int, ...] | None:
@@ -165,6 +168,26 @@ def add_census_tune(subparsers: Any) -> None:
     option(p, "--train-rows", type=int, default=None, help="use only the first N training rows (quick checks)")
     option(p, "--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run_census_tune)
+
+
+def add_census_paper(subparsers: Any) -> None:
+    text = "Census-income: the paper's table beside a census run's, and which of its orderings hold here"
+    p = subparsers.add_parser(
+        "census-paper", help=text,
+        description=text + ": the paper's mean main-task AUC of the seven models and ours, then every pair the "
+                           "paper orders, tested on the paired runs (95%% interval: holds, does not hold or "
+                           "inconclusive). See docs/results-census.md.", formatter_class=DefaultsHelpFormatter)
+    option(p, "results", metavar="RESULTS", help="the group{G}.json written by mmoe-np census")
+    option(p, "--out", default=None, help="also write the Markdown to this file")
+    p.set_defaults(func=run_census_paper)
+
+
+def run_census_paper(args: argparse.Namespace) -> int:
+    text = census_paper.format_paper_comparison(census_paper.read_census_results(args.results))
+    print(text)
+    if args.out is not None:
+        print(f"wrote {write_text(args.out, text + chr(10))}")
+    return 0
 
 
 def run_census(args: argparse.Namespace) -> int:
