@@ -224,6 +224,8 @@ def run_census_tune(args: argparse.Namespace) -> int:
     source = census.CensusSource(str(settings["data_dir"]), settings["group"], settings["recipe"],
                                  settings["split_seed"], str(settings["dtype"]), settings["train_rows"])
     fixed = {key: getattr(args, key) for key in ("numeric", *census.REGULARISERS) if getattr(args, key) is not None}
+    for key in set(census.REGULARISERS) & set(fixed):  # checked here too, so that an error names the flag
+        fixed[key] = census.check_regulariser(key, fixed[key])
     check_out(args.out)
     result = census_tune.tune(source, settings["models"], trials=args.trials, out=args.out, seed=args.seed,
                               min_epochs=args.min_epochs, max_epochs=args.max_epochs, eta=args.eta,

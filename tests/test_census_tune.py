@@ -420,7 +420,8 @@ def test_census_tune_command_parses_and_names_bad_flags(tmp_path, capsys):
     assert args.out == "results/census-tune" and callable(args.func)
     for argv, flag in [(["--trials", "0"], "--trials"), (["--group", "3"], "--group"), (["--eta", "1"], "--eta"),
                        (["--min-epochs", "5", "--max-epochs", "2"], "--min-epochs"),
-                       (["--models", "mmoe,bert"], "--models")]:
+                       (["--models", "mmoe,bert"], "--models"), (["--dropout", "1.0"], "--dropout must be"),
+                       (["--weight-decay", "-1"], "--weight-decay must be")]:
         code = cli.main(["census-tune", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")] + argv)
         err = capsys.readouterr().err
         assert code == 2 and err.startswith(f"mmoe-np census-tune: error: {flag}"), err
