@@ -155,19 +155,26 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with heavy-ball momentum: ``v <- mu v + g``, ``p <- p - lr v``."""
+    """Stochastic gradient descent with heavy-ball momentum and optional weight decay:
+    ``v <- mu v + g + weight_decay * p``, ``p <- p - lr v`` (``torch.optim.SGD``'s convention). Without momentum
+    the decay shrinks every parameter by ``lr * weight_decay * p`` per step, the gradient of an L2 penalty
+    ``(weight_decay / 2) ||p||^2``; ``weight_decay=0`` (default) is plain SGD."""
 
-    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-2, momentum: float = 0.0) -> None:
+    def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-2, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum = V.positive_float("momentum", momentum, allow_zero=True)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
+        self.weight_decay = V.positive_float("weight_decay", weight_decay, allow_zero=True)
         self.velocity = self._zeros()
 
     def _update(self, name: str | slice, g: np.ndarray) -> np.ndarray:
         v = self._state(self.velocity, name)
         v *= self.momentum
         v += g
+        if self.weight_decay:
+            v += self.weight_decay * self._state(self.params, name)
         return self.lr * v
 
 

@@ -233,6 +233,35 @@ def test_adam_weight_decay_agrees_with_torch_adamw(dtype):
                                    atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_sgd_weight_decay_is_the_l2_gradient_and_agrees_with_torch(momentum):
+    rng = np.random.default_rng(7)
+    model = flat_model(np.float64)
+    start = {k: p.copy() for k, p in model.params.items()}
+    opt = mn.SGD(model.params, lr=0.05, momentum=momentum, weight_decay=0.1)
+    grads = [{k: rng.standard_normal(p.shape) for k, p in model.params.items()} for _ in range(6)]
+    # the reference: the same SGD on the gradient of loss + (0.1 / 2) ||p||^2, by hand
+    ref, velocity = {k: p.copy() for k, p in start.items()}, {k: np.zeros_like(p) for k, p in start.items()}
+    for g in grads:
+        opt.step(FlatArrays.of(g, model.params.layout))
+        for k in ref:
+            velocity[k] = momentum * velocity[k] + g[k] + 0.1 * ref[k]
+            ref[k] = ref[k] - 0.05 * velocity[k]
+    for k in ref:
+        np.testing.assert_allclose(model.params[k], ref[k], rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="weight_decay"):
+        mn.SGD({"w": np.zeros(2)}, weight_decay=-1.0)
+    torch = pytest.importorskip("torch")
+    tparams = {k: torch.tensor(p.copy(), requires_grad=True) for k, p in start.items()}
+    topt = torch.optim.SGD(list(tparams.values()), lr=0.05, momentum=momentum, weight_decay=0.1)
+    for g in grads:
+        for k, t in tparams.items():
+            t.grad = torch.tensor(g[k])
+        topt.step()
+    for k, t in tparams.items():
+        np.testing.assert_allclose(model.params[k], t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_stacked_replicas_take_exactly_the_steps_of_separate_runs(dtype):
     rng = np.random.default_rng(4)
