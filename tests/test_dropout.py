@@ -278,13 +278,17 @@ def test_cgc_without_task_experts_is_mmoe_with_the_same_dropout_masks():
     tasks = ("regression", "binary", "regression")
     cgc = jitter(mn.CGC(3, tasks, n_shared_experts=3, n_task_experts=0, expert_units=(4,), dropout=0.3, seed=2), 2)
     mmoe = mn.MMoE(3, tasks, n_experts=3, expert_units=(4,), dropout=0.3, seed=2)
-    mmoe.params.flat[:] = cgc.params.flat  # the same parameters, drawn in the same order
+    names = {k: k.replace("shared_experts.0.", "experts.").replace("gates.0.", "gates.") for k in cgc.params}
+    assert list(names.values()) == list(mmoe.params)
+    for k, p in cgc.params.items():  # the same parameters, drawn in the same order (by name: MMoE's buffer keeps
+        mmoe.params[names[k]][...] = p  # its first layer as one block, so the two buffers are ordered differently)
     X, Y = data(6, 3, tasks, 2)
     loss, grads = cgc.loss_and_grads(X, Y, rng=np.random.default_rng(5))
     loss2, grads2 = mmoe.loss_and_grads(X, Y, rng=np.random.default_rng(5))  # the same draws, site for site
     assert loss != cgc.losses(X, Y)[0]
     np.testing.assert_allclose(loss, loss2, rtol=1e-12)
-    np.testing.assert_allclose(grads.flat, grads2.flat, rtol=1e-10, atol=1e-13)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], grads2[names[k]], rtol=1e-10, atol=1e-13, err_msg=k)
 
 
 def test_ple_draws_its_gate_noise_first_and_unchanged_by_dropout():

@@ -461,9 +461,59 @@ def test_params_and_grads_are_named_views_of_one_flat_buffer_each(name):
         np.testing.assert_allclose(copied.loss_and_grads(X, Y)[0], second_loss := model.loss_and_grads(X, Y)[0],
                                    rtol=1e-6)
     stacked = mn.stack_models([model, model.copy()])
-    assert views_of_the_flat_buffer(stacked) and all(p.flags.c_contiguous for p in stacked.params.values())
+    members = {m for block in stacked.params.layout.blocks.values() for m in block}
+    assert views_of_the_flat_buffer(stacked) and all(p.flags.c_contiguous for k, p in stacked.params.items()
+                                                     if k not in members)
+    assert all(stacked.params.segment(key).flags.c_contiguous for key in stacked.params.layout.blocks)
     singles = mn.unstack_models(stacked)
     for single in singles:
         assert views_of_the_flat_buffer(single) and single.params.layout.lead == ()
         assert all(np.array_equal(single.params[k], model.params[k]) for k in model.params)
         assert single.loss_and_grads(X, Y)[0] == second_loss
+
+
+@pytest.mark.parametrize("cls, noisy", [(mn.MMoE, False), (mn.MMoE, True), (mn.OMoE, False)])
+def test_the_first_layer_is_read_from_the_buffer_without_a_copy(cls, noisy):
+    """experts.0.W, gates.W (gates.noise.W) are columns of one block W1 of the flat buffer, their biases of b1: the
+    forward pass multiplies W1 itself; a key replaced by an array of its own is read from that array instead."""
+    model = jitter(cls(4, ("regression", "binary"), n_experts=3, expert_units=(5, 2), noisy_gating=noisy, seed=1), 1)
+    E, h, G = 3, 5, model.n_gates
+    W1, b1 = model._first_layer()
+    assert W1.shape == (4, E * h + (2 if noisy else 1) * G * E) and np.shares_memory(W1, model.params.flat)
+    assert W1 is model.params.segment("W1") and b1 is model.params.segment("b1")
+    blocks = ["gates", "gates.noise"] if noisy else ["gates"]
+    expected = np.concatenate([model.params["experts.0.W"][e] for e in range(E)]
+                              + [model.params[f"{b}.W"][g] for b in blocks for g in range(G)], axis=1)
+    np.testing.assert_array_equal(W1, expected)  # expert e: columns e*h .. (e+1)*h, then the gates
+    np.testing.assert_array_equal(b1, np.concatenate([model.params[f"{b}.b"].ravel() for b in ["experts.0"] + blocks]))
+    X, Y = data(5, 4, model.tasks, 2)
+    loss = model.loss_and_grads(X, Y)[0]
+    model.params["gates.W"] = model.params["gates.W"] * 2.0  # replaced, not written into: the buffer is cut off
+    assert not model.params.intact() and not np.shares_memory(model._first_layer()[0], model.params.flat)
+    doubled = model.loss_and_grads(X, Y)[0]
+    model.params["gates.W"] = model.params["gates.W"] / 2.0
+    assert doubled != loss and model.loss_and_grads(X, Y)[0] == pytest.approx(loss, rel=1e-14)
+
+
+def test_a_layout_block_puts_its_members_columns_side_by_side():
+    from mmoe_np.models.flat import FlatArrays, FlatLayout
+    shapes = {"a.W": (2, 3, 4), "a.b": (2, 4), "other": (5,), "g.W": (1, 3, 2), "g.b": (1, 2)}
+    layout = FlatLayout(shapes, blocks={"W": ["a.W", "g.W"], "b": ["a.b", "g.b"]})
+    assert layout.size == 24 + 8 + 5 + 6 + 2
+    rng = np.random.default_rng(0)
+    arrays = {k: rng.standard_normal(s) for k, s in shapes.items()}
+    packed = FlatArrays.of(arrays, layout)
+    assert list(packed) == list(shapes)  # the names keep their order
+    W = packed.segment("W")
+    assert W.shape == (3, 10) and W.flags.c_contiguous
+    np.testing.assert_array_equal(W, np.concatenate([arrays["a.W"][0], arrays["a.W"][1], arrays["g.W"][0]], axis=1))
+    np.testing.assert_array_equal(packed.segment("b"), np.concatenate([arrays["a.b"].ravel(), arrays["g.b"].ravel()]))
+    packed["g.W"][0, 1, 0] = 7.0  # a write into a member is a write into its block
+    assert W[1, 8] == 7.0
+    stacked = FlatArrays.stack([packed, FlatArrays.of(arrays, layout)])
+    assert stacked.segment("W").shape == (2, 3, 10) and stacked["a.W"].shape == (2, 2, 3, 4)
+    np.testing.assert_array_equal(stacked.unstack(0).flat, packed.flat)
+    for blocks in ({"W": ["a.W", "nope"]}, {"W": ["a.W", "other"]}, {"W": ["a.W"], "V": ["a.W"]},
+                   {"W": ["a.W", "a.b"]}):
+        with pytest.raises(ValueError, match="blocks"):
+            FlatLayout(shapes, blocks=blocks)

@@ -20,6 +20,7 @@ from .. import _validation as V
 from .. import gating, ops
 from ..init import glorot_uniform
 from .base import ArrayDict, MultiTaskModel
+from .flat import FlatArrays, FlatLayout
 
 __all__ = ["MoECache", "GatesCache", "MoENoise", "MixtureOfExperts", "OMoE", "MMoE"]
 
@@ -74,7 +75,7 @@ class MixtureOfExperts(MultiTaskModel):
     **One product for everything that reads x.** The experts' first layer and the gates both multiply the same x,
     so the chain computes them as one dense layer ``z = x W1 + b1`` with ``W1 = [W_1 | ... | W_E | V_1 | ... | V_G]``
     (d, E*h + G*E), h = expert_units[0]: columns ``e*h .. (e+1)*h`` are expert e's first layer, the last G*E columns
-    the gates' logits (:meth:`_first_layer` copies the parameters side by side). One large product uses the machine
+    the gates' logits (in the flat buffer the parameters are stored that way, :meth:`_layout`). One large product uses the machine
     far better than E + G thin ones. Backwards, the expert ReLU's gradient and the gates' softmax gradient are set
     side by side into ``dz`` (N, E*h + G*E), and one dense backward gives ``dW1 = x^T dz`` (every expert's and every
     gate's weight gradient at once, split back by :meth:`_first_layer_grads`) and ``dx = dz W1^T``: the sum of what
@@ -130,11 +131,22 @@ class MixtureOfExperts(MultiTaskModel):
         """The parameter groups read like gates from x: ``gates``, then ``gates.noise`` with noisy gating."""
         return ["gates", "gates.noise"] if self.noisy_gating else ["gates"]
 
+    def _layout(self) -> FlatLayout:
+        """The parameters' flat layout with the blocks ``W1`` and ``b1`` of :meth:`_first_layer`: ``experts.0.W``,
+        ``gates.W`` (and ``gates.noise.W``) are columns of one (d, E*h + G*E [+ G*E]) matrix in the buffer, their
+        biases one vector, so the first layer reads them without copying."""
+        blocks = self._gate_blocks()
+        return FlatLayout(self._base_shapes, blocks={"W1": ["experts.0.W"] + [f"{name}.W" for name in blocks],
+                                                     "b1": ["experts.0.b"] + [f"{name}.b" for name in blocks]})
+
     def _first_layer(self) -> tuple[np.ndarray, np.ndarray]:
         """``W1`` (..., d, E*h + G*E) and ``b1`` (..., E*h + G*E): every expert's first layer and every gate, side
         by side, so that one matmul computes them all (columns ``e*h .. (e+1)*h``: expert e; the last G*E: the
         gates' logits, gate j's in columns ``E*h + j*E ..``; with noisy gating G*E more: the noise logits).
-        Copies of ``experts.0.*`` and ``gates.*``."""
+        The blocks of the flat buffer that ``experts.0.*`` and ``gates.*`` are views of (:meth:`_layout`); copies of
+        those arrays if one of them was replaced by an array of its own (``params[k] = ...``)."""
+        if isinstance(self.params, FlatArrays) and self.params.intact():
+            return self.params.segment("W1"), self.params.segment("b1")
         E, G, h, d = self.n_experts, self.n_gates, self.expert_units[0], self.n_features
         W_e, b_e = self.params["experts.0.W"], self.params["experts.0.b"]
         blocks = self._gate_blocks()
