@@ -385,6 +385,9 @@ def test_census_trains_the_tuned_models_and_keeps_the_best_run(real_tuned, tmp_p
         assert m.runs[m.best_run].val_auc[0] == max(r.val_auc[0] for r in m.runs)  # chosen on validation
     [verdict] = bench.comparisons()
     assert verdict.claim == "MMoE > Shared-Bottom (income>50K test AUC)" and verdict.interval.n == 3
+    # each model's own settings are in its result, not (as defaults that did not apply) in the benchmark's
+    assert not {"lr", "epochs", "batch_size", "size_overrides"} & set(bench.settings)
+    assert bench.models[0].training["epochs"] == 2
     paths = bench.write(tmp_path, plots=False)
     assert tmp_path / "model-mmoe-group1-best.npz" in paths
     # the saved best model reloads and predicts the recorded test AUC

@@ -364,8 +364,8 @@ def run_checked(s: dict[str, Any], *, progress: bool = False, keep_models: bool 
                 "data_dir": str(s["data_dir"]), "dtype": str(s["dtype"]), "optimizer": "Adam",
                 "early_stopping": "task 1 validation AUC, best epoch restored", **done[0]["data"],
                 "size_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in s["sizes"].items()}}
-    if s["config"] is not None:  # the training settings are each model's own (ModelResult.training)
-        for key in ("epochs", "batch_size", "lr", "patience", *REGULARISERS):
+    if s["config"] is not None:  # the training settings and sizes are each model's own (ModelResult.training, .sizes)
+        for key in ("epochs", "batch_size", "lr", "patience", *REGULARISERS, "size_overrides"):
             settings.pop(key)
     return CensusBenchmark(settings, done[0]["task_names"], [by_name[name] for name in s["models"]],
                            time.perf_counter() - start, {"start": load_start, "end": load_average()})
