@@ -95,7 +95,8 @@ class MixtureOfExperts(MultiTaskModel):
         self.tower_units = V.units("tower_units", tower_units, allow_empty=True)
         options = gating.check_gate_options(gate_dropout, gate_temperature, top_k, noisy_gating, balance_weight,
                                             max_k=self.n_experts, experts_seen="n_experts")
-        self.gate_dropout, self.gate_temperature, self.top_k, self.noisy_gating, self.balance_weight = options.values()
+        for name, value in options.items():  # by name: self.gate_dropout, .gate_temperature, .top_k, ...
+            setattr(self, name, value)
         if n_gates is not None and not self._gates_are_an_option():
             kwargs["n_gates"] = n_gates  # OMoE and MMoE fix their gates: the base reports an unknown option
         self.n_gates = self.default_n_gates if n_gates is None else n_gates  # checked in _build, with the tasks

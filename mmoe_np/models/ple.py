@@ -108,7 +108,8 @@ class PLE(MultiTaskModel):
             gate_dropout, gate_temperature, top_k, noisy_gating, balance_weight,
             max_k=self.n_shared_experts + self.n_task_experts,
             experts_seen="n_shared_experts + n_task_experts")
-        self.gate_dropout, self.gate_temperature, self.top_k, self.noisy_gating, self.balance_weight = options.values()
+        for name, value in options.items():  # by name: self.gate_dropout, .gate_temperature, .top_k, ...
+            setattr(self, name, value)
         super().__init__(n_features, tasks, **kwargs)
 
     def _sizes(self) -> dict[str, Any]:
