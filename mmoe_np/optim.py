@@ -66,6 +66,8 @@ def _check_params(params: Any) -> Mapping[str, np.ndarray]:
 class Optimizer:
     """Holds references to the parameter arrays; :meth:`step` changes them in place."""
 
+    _state_names: tuple[str, ...] = ()  # the attributes that hold state mirroring params (flat buffers on the flat path)
+
     def __init__(self, params: Mapping[str, np.ndarray], lr: float) -> None:
         self.params = _check_params(params)
         self.lr = V.positive_float("lr", lr)
@@ -87,7 +89,7 @@ class Optimizer:
         """``grads.flat`` when a step can run on whole buffers: params and grads intact views of one layout, the
         same dtype, every value finite. None otherwise (then the per-array path checks and names what is wrong)."""
         if not (self._flat and getattr(grads, "layout", None) is self.params.layout and grads.intact()
-                and self.params.intact()):
+                and self.params.intact() and all(getattr(self, state).intact() for state in self._state_names)):
             return None
         g = grads.flat
         if g.dtype != self.params.flat.dtype or not np.isfinite(g).all():
@@ -160,6 +162,8 @@ class SGD(Optimizer):
     the decay shrinks every parameter by ``lr * weight_decay * p`` per step, the gradient of an L2 penalty
     ``(weight_decay / 2) ||p||^2``; ``weight_decay=0`` (default) is plain SGD."""
 
+    _state_names = ("velocity",)
+
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-2, momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
@@ -198,6 +202,8 @@ class Adam(Optimizer):
     where the square of a float32 is exact and every float32 gradient (up to 3.4e38) still takes a step of about
     ``lr``. Until then a float32 step costs float32 passes, less than half the time of float64 ones.
     """
+
+    _state_names = ("m", "v")
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float = 1e-3, beta1: float = 0.9,
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
@@ -238,11 +244,12 @@ class Adam(Optimizer):
         return update
 
     def _promote_v(self, name: str | slice) -> np.ndarray:
-        """Move ``v`` (the whole flat buffer, or the one array ``name``) to float64 and drop its float32 scratch;
-        returns the new state of ``name``."""
-        if isinstance(name, slice):
+        """Move ``v`` to float64 and drop its float32 scratch: the whole flat buffer when ``v`` is one (also on the
+        per-array path, so that it stays one buffer the flat path can read), else the one array ``name``; returns
+        the new state of ``name``."""
+        if hasattr(self.v, "flat") and self.v.intact():
             self.v = type(self.v)(self.v.flat.astype(np.float64), self.v.layout)
-            self._buffers.pop(None, None)
+            self._buffers.clear()
         else:
             self.v[name] = self.v[name].astype(np.float64)
             self._buffers.pop(name, None)

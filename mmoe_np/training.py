@@ -292,8 +292,8 @@ def _copy_params(target: dict[str, np.ndarray], source: dict[str, np.ndarray]) -
     """``target[k][...] = source[k]`` for every key: one copy of the whole flat buffer when both are intact views
     of one layout (a model's params and a deep copy of them, :mod:`mmoe_np.models.flat`), else key by key."""
     flat_t, flat_s = getattr(target, "flat", None), getattr(source, "flat", None)
-    if flat_t is not None and flat_s is not None and flat_t.shape == flat_s.shape and target.intact() \
-            and source.intact():
+    if flat_t is not None and flat_s is not None and flat_t.shape == flat_s.shape and target.layout == source.layout \
+            and target.intact() and source.intact():
         np.copyto(flat_t, flat_s)
         return
     for name, p in source.items():

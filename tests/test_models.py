@@ -514,6 +514,36 @@ def test_a_layout_block_puts_its_members_columns_side_by_side():
     assert stacked.segment("W").shape == (2, 3, 10) and stacked["a.W"].shape == (2, 2, 3, 4)
     np.testing.assert_array_equal(stacked.unstack(0).flat, packed.flat)
     for blocks in ({"W": ["a.W", "nope"]}, {"W": ["a.W", "other"]}, {"W": ["a.W"], "V": ["a.W"]},
-                   {"W": ["a.W", "a.b"]}):
+                   {"W": ["a.W", "a.b"]}, {"W": ["a.W", "a.W"]}):
         with pytest.raises(ValueError, match="blocks"):
             FlatLayout(shapes, blocks=blocks)
+
+
+@pytest.mark.parametrize("name", ["MMoE", "SharedBottom"])
+def test_a_replaced_key_is_what_copies_stacks_and_pickles_hold(name):
+    """params[k] = array cuts k off the buffer; the model computes with the new array, and so must every copy."""
+    model = jitter(mn.MODEL_CLASSES[name](4, ("regression", "binary"), seed=3, **SEVEN[name]), 3)
+    key = "gates.W" if name == "MMoE" else "bottom.0.W"
+    model.params[key] = model.params[key] * 3.0
+    X, Y = data(5, 4, model.tasks, 3)
+    loss = model.loss_and_grads(X, Y)[0]
+    for copied in (model.copy(), copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert copied.params.intact() and copied.loss_and_grads(X, Y)[0] == loss
+    stacked = mn.stack_models([model, model.copy()])
+    assert np.array_equal(stacked.params[key][0], model.params[key])
+    singles = mn.unstack_models(stacked)
+    stacked.params[key] = stacked.params[key] * 0.5  # replaced in the stack too: unstack reads the new array
+    assert mn.unstack_models(stacked)[1].loss_and_grads(X, Y)[0] != loss == singles[1].loss_and_grads(X, Y)[0]
+    del model.params[key]
+    with pytest.raises(ValueError, match=f"lost the arrays.*{key}"):
+        model.copy()
+
+
+def test_copying_parameters_between_buffers_of_different_layouts_goes_by_name():
+    from mmoe_np.models.flat import FlatArrays, FlatLayout
+    from mmoe_np.training import _copy_params
+    source = FlatArrays(np.arange(5.0), FlatLayout({"a": (2,), "b": (3,)}))
+    target = FlatArrays(np.zeros(5), FlatLayout({"b": (3,), "a": (2,)}))  # the same size, another order
+    assert source.layout != target.layout and source.layout == FlatLayout({"a": (2,), "b": (3,)})
+    _copy_params(target, source)
+    assert np.array_equal(target["a"], [0.0, 1.0]) and np.array_equal(target["b"], [2.0, 3.0, 4.0])

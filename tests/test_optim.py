@@ -9,7 +9,8 @@ import mmoe_np as mn
 from mmoe_np.models.flat import FlatArrays
 from mmoe_np.testing import jitter
 
-OPTIMIZERS = {"sgd": lambda params: mn.SGD(params, lr=0.1, momentum=0.9), "adam": lambda params: mn.Adam(params)}
+OPTIMIZERS = {"sgd": lambda params: mn.SGD(params, lr=0.1, momentum=0.9), "adam": lambda params: mn.Adam(params),
+              "sgd-decay": lambda params: mn.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.05)}
 B1, B2, EPS, LR = 0.9, 0.999, 1e-8, 1e-3
 
 
@@ -193,6 +194,21 @@ def test_adam_promotes_v_to_float64_at_the_first_overflowing_square_and_keeps_st
     assert np.all(step > 0.5 * LR) and np.all(step < 2 * LR)  # moved, by about lr (it would be 0 with v = inf)
     opt.step(FlatArrays.of(small, model.params.layout) if flat else small)
     assert all(np.isfinite(p).all() for p in params.values())
+
+
+def test_adam_on_a_model_promotes_its_whole_flat_v_on_the_per_array_path_too():
+    # a plain dict of grads takes the per-array path; an overflowing square there moves the whole flat v to float64,
+    # so that v stays one buffer and the next flat step reads the state the per-array step left (not a stale 0)
+    model = flat_model(np.float32)
+    opt = mn.Adam(model.params, lr=LR)
+    huge = {k: np.full(p.shape, 1e20 if k == "gates.b" else 0.5, dtype=np.float32) for k, p in model.params.items()}
+    opt.step(huge)
+    assert opt.v.intact() and opt.v.flat.dtype == np.float64
+    before = {k: p.copy() for k, p in model.params.items()}
+    small = {k: np.full(p.shape, 0.5, dtype=np.float32) for k, p in model.params.items()}
+    opt.step(FlatArrays.of(small, model.params.layout))  # the flat path
+    for k, p in model.params.items():
+        assert np.all(np.abs(before[k] - p) < 2 * LR), k  # every step is at most about lr
 
 
 def test_adam_weight_decay_is_decoupled_and_zero_changes_nothing():

@@ -126,10 +126,12 @@ class MultiTaskModel:
 
     def _flat_grads(self, grads: ArrayDict) -> FlatArrays:
         """``grads`` copied into one fresh flat buffer with the layout of ``params``: a new buffer per call, so grads
-        kept from an earlier call never change, and optimizers can update the whole buffer at once."""
+        kept from an earlier call never change, and optimizers can update the whole buffer at once. ``grads`` has
+        a key per segment of the layout: a parameter's name, or a block's (e.g. ``W1``: the gradient of all its
+        members at once)."""
         flat = FlatArrays(np.empty(self.params.layout.size, dtype=self.dtype), self.params.layout)
-        for name, view in flat.items():
-            np.copyto(view, grads[name], casting="same_kind")
+        for key in self.params.layout.segment_keys:  # every number of the buffer, exactly once
+            np.copyto(flat.segment(key), grads[key], casting="same_kind")
         return flat
 
     # ------------------------------------------------------------------ MLP parameters: {name}.{l}.W and {name}.{l}.b
@@ -404,7 +406,8 @@ class MultiTaskModel:
         """A deep copy, optionally cast to another dtype (float32 or float64)."""
         new = copy.copy(self)
         new.dtype = self.dtype if dtype is None else V.dtype(dtype)
-        new._bind(FlatArrays(self.params.flat.astype(new.dtype, copy=True), self.params.layout))
+        packed = self.params.repacked()  # a key replaced by an array of its own is copied as the model uses it
+        new._bind(FlatArrays(packed.flat.astype(new.dtype, copy=True), packed.layout))
         new.task_weights = self.task_weights.astype(new.dtype)
         return new
 

@@ -54,13 +54,14 @@ class FlatLayout:
         starts = np.cumsum([0] + sizes[:-1]).tolist()
         self._segments = [(key, slice(start, start + size), self.lead + shape)
                           for (key, shape), start, size in zip(segments.items(), starts, sizes)]
+        self.segment_keys = tuple(segments)  # in buffer order: array names, and block names in their first member's place
         self.size = int(sum(sizes))
 
     def _block_shape(self, key: str, members: Sequence[str]) -> tuple:
         """The base shape of block ``key``, (d, sum S k) or (sum S k,); records where each member's columns are."""
         shapes = [self._base.get(m) for m in members]
         ranks = {len(shape) for shape in shapes if shape is not None}
-        if None in shapes or not members or ranks - {2, 3} or len(ranks) > 1 \
+        if None in shapes or not members or ranks - {2, 3} or len(ranks) > 1 or len(set(members)) < len(members) \
                 or len({shape[1:-1] for shape in shapes}) > 1 or set(members) & set(self._columns):
             raise ValueError(f"blocks[{key!r}] must list arrays of the layout, each in one block, all (S, d, k) "
                              f"with one d or all (S, k); got {dict(zip(members, shapes))}")
@@ -69,6 +70,13 @@ class FlatLayout:
             self._columns[m] = (key, column, shape[0], shape[-1])
             column += shape[0] * shape[-1]
         return shapes[0][1:-1] + (column,)
+
+    def __eq__(self, other: object) -> bool:
+        """Two layouts are equal when they place the same arrays at the same positions of a buffer."""
+        return isinstance(other, FlatLayout) and (self.lead, self._base, self.blocks) == \
+            (other.lead, other._base, other.blocks) and list(self._base) == list(other._base)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking: compared by value, not used as a key
 
     def with_lead(self, lead: tuple) -> "FlatLayout":
         """The same arrays with replica axes ``lead`` in front."""
@@ -81,9 +89,9 @@ class FlatLayout:
             raise ValueError(f"flat must be a contiguous 1-D array of {self.size} numbers; got shape {flat.shape}")
         return {key: flat[where].reshape(shape) for key, where, shape in self._segments}
 
-    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """Every array as a view of ``flat``, in the order of ``shapes``."""
-        segments = self.segments(flat)
+    def views(self, flat: np.ndarray, segments: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Every array as a view of ``flat`` (whose :meth:`segments` may be given), in the order of ``shapes``."""
+        segments = self.segments(flat) if segments is None else segments
         return {name: self._member(segments, name) if name in self._columns else segments[name]
                 for name in self._base}
 
@@ -100,11 +108,11 @@ class FlatArrays(dict):
     and the ``grads`` of each ``forward_backward`` call. It behaves as a plain dict."""
 
     def __init__(self, flat: np.ndarray, layout: FlatLayout) -> None:
-        views = layout.views(flat)
+        self._segments = layout.segments(flat)
+        views = layout.views(flat, self._segments)
         super().__init__(views)
         self.flat, self.layout = flat, layout
         self._views = tuple(views.values())
-        self._segments = layout.segments(flat)
 
     def segment(self, key: str) -> np.ndarray:
         """Segment ``key`` of ``flat``: a block of the layout (e.g. a model's fused first layer), or an array that is
@@ -119,16 +127,30 @@ class FlatArrays(dict):
             view[...] = arrays[name]
         return packed
 
+    def repacked(self) -> "FlatArrays":
+        """``self`` while :meth:`intact`; else a new buffer holding the arrays the keys now name (a key replaced by
+        an array of its own, ``params[k] = ...``, is what the model computes with, so a copy must hold it too)."""
+        if self.intact():
+            return self
+        missing = [name for name in self.layout.shapes if name not in self]
+        if missing:
+            raise ValueError(f"params has lost the arrays {missing}; expected every one of {list(self.layout.shapes)}")
+        packed = FlatArrays(np.zeros(self.layout.size, dtype=self.flat.dtype), self.layout)
+        for name, view in packed.items():
+            view[...] = self[name]
+        return packed
+
     @classmethod
     def stack(cls, parts: Sequence["FlatArrays"]) -> "FlatArrays":
         """R buffers of one layout as one whose every array has a leading replica axis (R, ...)."""
+        parts = [p.repacked() for p in parts]
         layout = parts[0].layout
-        flat = np.concatenate([np.stack([p.segment(key) for p in parts]).ravel() for key in parts[0]._segments])
+        flat = np.concatenate([np.stack([p.segment(key) for p in parts]).ravel() for key in layout.segment_keys])
         return cls(flat, layout.with_lead((len(parts),) + layout.lead))
 
     def unstack(self, r: int) -> "FlatArrays":
         """Replica ``r`` of a stacked buffer, as a new buffer without the replica axis."""
-        flat = np.concatenate([segment[r].ravel() for segment in self._segments.values()])
+        flat = np.concatenate([segment[r].ravel() for segment in self.repacked()._segments.values()])
         return FlatArrays(flat, self.layout.with_lead(self.layout.lead[1:]))
 
     def intact(self) -> bool:
@@ -136,8 +158,9 @@ class FlatArrays(dict):
         return len(self) == len(self._views) and all(map(operator.is_, self.values(), self._views))
 
     def __reduce__(self) -> tuple:
-        # a copy or a pickle rebuilds the views on its own buffer, so they stay views
-        return FlatArrays, (self.flat, self.layout)
+        # a copy or a pickle rebuilds the views on its own buffer, so they stay views (of the arrays the keys name)
+        packed = self.repacked()
+        return FlatArrays, (packed.flat, packed.layout)
 
     def __copy__(self) -> dict:
         return dict(self)  # a shallow copy: the same arrays, in a plain dict

@@ -78,7 +78,7 @@ class MixtureOfExperts(MultiTaskModel):
     the gates' logits (in the flat buffer the parameters are stored that way, :meth:`_layout`). One large product uses the machine
     far better than E + G thin ones. Backwards, the expert ReLU's gradient and the gates' softmax gradient are set
     side by side into ``dz`` (N, E*h + G*E), and one dense backward gives ``dW1 = x^T dz`` (every expert's and every
-    gate's weight gradient at once, split back by :meth:`_first_layer_grads`) and ``dx = dz W1^T``: the sum of what
+    gate's weight gradient at once, the named gradients views of it in the grads' buffer) and ``dx = dz W1^T``: the sum of what
     x receives from the experts and from the gates, the chain rule's sum over x's two uses done by the matmul's sum
     over columns.
     """
@@ -162,16 +162,9 @@ class MixtureOfExperts(MultiTaskModel):
         return W1, b1
 
     def _first_layer_grads(self, dW1: np.ndarray, db1: np.ndarray) -> ArrayDict:
-        """The gradient of ``W1``, ``b1`` split back into the parameters they were copied from (views)."""
-        E, G, h, d = self.n_experts, self.n_gates, self.expert_units[0], self.n_features
-        lead = dW1.shape[:-2]
-        grads = {"experts.0.W": dW1[..., :E * h].reshape(lead + (d, E, h)).swapaxes(-3, -2),
-                 "experts.0.b": db1[..., :E * h].reshape(lead + (E, h))}
-        for i, name in enumerate(self._gate_blocks()):
-            start = E * h + i * G * E
-            grads[f"{name}.W"] = dW1[..., start:start + G * E].reshape(lead + (d, G, E)).swapaxes(-3, -2)
-            grads[f"{name}.b"] = db1[..., start:start + G * E].reshape(lead + (G, E))
-        return grads
+        """The gradients of the blocks ``W1`` and ``b1`` (:meth:`_layout`): the gradients of ``experts.0.*`` and
+        ``gates.*`` side by side, as the flat buffer stores them (each member's gradient is a view of them)."""
+        return {"W1": dW1, "b1": db1}
 
     # ------------------------------------------------------------------ the whole chain
     def _forward(self, X: np.ndarray,
