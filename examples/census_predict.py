@@ -1,12 +1,14 @@
 """Load the trained models a census run saved, predict the test set, and check the AUCs it recorded.
 
-    python examples/census_predict.py RESULTS_DIR [--data-dir ../shared/data/census-income]
+    python examples/census_predict.py RESULTS_DIR [--group G] [--data-dir ../shared/data/census-income]
 
 RESULTS_DIR is the --out folder of ``mmoe-np census`` (for example docs/results/census/tuned-group1): its
 ``group{G}.json`` records every run, and ``model-{model}-group{G}-best.npz`` is each model's run with the best main-task
 *validation* AUC. Each model is read back with ``mn.load`` (plain arrays, nothing unpickled), the data are encoded
-the way that model was trained (the numeric transform is in the JSON), and ``model.predict`` gives the probability of
-each task on the test rows. Their AUCs must be the ones the run recorded; the script exits with 1 if one is not.
+the way that model was trained (recipe, split, numeric transform, standardisation: all in the JSON), and
+``model.predict`` gives the probability of each task on the test rows. Their AUCs must be the ones the run recorded
+(to 1e-6: the run ranked the logits, and float32 probabilities can tie where logits do not); the script exits with
+1 if one is not.
 """
 from __future__ import annotations
 
@@ -16,30 +18,36 @@ import sys
 from pathlib import Path
 
 import mmoe_np as mn
+from mmoe_np.experiments.census_jobs import CensusSource
 from mmoe_np.experiments.census_runs import slug
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="the --out folder of mmoe-np census")
+    parser.add_argument("--group", type=int, choices=(1, 2), help="which group{G}.json (needed when both are there)")
     parser.add_argument("--data-dir", default="../shared/data/census-income")
     args = parser.parse_args()
-    [json_path] = sorted(args.results.glob("group[12].json")) or sys.exit(f"no group1.json or group2.json in "
-                                                                          f"{args.results}")
-    doc = json.loads(json_path.read_text())
+    found = sorted(args.results.glob("group[12].json")) if args.group is None else \
+        [args.results / f"group{args.group}.json"]
+    if len(found) != 1 or not found[0].is_file():
+        parser.error(f"{args.results} must hold one group1.json or group2.json (or name it with --group); "
+                     f"found {[p.name for p in found if p.is_file()]}")
+    doc = json.loads(found[0].read_text())
     s = doc["settings"]
     group, tasks = s["group"], doc["task_names"]
-    by_transform: dict[str, list[dict]] = {}
+    source = CensusSource(args.data_dir, group, s["recipe"], s["split_seed"], s["dtype"],
+                          train_rows=s.get("train_rows"), standardize=s.get("standardize", False))
+    by_transform: dict[str | None, list[dict]] = {}
     for m in doc["models"]:
         if m["best_run"] is not None:
-            by_transform.setdefault(m["training"].get("numeric", "standardize"), []).append(m)
-    print(f"{json_path}: group {group}, recipe {s['recipe']}, split seed {s['split_seed']}")
+            by_transform.setdefault(m["training"].get("numeric"), []).append(m)
+    print(f"{found[0]}: group {group}, recipe {s['recipe']}, split seed {s['split_seed']}")
     print(f"| model | best run (seed) | {tasks[0]} test AUC: recorded / reloaded | {tasks[1]}: recorded / reloaded |")
     print("| --- | --- | --- | --- |")
     worst = 0.0
     for numeric, models in by_transform.items():  # one encoding of the data at a time (~0.4 GB each)
-        data = mn.data.load_census_income(args.data_dir, group=group, seed=s["split_seed"], recipe=s["recipe"],
-                                          dtype=s["dtype"], numeric=numeric)
+        data = source.load(numeric)
         for m in models:
             model = mn.load(args.results / f"model-{slug(m['model'])}-group{group}-best.npz")
             p = model.predict(data.X_test)  # (n_test, 2): the probability of each task

@@ -178,15 +178,18 @@ def add_census_paper(subparsers: Any) -> None:
                            "paper orders, tested on the paired runs (95%% interval: holds, does not hold or "
                            "inconclusive). See docs/results-census.md.", formatter_class=DefaultsHelpFormatter)
     option(p, "results", metavar="RESULTS", help="the group{G}.json written by mmoe-np census")
-    option(p, "--out", default=None, help="also write the Markdown to this file")
+    option(p, "--out", default=None, help="also write the Markdown as paper-group{G}.md into this folder")
     p.set_defaults(func=run_census_paper)
 
 
 def run_census_paper(args: argparse.Namespace) -> int:
-    text = census_paper.format_paper_comparison(census_paper.read_census_results(args.results))
+    out = None if args.out is None else check_out(args.out)
+    group, per_run, settings = census_paper.read_census_results(args.results)
+    text = census_paper.format_paper_comparison(group, per_run, settings)
     print(text)
-    if args.out is not None:
-        print(f"wrote {write_text(args.out, text + chr(10))}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"wrote {write_text(out / f'paper-group{group}.md', text + chr(10))}")
     return 0
 
 

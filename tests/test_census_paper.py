@@ -60,25 +60,51 @@ def test_pairing_is_by_seed_and_needs_two_shared_runs():
     assert cp.paper_orderings(per_run, 1) == []
 
 
+SETTINGS = {"group": 1, "recipe": "paper"}
+
+
 def test_format_ranks_and_counts():
     paper = cp.PAPER_MAIN_AUC[1]
     offsets = {m: -i * 0.001 for i, m in enumerate(sorted(paper, key=lambda m: -paper[m]))}
-    text = cp.format_paper_comparison(as_doc(constructed(offsets=offsets)))
+    text = cp.format_paper_comparison(1, constructed(offsets=offsets), SETTINGS)
     assert "| Cross-Stitch | 0.9361 | 1 | " in text and "| L2-Constrained | 0.9359 | 2 |" in text
     assert "| MMoE | 0.9359 | 2 |" in text  # the paper's tie shares the rank
-    assert "Of the paper's 20 strict orderings, 20 hold here, 0 do not hold (reversed) and 0 are inconclusive" in text
+    assert "Of the 20 strict orderings of the paper tested here, 20 hold, 0 are reversed and 0 are inconclusive" in text
+    assert "no correction for testing 21 pairs" in text and "Not tested" not in text
+
+
+def test_format_a_subset_one_run_and_equal_looking_means():
+    # the paper's ranks stay those among its seven; ours compare the four digits shown; one run has no spread and
+    # no pair to test, and the output says so instead of counting nothing
+    per_run = {"MMoE": {0: 0.94041}, "OMoE": {0: 0.94039}, "Shared-Bottom": {0: 0.9400}}
+    text = cp.format_paper_comparison(1, per_run, SETTINGS)
+    assert "| MMoE | 0.9359 | 2 | 0.9404 ± n/a | 1 |" in text and "| OMoE | 0.9319 | 5 | 0.9404 ± n/a | 1 |" in text
+    assert "| Shared-Bottom | 0.9295 | 6 | 0.9400 ± n/a | 3 |" in text
+    assert "Not tested (3 pairs: fewer than 2 runs share a seed): MMoE / OMoE, MMoE / Shared-Bottom, OMoE / " \
+           "Shared-Bottom." in text
+    assert "Not in this run: Single-Task, L2-Constrained, Cross-Stitch, Tensor-Factorization." in text
+    assert cp.untested_pairs(per_run, 1) == [("MMoE", "OMoE"), ("MMoE", "Shared-Bottom"), ("OMoE", "Shared-Bottom")]
 
 
 def test_cli_writes_markdown_and_refuses_bad_files(tmp_path, capsys):
     path = tmp_path / "group1.json"
     path.write_text(json.dumps(as_doc(constructed())))
-    out = tmp_path / "paper-group1.md"
-    assert cli.main(["census-paper", str(path), "--out", str(out)]) == 0
-    assert out.read_text().startswith("Census-income group 1, main task income > 50K")
+    assert cli.main(["census-paper", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "paper-group1.md").read_text().startswith("Census-income group 1, main task income")
+    group, per_run, settings = cp.read_census_results(path)
+    assert group == 1 and settings["recipe"] == "paper" and per_run == constructed()  # JSON keeps a float exactly
     (tmp_path / "bad.json").write_text('{"settings": {}}')
     for bad, message in ((tmp_path / "missing.json", "is not a file"), (tmp_path / "bad.json", "not a census result")):
         assert cli.main(["census-paper", str(bad)]) == 2
         assert message in capsys.readouterr().err
-    path.write_text(json.dumps({**as_doc(constructed()), "settings": {"group": 3}}))
-    with pytest.raises(ValueError, match="group must be 1 or 2"):
-        cp.read_census_results(path)
+    assert cli.main(["census-paper", str(path), "--out", str(path / "sub")]) == 2  # --out under a file
+    assert "--out" in capsys.readouterr().err
+    for settings, runs, message in (({"group": 3}, None, "group must be 1 or 2"), ({"group": [1]}, None, "group"),
+                                    ({"group": 1}, [{"seed": 0, "test_auc": [float("nan")]}], "finite"),
+                                    ({"group": 1}, [{"seed": 0, "test_auc": [0.9]}] * 2, "distinct seeds")):
+        doc = {**as_doc(constructed()), "settings": settings}
+        if runs is not None:
+            doc["models"][0]["runs"] = runs
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match=message):
+            cp.read_census_results(path)

@@ -24,6 +24,17 @@ def run_example(results, monkeypatch, capsys) -> tuple[int, str]:
     return exit_.value.code, capsys.readouterr().out
 
 
+def test_a_standardised_keras_recipe_run_is_encoded_as_it_was_trained(tmp_path, monkeypatch, capsys):
+    # --standardize's statistics come from the (first --train-rows) training rows: the example must use the same
+    out = tmp_path / "run"
+    assert cli.main(["census", "--data-dir", str(DATA_DIR), "--models", "mmoe", "--runs", "1", "--epochs", "1",
+                     "--recipe", "keras", "--standardize", "--train-rows", "2000", "--no-plot", "--quiet",
+                     "--out", str(out)]) == 0
+    capsys.readouterr()
+    code, text = run_example(out, monkeypatch, capsys)
+    assert code == 0 and "| MMoE | 1 (0) |" in text, text
+
+
 def test_saved_best_models_reload_and_predict_the_recorded_aucs(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     assert cli.main(["census", "--data-dir", str(DATA_DIR), "--models", "mmoe", "shared-bottom", "--runs", "2",

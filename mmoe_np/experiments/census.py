@@ -360,7 +360,7 @@ def run_checked(s: dict[str, Any], *, progress: bool = False, keep_models: bool 
             by_name[name].X_gates = load_source(source, s["plan"][name]["numeric"]).X_test
     clear_loaded()
     settings = {**{k: s[k] for k in ("group", "recipe", "split_seed", "runs", "seed", "epochs", "batch_size", "lr",
-                                     "patience", *REGULARISERS, "standardize", "config", "workers")},
+                                     "patience", *REGULARISERS, "standardize", "train_rows", "config", "workers")},
                 "data_dir": str(s["data_dir"]), "dtype": str(s["dtype"]), "optimizer": "Adam",
                 "early_stopping": "task 1 validation AUC, best epoch restored", **done[0]["data"],
                 "size_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in s["sizes"].items()}}

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import stats
 
-__all__ = ["PAPER_MAIN_AUC", "MAIN_TASK", "PaperOrdering", "per_run_main_auc", "paper_orderings",
+__all__ = ["PAPER_MAIN_AUC", "MAIN_TASK", "PaperOrdering", "paper_orderings", "untested_pairs",
            "format_paper_comparison", "read_census_results"]
 
 # Mean main-task test AUC over 400 runs of each tuned method, as published (group 1: income, group 2: education).
@@ -61,9 +61,10 @@ class PaperOrdering:
         return self.verdict.word
 
 
-def read_census_results(path: Any) -> dict[str, Any]:
-    """The ``group{G}.json`` that ``mmoe-np census`` wrote (plain JSON: nothing is unpickled), checked for what the
-    comparison reads: the group, and every model's runs with their seed and test AUCs."""
+def read_census_results(path: Any) -> tuple[int, dict[str, dict[int, float]], dict[str, Any]]:
+    """The ``group{G}.json`` that ``mmoe-np census`` wrote (plain JSON: nothing is unpickled), checked:
+    ``(group, per_run, settings)`` with ``per_run`` model -> {seed: main-task test AUC} (a ValueError names
+    ``results`` and says what is wrong)."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"results must be a group{{G}}.json written by mmoe-np census; {str(p)!r} is not a file")
@@ -72,67 +73,84 @@ def read_census_results(path: Any) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"results {str(p)!r} is not JSON ({e})") from None
     try:
-        group = doc["settings"]["group"]
+        settings, group = doc["settings"], doc["settings"]["group"]
         runs = {m["model"]: [(int(r["seed"]), float(r["test_auc"][0])) for r in m["runs"]] for m in doc["models"]}
     except (KeyError, TypeError, IndexError, ValueError):
         raise ValueError(f"results {str(p)!r} is not a census result (it needs settings.group and models[].runs[] "
                          "with seed and test_auc)") from None
-    if group not in PAPER_MAIN_AUC:
+    if not isinstance(group, int) or group not in PAPER_MAIN_AUC:
         raise ValueError(f"results {str(p)!r}: group must be 1 or 2; got {group!r}")
-    return doc
+    per_run = {}
+    for model, pairs in runs.items():
+        seeds = [seed for seed, _ in pairs]
+        if len(set(seeds)) < len(seeds) or not np.all(np.isfinite([auc for _, auc in pairs])):
+            raise ValueError(f"results {str(p)!r}: the runs of {model} must have distinct seeds and finite test "
+                             f"AUCs; got {pairs}")
+        per_run[model] = dict(pairs)
+    return group, per_run, settings
 
 
-def per_run_main_auc(doc: Mapping[str, Any]) -> dict[str, dict[int, float]]:
-    """model -> {seed: main-task test AUC} of a census result."""
-    return {m["model"]: {int(r["seed"]): float(r["test_auc"][0]) for r in m["runs"]} for m in doc["models"]}
-
-
-def paper_orderings(per_run: Mapping[str, Mapping[int, float]], group: int,
-                    **options: Any) -> list[PaperOrdering]:
-    """Every pair of the paper's models present in ``per_run`` (model -> {seed: main-task AUC}), in the paper's
-    order of AUC, with the paired interval over the seeds both models ran. ``options`` go to
-    :func:`~mmoe_np.experiments.stats.verdict` (``level``, ``method``). Pairs with fewer than 2 shared runs are
-    left out."""
+def _pairs(per_run: Mapping[str, Mapping[int, float]], group: int) -> list[tuple[str, str, list[int]]]:
+    """Every pair of the paper's models present in ``per_run``, in the paper's order of AUC, with their shared
+    seeds."""
     paper = PAPER_MAIN_AUC[group]
     ranked = sorted((m for m in paper if m in per_run), key=lambda m: -paper[m])
+    return [(a, b, sorted(set(per_run[a]) & set(per_run[b]))) for a, b in itertools.combinations(ranked, 2)]
+
+
+def untested_pairs(per_run: Mapping[str, Mapping[int, float]], group: int) -> list[tuple[str, str]]:
+    """The pairs of :func:`paper_orderings` that cannot be tested: fewer than 2 runs of both models share a seed."""
+    return [(a, b) for a, b, seeds in _pairs(per_run, group) if len(seeds) < 2]
+
+
+def paper_orderings(per_run: Mapping[str, Mapping[int, float]], group: int, *, level: float = 0.95,
+                    method: str = "t") -> list[PaperOrdering]:
+    """Every pair of the paper's models present in ``per_run`` (model -> {seed: main-task AUC}), in the paper's
+    order of AUC, with the paired ``level`` interval (``method`` "t" or "bootstrap") over the seeds both models ran
+    and :func:`~mmoe_np.experiments.stats.verdict` on "higher > lower". Pairs with fewer than 2 shared runs cannot
+    be tested (:func:`untested_pairs`)."""
+    paper = PAPER_MAIN_AUC[group]
     orderings = []
-    for higher, lower in itertools.combinations(ranked, 2):
-        seeds = sorted(set(per_run[higher]) & set(per_run[lower]))
+    for higher, lower, seeds in _pairs(per_run, group):
         if len(seeds) < 2:
             continue
         diffs = stats.paired_differences([per_run[higher][s] for s in seeds], [per_run[lower][s] for s in seeds])
         claim = f"{higher} > {lower}" if paper[higher] > paper[lower] else f"{higher} = {lower}"
         orderings.append(PaperOrdering(higher, lower, round(paper[higher] - paper[lower], 6),
-                                       stats.verdict(diffs, "greater", claim=claim, **options)))
+                                       stats.verdict(diffs, "greater", claim=claim, level=level, method=method)))
     return orderings
 
 
 def _ranks(values: Mapping[str, float]) -> dict[str, int]:
-    """1 = the highest; equal values share the better rank."""
-    return {m: 1 + sum(v > values[m] for v in values.values()) for m in values}
+    """1 = the highest, compared at the four digits shown (the paper's precision); equal values share the better
+    rank."""
+    shown = {m: round(v, 4) for m, v in values.items()}
+    return {m: 1 + sum(v > shown[m] for v in shown.values()) for m in shown}
 
 
-def format_paper_comparison(doc: Mapping[str, Any], **options: Any) -> str:
-    """Markdown: the paper's AUC and ours (mean ± std over the runs) with both rankings, then every ordering of the
-    paper with our paired interval and verdict, then the count of each verdict."""
-    group = doc["settings"]["group"]
-    per_run = per_run_main_auc(doc)
-    paper = {m: a for m, a in PAPER_MAIN_AUC[group].items() if m in per_run}
+def format_paper_comparison(group: int, per_run: Mapping[str, Mapping[int, float]], settings: Mapping[str, Any],
+                            *, level: float = 0.95) -> str:
+    """Markdown: the paper's AUC and rank (among its seven) beside ours (mean ± std over the runs, rank among the
+    models run), then every ordering of the paper with our paired interval and verdict, the count of each verdict,
+    and the pairs that could not be tested."""
+    paper_all = PAPER_MAIN_AUC[group]
+    paper = {m: a for m, a in paper_all.items() if m in per_run}
     ours = {m: float(np.mean(list(per_run[m].values()))) for m in paper}
-    stds = {m: float(np.std(list(per_run[m].values()), ddof=1)) if len(per_run[m]) > 1 else 0.0 for m in paper}
-    paper_rank, our_rank = _ranks(paper), _ranks(ours)
-    task = MAIN_TASK[group]
+    stds = {m: f"{np.std(list(per_run[m].values()), ddof=1):.4f}" if len(per_run[m]) > 1 else "n/a" for m in paper}
+    paper_rank, our_rank = _ranks(paper_all), _ranks(ours)
     n_runs = sorted({len(per_run[m]) for m in paper})
-    lines = [f"Census-income group {group}, main task {task}: the paper (mean of 400 runs) and this run "
-             f"({'/'.join(map(str, n_runs))} runs per model, recipe {doc['settings'].get('recipe', '?')}).", "",
-             "| model | paper AUC | paper rank | our AUC (mean ± std) | our rank | ours - paper |",
+    lines = [f"Census-income group {group}, main task {MAIN_TASK[group]}: the paper (mean of 400 runs) and this run "
+             f"({'/'.join(map(str, n_runs))} run(s) per model, recipe {settings.get('recipe', '?')}).", "",
+             f"| model | paper AUC | paper rank (of 7) | our AUC (mean ± std) | our rank (of {len(paper)}) "
+             "| ours - paper |",
              "| --- | --- | --- | --- | --- | --- |"]
     for m in sorted(paper, key=lambda m: -paper[m]):
-        lines.append(f"| {m} | {paper[m]:.4f} | {paper_rank[m]} | {ours[m]:.4f} ± {stds[m]:.4f} | {our_rank[m]} "
+        lines.append(f"| {m} | {paper[m]:.4f} | {paper_rank[m]} | {ours[m]:.4f} ± {stds[m]} | {our_rank[m]} "
                      f"| {ours[m] - paper[m]:+.4f} |")
-    orderings = paper_orderings(per_run, group, **options)
-    lines += ["", "Every ordering of the paper, tested on our paired runs (difference = first model - second):", "",
-              "| the paper's ordering | paper difference | our mean difference [95% CI] | here |",
+    orderings = paper_orderings(per_run, group, level=level)
+    lines += ["", f"Every ordering of the paper, tested on our paired runs (difference = first model - second; "
+                  f"{100 * level:g}% t interval):", "",
+              "| the paper's ordering | paper difference | our mean difference [CI] | here |",
               "| --- | --- | --- | --- |"]
     for o in orderings:
         iv = o.verdict.interval
@@ -140,10 +158,20 @@ def format_paper_comparison(doc: Mapping[str, Any], **options: Any) -> str:
                      f"{iv.high:+.4f}] | {o.word} |")
     strict = [o for o in orderings if not o.tie]
     counts = {word: sum(o.verdict.outcome == word for o in strict) for word in stats.OUTCOMES}
+    summary = (f"Of the {len(strict)} strict orderings of the paper tested here, {counts['holds']} hold, "
+               f"{counts['does not hold']} are reversed and {counts['inconclusive']} are inconclusive")
     ties = [o for o in orderings if o.tie]
-    summary = (f"Of the paper's {len(strict)} strict orderings, {counts['holds']} hold here, "
-               f"{counts['does not hold']} do not hold (reversed) and {counts['inconclusive']} are inconclusive")
     if ties:
         summary += "; " + ", ".join(f"its tie {o.higher} = {o.lower}: {o.word}" for o in ties)
     lines += ["", summary + "."]
+    untested = untested_pairs(per_run, group)
+    if untested:
+        lines.append(f"Not tested ({len(untested)} pairs: fewer than 2 runs share a seed): "
+                     + ", ".join(f"{a} / {b}" for a, b in untested) + ".")
+    missing = [m for m in paper_all if m not in per_run]
+    if missing:
+        lines.append(f"Not in this run: {', '.join(missing)}.")
+    lines.append(f"Each line is its own {100 * level:g}% test, with no correction for testing {len(orderings)} "
+                 f"pairs: if no pair truly differed, about 1 line in {round(1 / (1 - level))} would still come out "
+                 "decisive by chance.")
     return "\n".join(lines)
