@@ -49,7 +49,11 @@ def main() -> int:
     for numeric, models in by_transform.items():  # one encoding of the data at a time (~0.4 GB each)
         data = source.load(numeric)
         for m in models:
-            model = mn.load(args.results / f"model-{slug(m['model'])}-group{group}-best.npz")
+            path = args.results / f"model-{slug(m['model'])}-group{group}-best.npz"
+            if not path.is_file():  # e.g. a results folder kept with only some of the models
+                print(f"| {m['model']} | (no {path.name} here) | | |")
+                continue
+            model = mn.load(path)
             p = model.predict(data.X_test)  # (n_test, 2): the probability of each task
             reloaded = [mn.metrics.roc_auc(data.Y_test[:, k], p[:, k]) for k in range(2)]
             run = m["runs"][m["best_run"]]

@@ -46,6 +46,10 @@ def test_saved_best_models_reload_and_predict_the_recorded_aucs(tmp_path, monkey
     assert code == 0, text
     assert "| MMoE | " in text and "| Shared-Bottom | " in text
     assert float(text.rsplit("AUC: ", 1)[1].split()[0]) < 1e-6
+    # a model file left out is said, not an error
+    (out / "model-shared-bottom-group1-best.npz").unlink()
+    code, text = run_example(out, monkeypatch, capsys)
+    assert code == 0 and "| Shared-Bottom | (no model-shared-bottom-group1-best.npz here) |" in text
     # a recorded AUC off by 1e-4: the check fails
     doc = json.loads((out / "group1.json").read_text())
     doc["models"][0]["runs"][doc["models"][0]["best_run"]]["test_auc"][0] += 1e-4
