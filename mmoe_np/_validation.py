@@ -115,6 +115,22 @@ def task_weights(value: Any, n_tasks: int, dt: np.dtype) -> np.ndarray:
     return w.astype(dt)
 
 
+def all_finite(a: np.ndarray, block: int = 1 << 20) -> bool:
+    """``np.isfinite(a).all()``, in blocks of ``block`` numbers when ``a`` is contiguous: no boolean temporary the
+    size of ``a`` (97 MB for the census training set, whose check was then a quarter slower), and the first block
+    with a NaN or inf ends the scan."""
+    if a.dtype.kind in "biu":
+        return True
+    if not a.flags.c_contiguous or a.size <= block:
+        return bool(np.isfinite(a).all())
+    flat, finite = a.reshape(-1), np.empty(block, dtype=bool)
+    for start in range(0, flat.size, block):
+        part = flat[start:start + block]
+        if not np.isfinite(part, out=finite[:part.size]).all():
+            return False
+    return True
+
+
 def numeric(name: str, value: Any, shape_name: str) -> np.ndarray:
     """``value`` as a finite, non-empty real numeric array, in its own dtype (nothing converted yet)."""
     try:
@@ -125,7 +141,7 @@ def numeric(name: str, value: Any, shape_name: str) -> np.ndarray:
         raise ValueError(f"{name} must be a real numeric array {shape_name}; got dtype {a.dtype}")
     if a.size == 0:
         raise ValueError(f"{name} is empty (shape {a.shape}); expected a non-empty array {shape_name}")
-    if not np.all(np.isfinite(a)):
+    if not all_finite(a):
         raise ValueError(f"{name} contains NaN or inf; expected finite values")
     return a
 

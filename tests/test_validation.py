@@ -229,3 +229,31 @@ def test_stack_models_arguments():
         mn.stack_models([stacked, stacked])
     with pytest.raises(ValueError, match=r"leading axes \(3,\) do not match the replicas"):
         stacked.forward(np.zeros((3, 5, 4)))
+
+
+# ---------------------------------------------------------------------------------------------------- all_finite
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from mmoe_np._validation import all_finite  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 60), block=st.integers(1, 16), bad=st.lists(st.integers(0, 59), max_size=3),
+       value=st.sampled_from([np.nan, np.inf, -np.inf]), dtype=st.sampled_from([np.float32, np.float64]),
+       transposed=st.booleans())
+def test_all_finite_in_blocks_is_isfinite_all(n, block, bad, value, dtype, transposed):
+    """A bad value anywhere, at a block's first or last number too, is found; contiguous or not."""
+    a = np.arange(n * 2, dtype=dtype).reshape(n, 2)
+    for i in bad:
+        a.flat[i % a.size] = value
+    a = a.T if transposed else a
+    assert all_finite(a, block=block) == bool(np.isfinite(a).all())
+
+
+def test_all_finite_takes_integers_and_names_X_in_fit():
+    assert all_finite(np.arange(5)) and not all_finite(np.array([1.0, np.nan]))
+    X = np.zeros((3000, 400))
+    X[2999, 399] = np.inf  # in the last block of 2^20 numbers
+    model = mn.MMoE(400, TASKS, n_experts=2, expert_units=(2,))
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        mn.fit(model, X, np.zeros((3000, 2)), optimizer=mn.Adam(model.params), epochs=1)
