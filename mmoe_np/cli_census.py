@@ -10,7 +10,7 @@ from typing import Any
 from .cli_common import DefaultsHelpFormatter, models_help, option, print_written
 from ._io import write_text
 from .experiments import census, census_paper, census_tune
-from .experiments.common import check_out
+from .experiments.common import check_out, prepare_out
 
 __all__ = ["add_census", "add_census_tune", "add_census_paper", "run_census", "run_census_tune",
            "run_census_paper"]
@@ -188,8 +188,7 @@ def run_census_paper(args: argparse.Namespace) -> int:
     text = census_paper.format_paper_comparison(group, per_run, settings)
     print(text)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"wrote {write_text(out / f'paper-group{group}.md', text + chr(10))}")
+        print(f"wrote {write_text(prepare_out(out) / f'paper-group{group}.md', text + chr(10))}")
     return 0
 
 

@@ -171,3 +171,10 @@ def test_verdict_bad_arguments(kwargs, name):
     kwargs = {"direction": "greater", **kwargs}
     with pytest.raises(ValueError, match=name):
         stats.verdict([0.1, 0.2, 0.3], kwargs.pop("direction"), **kwargs)
+
+
+def test_paired_by_seed_pairs_the_shared_seeds_in_order():
+    a = {3: 0.93, 0: 0.90, 1: 0.91, 7: 0.5}
+    b = {1: 0.81, 0: 0.80, 3: 0.83, 9: 0.1}
+    np.testing.assert_allclose(stats.paired_by_seed(a, b), [0.10, 0.10, 0.10])  # seeds 0, 1, 3
+    np.testing.assert_allclose(stats.paired_by_seed({0: 1.0, 1: 3.0}, {1: 1.0, 0: 0.0}), [1.0, 2.0])

@@ -159,9 +159,7 @@ class CensusBenchmark:
         for m in self.models:
             if m.name == reference:
                 continue
-            seeds = [r.seed for r in m.runs if r.seed in ref_auc]  # the runs both trained (normally all)
-            other = {r.seed: r.test_auc[0] for r in m.runs}
-            diffs = stats.paired_differences([ref_auc[s] for s in seeds], [other[s] for s in seeds])
+            diffs = stats.paired_by_seed(ref_auc, {r.seed: r.test_auc[0] for r in m.runs})  # the runs both trained
             verdicts.append(stats.verdict(diffs, "greater", claim=f"{reference} > {m.name} ({main} test AUC)",
                                           **options))
         return verdicts

@@ -114,7 +114,7 @@ def paper_orderings(per_run: Mapping[str, Mapping[int, float]], group: int, *, l
     for higher, lower, seeds in _pairs(per_run, group):
         if len(seeds) < 2:
             continue
-        diffs = stats.paired_differences([per_run[higher][s] for s in seeds], [per_run[lower][s] for s in seeds])
+        diffs = stats.paired_by_seed(per_run[higher], per_run[lower])
         claim = f"{higher} > {lower}" if paper[higher] > paper[lower] else f"{higher} = {lower}"
         orderings.append(PaperOrdering(higher, lower, round(paper[higher] - paper[lower], 6),
                                        stats.verdict(diffs, "greater", claim=claim, level=level, method=method)))

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from .. import _validation as V
 
-__all__ = ["PairedInterval", "Verdict", "paired_differences", "paired_interval", "compare", "verdict",
+__all__ = ["PairedInterval", "Verdict", "paired_differences", "paired_by_seed", "paired_interval", "compare", "verdict",
            "t_quantile", "OUTCOMES", "DIRECTIONS", "METHODS"]
 
 OUTCOMES = ("holds", "does not hold", "inconclusive")
@@ -135,6 +135,13 @@ def paired_differences(a: Any, b: Any) -> np.ndarray:
         raise ValueError(f"a and b must hold the same runs (the same length); got {arrays[0].size} and "
                          f"{arrays[1].size}")
     return arrays[0] - arrays[1]
+
+
+def paired_by_seed(a: Mapping[int, float], b: Mapping[int, float]) -> np.ndarray:
+    """:func:`paired_differences` of per-run values keyed by seed, over the seeds both have (in increasing order):
+    runs that share a seed pair, whatever else either side ran."""
+    seeds = sorted(set(a) & set(b))
+    return paired_differences([a[s] for s in seeds], [b[s] for s in seeds])
 
 
 def _check_differences(differences: Any) -> np.ndarray:

@@ -120,9 +120,11 @@ class FlatArrays(dict):
         return self._segments[key]
 
     @classmethod
-    def of(cls, arrays: Mapping[str, np.ndarray], layout: FlatLayout) -> "FlatArrays":
-        """A new flat buffer holding copies of ``arrays`` (the layout's names and shapes)."""
-        packed = cls(np.zeros(layout.size, dtype=next(iter(arrays.values())).dtype), layout)
+    def of(cls, arrays: Mapping[str, np.ndarray], layout: FlatLayout, dtype: Any = None) -> "FlatArrays":
+        """A new flat buffer holding copies of ``arrays`` (the layout's names and shapes), of ``dtype`` (default: the
+        first array's)."""
+        dtype = next(iter(arrays.values())).dtype if dtype is None else dtype
+        packed = cls(np.zeros(layout.size, dtype=dtype), layout)
         for name, view in packed.items():
             view[...] = arrays[name]
         return packed
@@ -135,10 +137,7 @@ class FlatArrays(dict):
         missing = [name for name in self.layout.shapes if name not in self]
         if missing:
             raise ValueError(f"params has lost the arrays {missing}; expected every one of {list(self.layout.shapes)}")
-        packed = FlatArrays(np.zeros(self.layout.size, dtype=self.flat.dtype), self.layout)
-        for name, view in packed.items():
-            view[...] = self[name]
-        return packed
+        return FlatArrays.of(self, self.layout, self.flat.dtype)
 
     @classmethod
     def stack(cls, parts: Sequence["FlatArrays"]) -> "FlatArrays":

@@ -20,7 +20,7 @@ from .. import _validation as V
 from .. import gating, ops
 from ..init import glorot_uniform
 from .base import ArrayDict, MultiTaskModel
-from .flat import FlatArrays, FlatLayout
+from .flat import FlatLayout
 
 __all__ = ["MoECache", "GatesCache", "MoENoise", "MixtureOfExperts", "OMoE", "MMoE"]
 
@@ -144,22 +144,11 @@ class MixtureOfExperts(MultiTaskModel):
         """``W1`` (..., d, E*h + G*E) and ``b1`` (..., E*h + G*E): every expert's first layer and every gate, side
         by side, so that one matmul computes them all (columns ``e*h .. (e+1)*h``: expert e; the last G*E: the
         gates' logits, gate j's in columns ``E*h + j*E ..``; with noisy gating G*E more: the noise logits).
-        The blocks of the flat buffer that ``experts.0.*`` and ``gates.*`` are views of (:meth:`_layout`); copies of
-        those arrays if one of them was replaced by an array of its own (``params[k] = ...``)."""
-        if isinstance(self.params, FlatArrays) and self.params.intact():
-            return self.params.segment("W1"), self.params.segment("b1")
-        E, G, h, d = self.n_experts, self.n_gates, self.expert_units[0], self.n_features
-        W_e, b_e = self.params["experts.0.W"], self.params["experts.0.b"]
-        blocks = self._gate_blocks()
-        lead = W_e.shape[:-3]
-        W1 = np.empty(lead + (d, E * h + len(blocks) * G * E), dtype=self.dtype)
-        np.copyto(W1[..., :E * h].reshape(lead + (d, E, h)), W_e.swapaxes(-3, -2))  # W1[i, e*h + j] = W_e[e, i, j]
-        for i, name in enumerate(blocks):
-            start = E * h + i * G * E
-            np.copyto(W1[..., start:start + G * E].reshape(lead + (d, G, E)), self.params[f"{name}.W"].swapaxes(-3, -2))
-        b1 = np.concatenate([b_e.reshape(lead + (E * h,))]
-                            + [self.params[f"{name}.b"].reshape(lead + (G * E,)) for name in blocks], axis=-1)
-        return W1, b1
+        The blocks of the flat buffer that ``experts.0.*`` and ``gates.*`` are views of (:meth:`_layout`); if one
+        of those arrays was replaced by an array of its own (``params[k] = ...``), the blocks of a repacked copy of
+        the arrays the keys now name."""
+        params = self.params.repacked()  # the params themselves while intact
+        return params.segment("W1"), params.segment("b1")
 
     def _first_layer_grads(self, dW1: np.ndarray, db1: np.ndarray) -> ArrayDict:
         """The gradients of the blocks ``W1`` and ``b1`` (:meth:`_layout`): the gradients of ``experts.0.*`` and
