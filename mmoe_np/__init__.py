@@ -23,7 +23,7 @@ from .persist import load
 from .sizing import count_params
 from .training import EarlyStopping, History, fit
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"  # 0.1.0 is the first release, commit e59c75a
 
 __all__ = [
     "ops", "tucker", "gating",

@@ -175,7 +175,7 @@ def add_census_paper(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "census-paper", help=text,
         description=text + ": the paper's mean main-task AUC of the seven models and ours, then every pair the "
-                           "paper orders, tested on the paired runs (95%% interval: holds, does not hold or "
+                           "paper orders, tested on the paired runs (95% interval: holds, does not hold or "
                            "inconclusive). See docs/results-census.md.", formatter_class=DefaultsHelpFormatter)
     option(p, "results", metavar="RESULTS", help="the group{G}.json written by mmoe-np census")
     option(p, "--out", default=None, help="also write the Markdown as paper-group{G}.md into this folder")

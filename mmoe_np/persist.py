@@ -6,7 +6,7 @@ A checkpoint is a NumPy ``.npz`` (a zip of ``.npy`` arrays, each with a CRC-32) 
   axis of a stacked model (:func:`mmoe_np.stack_models`);
 * ``"__mmoe_np__"``: a uint8 array, the UTF-8 bytes of a JSON object::
 
-    {"format": "mmoe_np model", "format_version": 1, "package_version": "0.1.0", "class": "MMoE",
+    {"format": "mmoe_np model", "format_version": 1, "package_version": "0.2.0.dev0", "class": "MMoE",
      "config": {"n_features": 4, "tasks": [...], ..., "dtype": "float32", "seed": 0}, "replica_shape": []}
 
   ``config`` holds every constructor argument, so ``cls(**config)`` rebuilds the model; for a stacked model
@@ -89,7 +89,7 @@ def save(model: MultiTaskModel, path: str | os.PathLike) -> Path:
     if not path.parent.is_dir():
         raise ValueError(f"path: the folder {str(path.parent)!r} does not exist")
     text = json.dumps(_metadata(model), default=_to_json, allow_nan=False)
-    arrays = {METADATA_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **model.params}
+    arrays = {METADATA_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **model.checked_params()}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
         np.savez(f, allow_pickle=False, **arrays)
     return path

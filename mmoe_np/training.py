@@ -32,7 +32,8 @@ class History:
     during the epoch, as in Keras); ``val_loss`` is computed on the validation set after the epoch.
     ``step``/``step_val_loss``/``step_val_task_loss`` hold the validation loss every ``eval_every`` steps.
     ``stopped`` says why training ended before ``epochs`` (early stopping, or a non-finite loss or gradient with
-    ``on_divergence="stop"``), None if it ran them all.
+    ``on_divergence="stop"``), None if it ran them all. ``best_epoch`` (with early stopping) is the 0-based index
+    into the per-epoch records of the best score (0: the first epoch); an array of one per replica when stacked.
     """
 
     train_loss: list = field(default_factory=list)
@@ -122,6 +123,10 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     If the very first minibatch is not finite, no step was taken and the learning rate is not the cause: a
     ValueError names X (too large for the dtype) or the parameter (NaN, inf or huge), whatever ``on_divergence``.
     """
+    missing = [name for name in ("params", "dtype", "check_inputs", "forward_backward") if not hasattr(model, name)]
+    if missing:
+        raise ValueError(f"model must be a model such as mn.MMoE(...) (with params, dtype, check_inputs and "
+                         f"forward_backward); {type(model).__name__} lacks {missing}")
     X, Y = model.check_inputs(X, Y)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:

@@ -1,6 +1,7 @@
 """The core models: gradients (hypothesis, float64), forward values against a naive reference, and the contract of
 ``loss_and_grads`` (purity, determinism, grads mirroring params), dtypes and gates."""
 import copy
+import re
 import pickle
 
 import numpy as np
@@ -537,6 +538,30 @@ def test_a_replaced_key_is_what_copies_stacks_and_pickles_hold(name):
     del model.params[key]
     with pytest.raises(ValueError, match=f"lost the arrays.*{key}"):
         model.copy()
+
+
+@pytest.mark.parametrize("name", ["MMoE", "SharedBottom"])
+def test_a_key_replaced_by_another_shape_or_dtype_is_refused_by_every_pass_copy_and_save(name, tmp_path):
+    """NumPy would broadcast a (3,) bias into a (2, 3) slot, or compute a float64 model with a float32 array, without
+    a word; every public pass, copy and save refuses it, naming the key."""
+    model = mn.MODEL_CLASSES[name](4, ("regression", "binary"), seed=3, **SEVEN[name])
+    key = "gates.b" if name == "MMoE" else "towers.0.b"
+    X, Y = data(5, 4, model.tasks, 3)
+    shape = model.params[key].shape
+    for bad in (np.zeros(shape[1:]), np.zeros(shape, np.float32), np.zeros(shape + (1,)), shape):
+        broken = model.copy()
+        broken.params[key] = bad
+        for call in (lambda: broken.forward(X), lambda: broken.predict(X), lambda: broken.evaluate(X, Y),
+                     lambda: broken.loss_and_grads(X, Y), lambda: mn.fit(broken, X, Y, epochs=1),
+                     broken.copy, lambda: broken.save(tmp_path / "broken.npz")):
+            with pytest.raises(ValueError, match=re.escape(f"params[{key!r}]")):
+                call()
+    assert not (tmp_path / "broken.npz").exists()
+    broken.params[key] = np.ones(shape)  # the exact shape and dtype: computed with, copied and saved as it is
+    assert np.array_equal(mn.load(broken.save(tmp_path / "ok.npz")).params[key], np.ones(shape))
+    broken.params = dict(broken.params)
+    with pytest.raises(ValueError, match="model.params must stay the model's own dict of views"):
+        broken.forward(X)
 
 
 def test_copying_parameters_between_buffers_of_different_layouts_goes_by_name():

@@ -1,4 +1,5 @@
 """Bad input gets a ValueError that names the argument; nothing is silently broadcast or truncated."""
+import ast
 import re
 
 import numpy as np
@@ -155,6 +156,32 @@ def test_unknown_options_are_rejected_naming_the_class(cls, kwargs):
         cls(4, TASKS, **kwargs)
 
 
+@pytest.mark.parametrize("cls", [mn.MMoE, mn.OMoE, mn.MixtureOfExperts, mn.CGC, mn.PLE, mn.SharedBottom])
+def test_the_unknown_option_message_lists_every_option_the_class_takes(cls):
+    """MMoE and OMoE take their gate options through **kwargs; the message still lists them, and lists nothing the
+    class would refuse (n_gates of MMoE, n_levels of CGC): each listed keyword is accepted, with a valid value."""
+    with pytest.raises(ValueError) as err:
+        cls(4, TASKS, gate_temprature=2.0)
+    listed = re.search(r"expected (\[.*\])", str(err.value)).group(1)
+    listed = ast.literal_eval(listed)
+    assert listed == cls._known_options()
+    gated = cls not in (mn.SharedBottom,)
+    assert ({"gate_temperature", "top_k", "noisy_gating", "gate_dropout", "balance_weight"} <= set(listed)) == gated
+    valid = dict(n_experts=2, n_gates=2, n_shared_experts=2, n_task_experts=1, n_levels=1, expert_units=(3,),
+                 bottom_units=(3,), tower_units=(2,), gate_dropout=0.1, gate_temperature=2.0, top_k=1,
+                 noisy_gating=True, balance_weight=0.1, seed=1, dtype=np.float32, task_weights=(1.0, 2.0),
+                 loss_weighting="fixed", dropout=0.1)
+    for name in listed[2:]:
+        cls(4, TASKS, **{name: valid[name]})
+
+
+def test_fit_names_a_model_that_is_not_one():
+    X, Y = np.zeros((3, 4)), np.zeros((3, 2))
+    for wrong in (mn.MMoE(4, TASKS).params, None, "MMoE"):
+        with pytest.raises(ValueError, match="model must be a model such as mn.MMoE"):
+            mn.fit(wrong, X, Y)
+
+
 def test_labels_and_range_are_checked_before_rounding_to_float32():
     model = mn.MMoE(4, ("binary",), n_experts=2, dtype=np.float32)
     X = np.ones((3, 4))
@@ -220,6 +247,10 @@ def test_fit_arguments(model, XY):
 def test_stack_models_arguments():
     with pytest.raises(ValueError, match="models must contain at least one model"):
         mn.stack_models([])
+    for wrong in (None, mn.MMoE(4, TASKS), "MMoE"):
+        with pytest.raises(ValueError, match="models must be a sequence of models"):
+            mn.stack_models(wrong)
+    assert mn.stack_models(mn.MMoE(4, TASKS, seed=s) for s in range(2)).replica_shape == (2,)
     with pytest.raises(ValueError, match=r"models\[1\] must have the class, configuration and dtype"):
         mn.stack_models([mn.MMoE(4, TASKS), mn.MMoE(4, TASKS, n_experts=3)])
     with pytest.raises(ValueError, match=r"models\[1\] must have the class"):

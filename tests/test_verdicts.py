@@ -129,6 +129,17 @@ def test_claims_the_study_cannot_test_say_why():
     assert all(c.outcome is None and c.why == "needs at least 2 runs" for c in one_run.values())
 
 
+def test_claim_d_needs_three_runs_because_two_are_always_equally_far_from_their_median():
+    """With two runs both deviations are |L_1 - L_2| / 2: the paired differences cannot vary, and a t interval of
+    width 0 would call (d) either way from no evidence."""
+    two = {"shared-bottom": np.array([[0.05, 0.09], [0.05, 0.07]]), "mmoe": np.array([[0.03, 0.031], [0.03, 0.032]])}
+    claims = S.claims(constructed(two))
+    assert len(claims["c"].comparisons) == 2  # two runs are enough for a paired difference of losses
+    assert claims["d"].outcome is None and claims["d"].comparisons == () and "at least 3 runs" in claims["d"].why
+    three = {m: np.concatenate([x, x[:, :1] + 0.001], axis=1) for m, x in two.items()}
+    assert S.claims(constructed(three))["d"].comparisons != ()
+
+
 def test_claim_a_uses_every_lower_correlation_against_the_highest():
     r = rng(4)
     base = r.uniform(0.02, 0.04, N)

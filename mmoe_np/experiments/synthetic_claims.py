@@ -192,9 +192,14 @@ def claims(study: SyntheticStudy, margin: float = MARGIN, level: float = 0.95) -
     def deviation(x: np.ndarray) -> np.ndarray:
         return np.abs(x - np.median(x))
 
+    # two runs sit at the same distance |L_1 - L_2| / 2 from their median: the paired deviations would not vary, and
+    # a t interval of width 0 would give a verdict from no evidence; three runs are the least that can vary
+    spread = usable and study.runs >= 3
     out["d"] = Claim("d", "Shared-Bottom's final losses spread wider than the MoE models'", tuple(
         judge(f"|L - median| of Shared-Bottom - of {label(m)} at p={p:g}", deviation(sb[p]) - deviation(final[m][p]),
-              final[m][p]) for m in moes for p in ps) if usable else (), "" if usable else why)
+              final[m][p]) for m in moes for p in ps) if spread else (),
+        "" if spread else (why if not usable else "needs at least 3 runs (two runs are always equally far from "
+                           "their median)"))
     return out
 
 

@@ -78,9 +78,8 @@ class MultiTaskModel:
                  task_weights: Sequence[float] | None = None, loss_weighting: str = "fixed", dropout: float = 0.0,
                  **unknown: Any) -> None:
         if unknown:  # the subclasses pass every keyword they do not know on to here
-            known = [name for name in inspect.signature(type(self)).parameters if name not in ("self", "kwargs")]
-            raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; expected {known} "
-                             "and seed, dtype, task_weights, loss_weighting, dropout")
+            raise ValueError(f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; expected "
+                             f"{self._known_options()}")
         self.dropout = V.positive_float("dropout", dropout, allow_zero=True)
         if self.dropout >= 1:
             raise ValueError(f"dropout must be in [0, 1) (the probability of dropping a hidden unit); got {dropout!r}")
@@ -103,6 +102,22 @@ class MultiTaskModel:
         self._held_noise: Any = None  # see holding_noise
         self._base_shapes = {name: p.shape for name, p in self.params.items()}
         self._bind(FlatArrays.of(self.params, self._layout()))  # the same numbers, now views into one buffer
+
+    @classmethod
+    def _known_options(cls) -> list[str]:
+        """Every keyword the class's constructor takes: its own arguments, and the keyword-only ones of the bases it
+        hands ``**kwargs`` on to (its own signature shows only part of them; a base's positional arguments are the
+        subclass's to fill)."""
+        known: list[str] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for name, p in inspect.signature(init).parameters.items():
+                own = klass is cls and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                if name != "self" and (own or p.kind is p.KEYWORD_ONLY) and name not in known:
+                    known.append(name)
+        return known
 
     # ------------------------------------------------------------------ structure
     @property
@@ -248,7 +263,18 @@ class MultiTaskModel:
         return X, V.targets(Y, self.tasks, X, self.dtype)
 
     def _check_X(self, X: Any) -> np.ndarray:
+        """X checked against the model, after the parameters themselves (every public pass starts here)."""
+        if not (isinstance(self.params, FlatArrays) and self.params.intact()):
+            self.checked_params()  # the check alone; the pass computes with the keys as they are
         return V.features(X, self.n_features, self.dtype, self.replica_shape)
+
+    def checked_params(self) -> FlatArrays:
+        """``params`` in one flat buffer (itself while no key was replaced), after refusing (ValueError naming the
+        key) a replaced array of another shape or dtype than the model's: NumPy would otherwise broadcast it."""
+        if not isinstance(self.params, FlatArrays):
+            raise ValueError(f"model.params must stay the model's own dict of views (FlatArrays); got "
+                             f"{type(self.params).__name__} (write into its arrays: params[k][...] = value)")
+        return self.params.repacked()
 
     def forward_backward(self, X: Any, Y: Any, *, backward: bool = True, input_grad: bool = False,
                          check: bool = True, rng: np.random.Generator | None = None, noise: Any = None) -> LossResult:
@@ -406,7 +432,7 @@ class MultiTaskModel:
         """A deep copy, optionally cast to another dtype (float32 or float64)."""
         new = copy.copy(self)
         new.dtype = self.dtype if dtype is None else V.dtype(dtype)
-        packed = self.params.repacked()  # a key replaced by an array of its own is copied as the model uses it
+        packed = self.checked_params()  # a key replaced by an array of its own is copied as the model uses it
         new._bind(FlatArrays(packed.flat.astype(new.dtype, copy=True), packed.layout))
         new.task_weights = self.task_weights.astype(new.dtype)
         return new
@@ -440,6 +466,9 @@ def stack_models(models: Sequence[MultiTaskModel]) -> MultiTaskModel:
     trains all R in lock-step. X may be shared (N, d) or per replica (R, N, d). The models may differ in their seed
     only.
     """
+    if isinstance(models, (MultiTaskModel, str, bytes)) or not hasattr(models, "__iter__"):
+        raise ValueError(f"models must be a sequence of models such as [mn.MMoE(...), ...]; got "
+                         f"{type(models).__name__}")
     models = list(models)
     if not models:
         raise ValueError("models must contain at least one model; got an empty sequence")

@@ -131,13 +131,30 @@ class FlatArrays(dict):
 
     def repacked(self) -> "FlatArrays":
         """``self`` while :meth:`intact`; else a new buffer holding the arrays the keys now name (a key replaced by
-        an array of its own, ``params[k] = ...``, is what the model computes with, so a copy must hold it too)."""
+        an array of its own, ``params[k] = ...``, is what the model computes with, so a copy must hold it too),
+        after :meth:`check_replaced`."""
         if self.intact():
             return self
-        missing = [name for name in self.layout.shapes if name not in self]
-        if missing:
-            raise ValueError(f"params has lost the arrays {missing}; expected every one of {list(self.layout.shapes)}")
+        self.check_replaced()
         return FlatArrays.of(self, self.layout, self.flat.dtype)
+
+    def check_replaced(self) -> None:
+        """Refuse (ValueError naming the key) a dict that no longer has exactly the layout's keys, or a key replaced
+        by an array whose shape or dtype is not the layout's: NumPy would broadcast a (3,) bias into a (2, 3) slot,
+        or mix a float32 array into a float64 model, and compute without a word."""
+        missing = [name for name in self.layout.shapes if name not in self]
+        extra = [name for name in self if name not in self.layout.shapes]
+        if missing or extra:
+            raise ValueError(f"params has lost the arrays {missing} and gained {extra}; expected exactly "
+                             f"{list(self.layout.shapes)}")
+        for name, shape in self.layout.shapes.items():
+            value = self[name]
+            if not isinstance(value, np.ndarray) or value.shape != shape or value.dtype != self.flat.dtype:
+                got = (f"has shape {value.shape} and dtype {value.dtype}" if isinstance(value, np.ndarray)
+                       else f"is a {type(value).__name__}")
+                raise ValueError(f"params[{name!r}] {got}; the model's has shape {shape} and dtype "
+                                 f"{self.flat.dtype} (replace a parameter only by an array of exactly that shape and "
+                                 f"dtype, or write into it: params[{name!r}][...] = value)")
 
     @classmethod
     def stack(cls, parts: Sequence["FlatArrays"]) -> "FlatArrays":

@@ -257,7 +257,8 @@ class OMoE(MixtureOfExperts):
     """One-gate Mixture-of-Experts: one gate g(x) mixes the experts for every task, ``y_k = h^k(sum_e g(x)_e f_e(x))``.
 
     Parameters as :class:`MMoE` with a single gate: ``gates.W`` (1, n_features, E), ``gates.b`` (1, E). The mixture is
-    computed once and read by every tower, so the gate's gradient is the sum over all tasks.
+    computed once and read by every tower, so the gate's gradient is the sum over all tasks. Options as
+    :class:`MMoE`'s.
     """
 
     default_n_gates = 1
@@ -276,6 +277,12 @@ class MMoE(MixtureOfExperts):
     * ``experts.{l}.W`` (E, sizes[l], sizes[l+1]), ``experts.{l}.b`` (E, sizes[l+1]): the experts (ReLU everywhere)
     * ``gates.W`` (K, n_features, E), ``gates.b`` (K, E): the K gates, computed in one matmul
     * ``towers.{l}.W`` (K, d_in, d_out), ``towers.{l}.b`` (K, d_out): the towers, (expert_units[-1], *tower_units, 1)
+    * with ``noisy_gating=True``: ``gates.noise.W`` (K, n_features, E), ``gates.noise.b`` (K, E);
+      with ``loss_weighting="uncertainty"``: ``loss.log_vars`` (K,)
+
+    Keyword options (every model's): ``seed=0``, ``dtype=np.float64``, ``task_weights``, ``loss_weighting``,
+    ``dropout``; and the gate options ``gate_temperature``, ``top_k``, ``noisy_gating``, ``gate_dropout``,
+    ``balance_weight`` (:class:`MixtureOfExperts`).
     """
 
     def __init__(self, n_features: int, tasks: Sequence[str], n_experts: int = 8,
