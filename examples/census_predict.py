@@ -5,7 +5,8 @@
 RESULTS_DIR is the --out folder of ``mmoe-np census`` (for example docs/results/census/tuned-group1): its
 ``group{G}.json`` records every run, and ``model-{model}-group{G}-best.npz`` is each model's run with the best main-task
 *validation* AUC. Each model is read back with ``mn.load`` (plain arrays, nothing unpickled), the data are encoded
-the way that model was trained (recipe, split, numeric transform, standardisation: all in the JSON), and
+the way that model was trained (recipe, split, numeric transform, standardisation: all in the JSON, and in the
+model file itself, ``mn.checkpoint_info(path)["data"]``, which must agree), and
 ``model.predict`` gives the probability of each task on the test rows. Their AUCs must be the ones the run recorded
 (to 1e-6: the run ranked the logits, and float32 probabilities can tie where logits do not); the script exits with
 1 if one is not.
@@ -53,6 +54,12 @@ def main() -> int:
             if not path.is_file():  # e.g. a results folder kept with only some of the models
                 print(f"| {m['model']} | (no {path.name} here) | | |")
                 continue
+            described = mn.checkpoint_info(path)["data"]  # the encoding saved with the model (None in older files)
+            expected = {"group": group, "recipe": s["recipe"], "split_seed": s["split_seed"], "numeric": numeric,
+                        "standardize": s.get("standardize", False), "train_rows": s.get("train_rows")}
+            if described is not None and {k: described.get(k) for k in expected} != expected:
+                print(f"{path.name}: saved for inputs {described}, but {found[0].name} gives {expected}")
+                return 1
             model = mn.load(path)
             p = model.predict(data.X_test)  # (n_test, 2): the probability of each task
             reloaded = [mn.metrics.roc_auc(data.Y_test[:, k], p[:, k]) for k in range(2)]

@@ -19,7 +19,7 @@ from .gradcheck import GradientReport, check_gradients, check_op
 from .models import (CGC, MODEL_CLASSES, PLE, CrossStitch, L2Constrained, LossResult, MixtureOfExperts, MMoE,
                      MultiTaskModel, OMoE, SharedBottom, SingleTask, TensorFactorization, stack_models, unstack_models)
 from .optim import SGD, Adam, Optimizer
-from .persist import load
+from .persist import checkpoint_info, load
 from .sizing import count_params
 from .training import EarlyStopping, History, fit
 
@@ -32,7 +32,7 @@ __all__ = [
     "stack_models", "unstack_models", "MODEL_CLASSES",
     "L2Constrained", "CrossStitch", "TensorFactorization", "count_params",
     "Adam", "SGD", "Optimizer",
-    "load",
+    "load", "checkpoint_info",
     "fit", "History", "EarlyStopping",
     "check_gradients", "check_op", "GradientReport",
     "data", "metrics",

@@ -10,7 +10,10 @@ A checkpoint is a NumPy ``.npz`` (a zip of ``.npy`` arrays, each with a CRC-32) 
      "config": {"n_features": 4, "tasks": [...], ..., "dtype": "float32", "seed": 0}, "replica_shape": []}
 
   ``config`` holds every constructor argument, so ``cls(**config)`` rebuilds the model; for a stacked model
-  ``seed`` is the list of the R replicas' seeds and ``replica_shape`` is ``[R]``.
+  ``seed`` is the list of the R replicas' seeds and ``replica_shape`` is ``[R]``. An optional ``"data"`` object
+  (``save(..., data={...})``) says how the inputs the model expects were made, e.g. the census encoding
+  ``{"dataset": "census-income", "group": 2, "numeric": "log1p", ...}``: a model trained on one encoding returns
+  wrong predictions, silently, for another of the same width. :func:`checkpoint_info` reads it without the arrays.
 
 :func:`load` reads the arrays, checks that no size in the JSON description exceeds the largest dimension among
 them (a forged ``n_features=10**9`` would otherwise allocate that much), rebuilds the model from the description,
@@ -33,7 +36,7 @@ from ._io import atomic_path
 if TYPE_CHECKING:
     from .models import MultiTaskModel
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "checkpoint_info", "FORMAT_VERSION"]
 
 FORMAT_NAME = "mmoe_np model"
 FORMAT_VERSION = 1  # raised whenever a file written now could not be read by an older load
@@ -52,12 +55,27 @@ def _model_classes() -> dict[str, type]:
             "PLE": models.PLE}
 
 
-def _metadata(model: MultiTaskModel) -> dict[str, Any]:
-    """The JSON description of ``model``: format, class, full config (dtype and seed included), replicas."""
+def _metadata(model: MultiTaskModel, data: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON description of ``model``: format, class, full config (dtype and seed included), replicas, and the
+    description of its inputs ``data`` when given."""
     import mmoe_np
     config = {**model.config(), "dtype": model.dtype.name, "seed": model.seed}  # whether config() has them or not
-    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "package_version": mmoe_np.__version__,
+    meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "package_version": mmoe_np.__version__,
             "class": type(model).__name__, "config": config, "replica_shape": list(model.replica_shape)}
+    return meta if data is None else {**meta, "data": data}
+
+
+def _checked_data(data: Any) -> dict[str, Any] | None:
+    """``data`` as a JSON object (a dict with str keys and JSON values: str, numbers, bools, None, lists, dicts)."""
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ValueError(f"data must be a dict with str keys describing the model's inputs; got {data!r}")
+    try:
+        return json.loads(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"data must hold JSON values only (str, finite numbers, bools, None, lists, dicts): "
+                         f"{err}") from None
 
 
 def _to_json(value: Any) -> Any:
@@ -69,8 +87,9 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"config value {value!r} of type {type(value).__name__} cannot be written as JSON")
 
 
-def save(model: MultiTaskModel, path: str | os.PathLike) -> Path:
-    """Write ``model`` (single or stacked) to the ``.npz`` file ``path``, atomically; returns the path.
+def save(model: MultiTaskModel, path: str | os.PathLike, *, data: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (single or stacked) to the ``.npz`` file ``path``, atomically; returns the path. ``data``
+    (a JSON object) describes the inputs the model expects; :func:`checkpoint_info` returns it.
 
     The file is written under a temporary name in the same folder and renamed over ``path`` only once complete, so
     an interrupted save leaves any earlier file at ``path`` as it was. ``path`` is used as given (no suffix added).
@@ -83,12 +102,13 @@ def save(model: MultiTaskModel, path: str | os.PathLike) -> Path:
                          f"{model.replica_shape}")
     if METADATA_KEY in model.params:
         raise ValueError(f"model.params must not use the key {METADATA_KEY!r}, which holds the checkpoint's metadata")
+    data = _checked_data(data)
     path = _checked_path(path)
     if path.is_dir():
         raise ValueError(f"path: {str(path)!r} is a directory")
     if not path.parent.is_dir():
         raise ValueError(f"path: the folder {str(path.parent)!r} does not exist")
-    text = json.dumps(_metadata(model), default=_to_json, allow_nan=False)
+    text = json.dumps(_metadata(model, data), default=_to_json, allow_nan=False)
     arrays = {METADATA_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8), **model.checked_params()}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
         np.savez(f, allow_pickle=False, **arrays)
@@ -109,17 +129,7 @@ def load(path: str | os.PathLike) -> MultiTaskModel:
     or dtypes do not match the config, or parameters that are NaN or inf.
     """
     path = _checked_path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if len(magic) < 4:
-        raise ValueError(f"{path}: empty or truncated file ({len(magic)} bytes)")
-    if magic not in ZIP_MAGIC:  # checked here, so np.load never even considers another format (such as a pickle)
-        raise ValueError(f"{path}: not an mmoe_np model file (not a .npz archive)")
-    with _reading(path, "the archive's directory"):
-        npz = np.load(path, allow_pickle=False)
-    with npz:
+    with _opened(path) as npz:
         meta = _read_metadata(path, npz)
         arrays = {}
         for name in npz.files:
@@ -141,6 +151,32 @@ def load(path: str | os.PathLike) -> MultiTaskModel:
             raise ValueError(f"{path}: array {name!r} contains NaN or inf; a saved model's parameters are finite")
         target[...] = stored
     return model
+
+
+def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The checked JSON description of the model file ``path``, without reading its arrays: ``format``,
+    ``format_version``, ``package_version``, ``class``, ``config``, ``replica_shape``, and ``data`` (the description
+    of the inputs given to :func:`save`, None if none was). ValueError as :func:`load` for a file that is not one."""
+    path = _checked_path(path)
+    with _opened(path) as npz:
+        return {"data": None, **_read_metadata(path, npz)}
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Any]:
+    """The .npz archive at ``path``, opened without pickles after checking that it is a zip at all."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if len(magic) < 4:
+        raise ValueError(f"{path}: empty or truncated file ({len(magic)} bytes)")
+    if magic not in ZIP_MAGIC:  # checked here, so np.load never even considers another format (such as a pickle)
+        raise ValueError(f"{path}: not an mmoe_np model file (not a .npz archive)")
+    with _reading(path, "the archive's directory"):
+        npz = np.load(path, allow_pickle=False)
+    with npz:
+        yield npz
 
 
 def _check_sizes(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -199,6 +235,8 @@ def _read_metadata(path: Path, npz: Any) -> dict[str, Any]:
     for key, kind in (("class", str), ("config", dict), ("replica_shape", list)):
         if not isinstance(meta.get(key), kind):
             raise ValueError(f"{path}: metadata {key!r} must be a {kind.__name__}; got {meta.get(key)!r}")
+    if not isinstance(meta.get("data", {}), dict):
+        raise ValueError(f"{path}: metadata 'data' must be an object describing the inputs; got {meta['data']!r}")
     return meta
 
 

@@ -46,6 +46,17 @@ def test_saved_best_models_reload_and_predict_the_recorded_aucs(tmp_path, monkey
     assert code == 0, text
     assert "| MMoE | " in text and "| Shared-Bottom | " in text
     assert float(text.rsplit("AUC: ", 1)[1].split()[0]) < 1e-6
+    # every saved model says how its inputs were made
+    info = mn.checkpoint_info(out / "model-mmoe-group1-best.npz")["data"]
+    assert info == {"dataset": "census-income", "group": 1, "recipe": "paper", "split_seed": 0, "numeric": "standardize",
+                    "standardize": False, "train_rows": 2000, "n_features": 486,
+                    "task_names": ["income>50K", "never_married"]}
+    # a model file whose description disagrees with the run's JSON is refused
+    model = mn.load(out / "model-mmoe-group1-best.npz")
+    model.save(out / "model-mmoe-group1-best.npz", data={**info, "numeric": "log1p"})
+    code, text = run_example(out, monkeypatch, capsys)
+    assert code == 1 and "saved for inputs" in text and "'numeric': 'log1p'" in text, text
+    model.save(out / "model-mmoe-group1-best.npz", data=info)
     # a model file left out is said, not an error
     (out / "model-shared-bottom-group1-best.npz").unlink()
     code, text = run_example(out, monkeypatch, capsys)

@@ -108,6 +108,40 @@ def test_the_file_is_plain_arrays_and_json(tmp_path):
                                "tower_units": [2], "task_weights": [0.5, 2.0], "dtype": "float32", "seed": [3, 1, 4]}}
 
 
+def test_a_description_of_the_inputs_is_saved_with_the_model_and_read_without_the_arrays(tmp_path, monkeypatch):
+    model = trained("MMoE")
+    data = {"dataset": "census-income", "group": 2, "numeric": "log1p", "train_rows": None, "tasks": ["a", "b"]}
+    path = model.save(tmp_path / "m.npz", data=data)
+    info = mn.checkpoint_info(path)
+    assert info["data"] == data and info["class"] == "MMoE" and info["config"]["n_experts"] == 3
+    assert_identical(mn.load(path), model)  # the description changes nothing of the model
+    assert mn.checkpoint_info(model.save(tmp_path / "plain.npz"))["data"] is None
+    read = np.lib.npyio.NpzFile.__getitem__
+
+    def metadata_only(self, key):  # checkpoint_info must not read (or CRC-check) a single parameter array
+        assert key == persist.METADATA_KEY, f"read the array {key!r}"
+        return read(self, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", metadata_only)
+    assert mn.checkpoint_info(path)["data"] == data
+    with pytest.raises(ValueError, match="read the array"):  # load does read them: the patch is in force
+        mn.load(path)
+    monkeypatch.undo()
+    for bad, match in ((["log1p"], "data must be a dict"), ({1: "x"}, "data must be a dict"),
+                       ({"x": float("nan")}, "JSON values only"), ({"x": np.float32(1)}, "JSON values only"),
+                       ({"x": object()}, "JSON values only")):
+        with pytest.raises(ValueError, match=match):
+            model.save(tmp_path / "bad.npz", data=bad)
+    assert not (tmp_path / "bad.npz").exists()
+    rewrite(path, lambda meta: meta.update({"data": "log1p"}))
+    refused(path, "metadata 'data' must be an object")
+    with pytest.raises(ValueError, match="metadata 'data' must be an object"):
+        mn.checkpoint_info(path)
+    with pytest.raises(ValueError, match="not an mmoe_np model file"):
+        (tmp_path / "x.txt").write_text("hello")
+        mn.checkpoint_info(tmp_path / "x.txt")
+
+
 def test_the_path_is_used_as_given_and_a_save_replaces_the_old_file(tmp_path):
     path = tmp_path / "model.ckpt"  # np.savez given this name would have written model.ckpt.npz
     persist.save(trained("OMoE", seed=1), path)

@@ -170,6 +170,16 @@ class CensusBenchmark:
                 "load_average": self.load_average, "models": [m.as_dict() for m in self.models],
                 "comparisons": [v.as_dict() for v in self.comparisons()]}
 
+    def data_description(self, m: ModelResult) -> dict[str, Any]:
+        """How model ``m``'s inputs were made, saved with its models (:func:`mmoe_np.checkpoint_info`): load them
+        with ``load_census_income(dir, group=, seed=split_seed, recipe=, numeric=)``, then keep ``train_rows``
+        rows and standardise the non-binary columns if ``standardize``."""
+        s = self.settings
+        return {"dataset": "census-income", "group": s["group"], "recipe": s.get("recipe"),
+                "split_seed": s.get("split_seed"), "numeric": m.training.get("numeric"),
+                "standardize": s.get("standardize", False), "train_rows": s.get("train_rows"),
+                "n_features": s.get("n_features"), "task_names": list(self.task_names)}
+
     def write(self, out: str | Path, plots: bool = True) -> list[Path]:
         """Write ``group{G}.md`` (the table and the paired comparisons), ``.csv`` and ``.json`` into ``out``, with
         ``plots`` the gate plot ``gates-{model}-group{G}.png`` of run 1 of OMoE and MMoE (the distribution of every
@@ -201,10 +211,11 @@ class CensusBenchmark:
                         files.append(figures.plot_gate_report(gate_report(m.first_model, X), path,
                                                               task_names=self.task_names, title=title))
             for m in self.models:
-                files += [model.save(stage / f"model-{slug(m.name)}-group{group}-run{r + 1}.npz")
+                data = self.data_description(m)  # how to encode the inputs each saved model expects
+                files += [model.save(stage / f"model-{slug(m.name)}-group{group}-run{r + 1}.npz", data=data)
                           for r, model in enumerate(m.trained)]
                 if m.best_model is not None:
-                    files.append(m.best_model.save(stage / f"model-{slug(m.name)}-group{group}-best.npz"))
+                    files.append(m.best_model.save(stage / f"model-{slug(m.name)}-group{group}-best.npz", data=data))
         return [Path(out) / f.name for f in files]
 
 

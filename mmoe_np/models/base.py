@@ -423,10 +423,11 @@ class MultiTaskModel:
         return float(min(margins)) if margins else float("inf")
 
     # ------------------------------------------------------------------ copies and configuration
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, *, data: dict[str, Any] | None = None) -> Path:
         """Write this model (params, class, full config, package version) to one ``.npz`` file, atomically; the
-        file is read back by :func:`mmoe_np.load`. Returns the path."""
-        return persist.save(self, path)
+        file is read back by :func:`mmoe_np.load`. ``data`` (a JSON object) describes the inputs the model expects
+        (:func:`mmoe_np.checkpoint_info` returns it). Returns the path."""
+        return persist.save(self, path, data=data)
 
     def copy(self, dtype: Any = None) -> "MultiTaskModel":
         """A deep copy, optionally cast to another dtype (float32 or float64)."""
