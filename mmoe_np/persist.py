@@ -69,13 +69,21 @@ def _checked_data(data: Any) -> dict[str, Any] | None:
     """``data`` as a JSON object (a dict with str keys and JSON values: str, numbers, bools, None, lists, dicts)."""
     if data is None:
         return None
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+    if not isinstance(data, dict):
         raise ValueError(f"data must be a dict with str keys describing the model's inputs; got {data!r}")
+
+    def keys_are_str(value: Any) -> bool:  # json.dumps would turn 1 into "1", and two keys into one
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and keys_are_str(v) for k, v in value.items())
+        return all(map(keys_are_str, value)) if isinstance(value, (list, tuple)) else True
+
     try:
-        return json.loads(json.dumps(data, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"data must hold JSON values only (str, finite numbers, bools, None, lists, dicts): "
-                         f"{err}") from None
+        if not keys_are_str(data):
+            raise ValueError("every key, at every depth, must be a str")
+        return json.loads(json.dumps(data, default=_to_json, allow_nan=False))  # NumPy values as in the config
+    except (TypeError, ValueError, RecursionError) as err:
+        raise ValueError(f"data must hold JSON values only (str keys; str, finite numbers, bools, None, lists, "
+                         f"dicts, NumPy numbers and arrays): {err}") from None
 
 
 def _to_json(value: Any) -> Any:
@@ -154,9 +162,11 @@ def load(path: str | os.PathLike) -> MultiTaskModel:
 
 
 def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The checked JSON description of the model file ``path``, without reading its arrays: ``format``,
+    """The JSON description of the model file ``path``, without reading its arrays: ``format``,
     ``format_version``, ``package_version``, ``class``, ``config``, ``replica_shape``, and ``data`` (the description
-    of the inputs given to :func:`save`, None if none was). ValueError as :func:`load` for a file that is not one."""
+    of the inputs given to :func:`save`, None if none was; :func:`load` does not keep it, so a model loaded and
+    saved again needs it again). Only the description's format is checked (ValueError as :func:`load` for a file
+    that is not a model file); :func:`load` checks the rest (the class, the config against the arrays)."""
     path = _checked_path(path)
     with _opened(path) as npz:
         return {"data": None, **_read_metadata(path, npz)}
@@ -167,16 +177,17 @@ def _opened(path: Path) -> Iterator[Any]:
     """The .npz archive at ``path``, opened without pickles after checking that it is a zip at all."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
-    with open(path, "rb") as f:
+    with open(path, "rb") as f:  # ours to close, whatever np.load makes of a damaged archive
         magic = f.read(4)
-    if len(magic) < 4:
-        raise ValueError(f"{path}: empty or truncated file ({len(magic)} bytes)")
-    if magic not in ZIP_MAGIC:  # checked here, so np.load never even considers another format (such as a pickle)
-        raise ValueError(f"{path}: not an mmoe_np model file (not a .npz archive)")
-    with _reading(path, "the archive's directory"):
-        npz = np.load(path, allow_pickle=False)
-    with npz:
-        yield npz
+        if len(magic) < 4:
+            raise ValueError(f"{path}: empty or truncated file ({len(magic)} bytes)")
+        if magic not in ZIP_MAGIC:  # checked here, so np.load never even considers another format (a pickle)
+            raise ValueError(f"{path}: not an mmoe_np model file (not a .npz archive)")
+        f.seek(0)
+        with _reading(path, "the archive's directory"):
+            npz = np.load(f, allow_pickle=False)
+        with npz:
+            yield npz
 
 
 def _check_sizes(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:

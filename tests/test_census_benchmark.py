@@ -207,7 +207,8 @@ def test_parameter_counts_are_those_of_the_built_models(fake_results):
 
 def test_mean_and_std_over_runs_recomputed_by_hand(fake_results, tmp_path):
     bench = census.CensusBenchmark({}, ("a", "b"), list(fake_results.values()), 1.0, {"start": None, "end": None})
-    rows = {r["model"]: r for r in csv.DictReader(census.write_census_csv(bench, tmp_path / "t.csv").open())}
+    with census.write_census_csv(bench, tmp_path / "t.csv").open() as f:
+        rows = {r["model"]: r for r in csv.DictReader(f)}
     table = census.format_table(bench)
     for name, result in fake_results.items():
         auc = np.array([r.test_auc for r in result.runs])  # (3, 2)
@@ -377,6 +378,10 @@ def test_the_best_run_by_validation_auc_is_kept_and_reloads(tmp_path):
     assert [p.name for p in paths] == ["group1.md", "group1.csv", "group1.json", "model-omoe-group1-best.npz"]
     model = mn.load(tmp_path / "model-omoe-group1-best.npz")
     assert model.seed == best.seed
+    assert mn.checkpoint_info(tmp_path / "model-omoe-group1-best.npz")["data"] == {
+        "dataset": "census-income", "group": 1, "recipe": None, "split_seed": None,
+        "numeric": result.training.get("numeric"), "standardize": False, "train_rows": None, "n_features": None,
+        "task_names": ["a", "b"]}
     p = model.predict(data.X_test)
     np.testing.assert_array_equal([mn.metrics.roc_auc(data.Y_test[:, k], p[:, k]) for k in range(2)], best.test_auc)
 

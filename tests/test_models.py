@@ -559,6 +559,13 @@ def test_a_key_replaced_by_another_shape_or_dtype_is_refused_by_every_pass_copy_
     assert not (tmp_path / "broken.npz").exists()
     broken.params[key] = np.ones(shape)  # the exact shape and dtype: computed with, copied and saved as it is
     assert np.array_equal(mn.load(broken.save(tmp_path / "ok.npz")).params[key], np.ones(shape))
+    assert np.array_equal(broken.forward(X), broken.copy().forward(X))
+    for exact in (model.copy(np.float32), mn.stack_models([model, model.copy()])):  # float32, and stacked replicas
+        exact.params[key] = np.full(exact.params[key].shape, 0.5, exact.dtype)
+        assert np.array_equal(exact.copy().params[key], exact.params[key]) and exact.forward(X).dtype == exact.dtype
+        exact.params[key] = exact.params[key][..., :1]  # broadcastable, not exact: refused
+        with pytest.raises(ValueError, match=re.escape(f"params[{key!r}]")):
+            exact.forward(X)
     broken.params = dict(broken.params)
     with pytest.raises(ValueError, match="model.params must stay the model's own dict of views"):
         broken.forward(X)

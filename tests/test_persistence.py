@@ -127,9 +127,16 @@ def test_a_description_of_the_inputs_is_saved_with_the_model_and_read_without_th
     with pytest.raises(ValueError, match="read the array"):  # load does read them: the patch is in force
         mn.load(path)
     monkeypatch.undo()
-    for bad, match in ((["log1p"], "data must be a dict"), ({1: "x"}, "data must be a dict"),
-                       ({"x": float("nan")}, "JSON values only"), ({"x": np.float32(1)}, "JSON values only"),
-                       ({"x": object()}, "JSON values only")):
+    numpy_values = {"mean": np.float32(0.5), "n": np.int64(3), "scale": np.array([1.0, 2.0]), "kind": np.dtype("f4")}
+    assert mn.checkpoint_info(model.save(tmp_path / "np.npz", data=numpy_values))["data"] == {
+        "mean": 0.5, "n": 3, "scale": [1.0, 2.0], "kind": "float32"}  # as the config's NumPy values are written
+    deep: dict = {}
+    for _ in range(10_000):
+        deep = {"x": deep}
+    for bad, match in ((["log1p"], "data must be a dict"), ({1: "x"}, "every key, at every depth, must be a str"),
+                       ({"a": {1: "x", "1": "y"}}, "every key, at every depth"), ({"a": [{2: 0}]}, "every key"),
+                       ({"x": float("nan")}, "JSON values only"), ({"x": np.array([np.inf])}, "JSON values only"),
+                       ({"x": object()}, "JSON values only"), (deep, "JSON values only")):
         with pytest.raises(ValueError, match=match):
             model.save(tmp_path / "bad.npz", data=bad)
     assert not (tmp_path / "bad.npz").exists()
@@ -215,6 +222,23 @@ def test_every_flipped_byte_is_refused_or_changes_nothing(tmp_path):
     assert outcomes["refused"] > 0.7 * len(data)  # every byte of array data, headers, names and sizes
 
 
+
+def test_a_damaged_archive_leaves_no_file_open(tmp_path):
+    """np.load given a path keeps the file open until garbage collection when the zip is damaged; load and
+    checkpoint_info open it themselves and close it."""
+    import gc
+    import warnings
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04" + b"\x00" * 60)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for read in (mn.load, mn.checkpoint_info):
+            with pytest.raises(ValueError, match="damaged or truncated file"):
+                read(bad)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
 @pytest.mark.parametrize("keep", [0, 1, 3, 4, 30, 200, 0.5, -22, -1])
 def test_a_truncated_file_is_refused(tmp_path, keep):
     _, data = tiny_checkpoint(tmp_path)
@@ -254,7 +278,8 @@ def test_missing_and_foreign_files_are_refused(tmp_path):
     text.write_text("just some text, no archive\n")
     refused(text, r"not an mmoe_np model file \(not a .npz archive\)")
     npy = tmp_path / "array.npz"
-    np.save(open(npy, "wb"), np.zeros(3))
+    with open(npy, "wb") as f:
+        np.save(f, np.zeros(3))
     refused(npy, r"not an mmoe_np model file \(not a .npz archive\)")
     plain = tmp_path / "plain.npz"
     np.savez(plain, w=np.zeros(3))

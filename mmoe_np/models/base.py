@@ -265,24 +265,29 @@ class MultiTaskModel:
     def _check_X(self, X: Any) -> np.ndarray:
         """X checked against the model, after the parameters themselves (every public pass starts here)."""
         if not (isinstance(self.params, FlatArrays) and self.params.intact()):
-            self.checked_params()  # the check alone; the pass computes with the keys as they are
+            self._check_params_type()
+            self.params.check_replaced()  # the check alone; the pass computes with the keys as they are
         return V.features(X, self.n_features, self.dtype, self.replica_shape)
 
     def checked_params(self) -> FlatArrays:
         """``params`` in one flat buffer (itself while no key was replaced), after refusing (ValueError naming the
         key) a replaced array of another shape or dtype than the model's: NumPy would otherwise broadcast it."""
+        self._check_params_type()
+        return self.params.repacked()
+
+    def _check_params_type(self) -> None:
         if not isinstance(self.params, FlatArrays):
             raise ValueError(f"model.params must stay the model's own dict of views (FlatArrays); got "
                              f"{type(self.params).__name__} (write into its arrays: params[k][...] = value)")
-        return self.params.repacked()
 
     def forward_backward(self, X: Any, Y: Any, *, backward: bool = True, input_grad: bool = False,
                          check: bool = True, rng: np.random.Generator | None = None, noise: Any = None) -> LossResult:
         """One pass of the whole chain: the loss ``sum_k w_k L_k`` plus the model's penalty, each task's loss, and,
         with ``backward``, the gradients of every parameter (and of X with ``input_grad``).
 
-        ``check=True`` checks X and Y first, and refuses (ValueError naming X, Y) a pass that overflows the dtype
-        instead of returning inf or NaN. ``check=False`` skips both: for trainers that passed X and Y through
+        ``check=True`` checks X and Y (and any parameter replaced by an array of its own) first, and refuses
+        (ValueError naming X, Y) a pass that overflows the dtype instead of returning inf or NaN. ``check=False``
+        skips all of it: for trainers that passed X and Y through
         :meth:`check_inputs` once (arrays of the model's dtype and shapes) and watch the loss themselves.
         ``rng`` makes it a training pass: the model's training randomness (gate dropout, gating noise) is drawn
         from it (:meth:`draw_noise`); ``noise`` gives those draws explicitly. Returns a :class:`LossResult`.

@@ -142,6 +142,8 @@ class FlatArrays(dict):
         """Refuse (ValueError naming the key) a dict that no longer has exactly the layout's keys, or a key replaced
         by an array whose shape or dtype is not the layout's: NumPy would broadcast a (3,) bias into a (2, 3) slot,
         or mix a float32 array into a float64 model, and compute without a word."""
+        if self.intact():
+            return
         missing = [name for name in self.layout.shapes if name not in self]
         extra = [name for name in self if name not in self.layout.shapes]
         if missing or extra:
