@@ -18,6 +18,16 @@ def int_at_least(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def model_with(value: Any, parts: Sequence[str]) -> Any:
+    """``value`` if it has every attribute in ``parts`` (what the caller uses of a model), else a ValueError naming
+    ``model`` and what it lacks (a dict of params, None, a class instead of an instance, ...)."""
+    missing = [part for part in parts if not hasattr(value, part)]
+    if missing:
+        raise ValueError(f"model must be a model such as mn.MMoE(...) (with {', '.join(parts)}); "
+                         f"{type(value).__name__} lacks {missing}")
+    return value
+
+
 def positive_int(name: str, value: Any) -> int:
     """``value`` as an int >= 1."""
     return int_at_least(name, value, 1)

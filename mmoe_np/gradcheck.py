@@ -203,10 +203,7 @@ def _model_chain(model: Any, X: Any, Y: Any) -> tuple[Any, np.ndarray, Callable[
     of X; and the thousands of perturbed passes skip the input checks. Any other model runs through ``losses`` and
     ``loss_and_grads``.
     """
-    missing = [m for m in ("params", "copy", "losses", "loss_and_grads") if not hasattr(model, m)]
-    if missing:
-        raise ValueError(f"model must be a model with params, copy, losses and loss_and_grads (e.g. mn.MMoE); "
-                         f"{type(model).__name__} lacks {missing}")
+    V.model_with(model, ("params", "copy", "losses", "loss_and_grads"))
     for name, p in model.params.items():
         _finite_array(f"parameter {name!r}", p)
     unchecked = hasattr(model, "check_inputs") and hasattr(model, "forward_backward")

@@ -123,10 +123,7 @@ def fit(model: Any, X: Any, Y: Any, *, optimizer: Optimizer | None = None, epoch
     If the very first minibatch is not finite, no step was taken and the learning rate is not the cause: a
     ValueError names X (too large for the dtype) or the parameter (NaN, inf or huge), whatever ``on_divergence``.
     """
-    missing = [name for name in ("params", "dtype", "check_inputs", "forward_backward") if not hasattr(model, name)]
-    if missing:
-        raise ValueError(f"model must be a model such as mn.MMoE(...) (with params, dtype, check_inputs and "
-                         f"forward_backward); {type(model).__name__} lacks {missing}")
+    V.model_with(model, ("params", "dtype", "check_inputs", "forward_backward"))
     X, Y = model.check_inputs(X, Y)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:

@@ -264,9 +264,8 @@ class MultiTaskModel:
 
     def _check_X(self, X: Any) -> np.ndarray:
         """X checked against the model, after the parameters themselves (every public pass starts here)."""
-        if not (isinstance(self.params, FlatArrays) and self.params.intact()):
-            self._check_params_type()
-            self.params.check_replaced()  # the check alone; the pass computes with the keys as they are
+        self._check_params_type()
+        self.params.check_replaced()  # nothing while intact; the pass computes with the keys as they are
         return V.features(X, self.n_features, self.dtype, self.replica_shape)
 
     def checked_params(self) -> FlatArrays:
